@@ -1,0 +1,1 @@
+"""Execution backends for quantised networks (Lava). Nothing here runs on import."""

@@ -1,0 +1,133 @@
+"""Threshold balancing: choose each spiking layer's scale (Lambda, the ANN activation that
+one spike per step stands for; the threshold in ANN units). See :mod:`snn2hw.snn`.
+
+Methods are small functions registered in ``METHODS``; each returns the scales of the input
+and of every spiking layer. In the paper's terms (weights left as trained), the threshold
+of a layer fed by one source is ``scale(layer) / scale(source)``.
+
+- ``spike-norm`` (Sengupta et al. 2019, Algorithm 1): layers are balanced one after another;
+  with the layers before it already balanced, the SNN runs on the calibration set and the
+  layer's threshold is set to the largest input current (weighted input spikes plus bias
+  current) any of its neurons receives at any step. Each layer's input spikes are computed
+  once, from the stored spikes of its sources, so the cost is linear in depth.
+- ``max-act`` (Diehl et al. 2015, data-based normalisation): scale = maximum ANN activation
+  of the layer on the calibration set.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import ann
+from .encoding import PoissonEncoder
+from .simulate import IFNeuron, delayed, idle_steps, layer_current, prepare_float_layer
+from .snn import SpikingNetwork
+
+
+@dataclass
+class Calibration:
+    method: str
+    scales: dict[str, float]
+    params: dict[str, object] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def input_scale(x: np.ndarray) -> float:
+    """The input value that fires a pixel at every step: the largest magnitude seen."""
+    top = float(np.max(np.abs(x))) if len(x) else 0.0
+    return top if top > 0 else 1.0
+
+
+def thresholds(net: SpikingNetwork, scales: dict[str, float]) -> dict[str, float]:
+    """Per-layer threshold in the paper's units (relative to the first source's scale)."""
+    return {layer.name: scales[layer.name] / scales[layer.terms[0].source]
+            for layer in net.layers}
+
+
+def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
+            device: str = "cpu", **_: object) -> Calibration:
+    names = {layer.name for layer in net.layers}
+    top = {name: float("-inf") for name in names}
+    dtype = torch.float64 if device == "cpu" else torch.float32
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = torch.as_tensor(x[start:start + batch_size], dtype=dtype, device=device)
+            acts = ann.forward(net.graph, xb, keep=names)
+            for name in names:
+                top[name] = max(top[name], float(acts[name].max()))
+    scales = {net.input: input_scale(x)}
+    warnings = []
+    for layer in net.layers:
+        if top[layer.name] <= 0:
+            warnings.append(f"layer {layer.name}: no positive activation on the calibration "
+                            "set; it will never spike")
+        scales[layer.name] = top[layer.name] if top[layer.name] > 0 else 1.0
+    return Calibration("max-act", scales, {"samples": len(x)}, warnings)
+
+
+def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
+               batch_size: int = 64, device: str = "cpu",
+               progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
+    dev = torch.device(device)
+    dtype = torch.float32
+    n = len(x)
+    scales = {net.input: input_scale(x)}
+    encoder = PoissonEncoder(x, scales[net.input], seed)
+    # Spikes of every layer still needed later, int8 on the CPU, time-major: (T, N, *shape).
+    store = {net.input: torch.from_numpy(np.moveaxis(encoder.full(0, n, timesteps), 1, 0)
+                                         .copy())}
+    last_use = net.last_use()
+    warnings = []
+    with torch.no_grad():
+        for index, layer in enumerate(net.layers):
+            scales[layer.name] = 1.0  # provisional: currents come out in ANN units
+            ann_units = prepare_float_layer(layer, scales, dev, dtype)
+            top = float("-inf")
+            for start in range(0, n, batch_size):
+                current = _current(ann_units, store, start, start + batch_size, dev, dtype)
+                top = max(top, float(current.max()))
+            if top <= 0:
+                warnings.append(f"layer {layer.name}: receives no positive input current; "
+                                "it will never spike")
+                top = 1.0
+            scales[layer.name] = top
+            spikes = torch.empty((timesteps, n, *layer.shape), dtype=torch.int8)
+            neuron = IFNeuron(1.0)
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                current = _current(ann_units, store, start, stop, dev, dtype) / top
+                v = neuron.initial((stop - start, *layer.shape), dev, dtype)
+                out = torch.empty_like(current)
+                neuron.integrate(current, v, out)
+                spikes[:, start:stop] = out.to(torch.int8).cpu()
+                if progress:
+                    progress((stop - start) * timesteps)
+            store[layer.name] = spikes
+            for src in list(store):  # free spike trains no later layer reads
+                if last_use.get(src, -1) <= index and src != layer.name:
+                    del store[src]
+    return Calibration("spike-norm", scales, {"timesteps": timesteps, "seed": seed,
+                                              "samples": n}, warnings)
+
+
+def _current(layer, store, start, stop, dev, dtype):
+    inputs = [delayed(store[s.source][:, start:stop].to(dev, dtype), s.lag)
+              for s in layer.synapses]
+    current = layer_current(layer, inputs)
+    current[:idle_steps(layer.depth, 0, current.shape[0])] = 0  # idle: nothing arrives yet
+    return current
+
+
+METHODS: dict[str, Callable[..., Calibration]] = {"spike-norm": spike_norm, "max-act": max_act}
+
+
+def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Calibration:
+    if method not in METHODS:
+        from .errors import InputError
+
+        raise InputError(f"unknown calibration method {method!r}; known: "
+                         f"{', '.join(METHODS)}")
+    return METHODS[method](net, x, **options)

@@ -1,0 +1,172 @@
+"""The ``snn2hw`` command. Subcommands are thin wrappers over library functions.
+
+User errors print one line (``error: ...``) and exit with their documented code; a
+traceback is shown only with ``--debug`` or for internal bugs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import Interrupted, Snn2hwError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    return [positive_int(t) for t in text.split(",") if t.strip()]
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers"
+                                         ) from None
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits",
+                   help="'digits' (built in) or an .npz file with x (N,C,H,W) and y (N,)")
+    p.add_argument("--mean", type=float_list, help="per-channel mean to subtract "
+                   "(default: from the model's snn2hw.preprocess metadata, else 0)")
+    p.add_argument("--std", type=float_list, help="per-channel std to divide by (default: "
+                   "from the model, else 1)")
+    p.add_argument("--device", default="cpu", help="torch device for the simulator "
+                   "(cpu, cuda, cuda:1, ...)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snn2hw", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"snn2hw {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="show how an ONNX model will be converted")
+    p.add_argument("model")
+
+    sub.add_parser("ops", help="list the supported ONNX ops")
+
+    p = sub.add_parser("calibrate", help="threshold balancing (Spike-Norm or max-act)")
+    p.add_argument("model")
+    _add_data_options(p)
+    p.add_argument("--method", default="spike-norm", choices=["spike-norm", "max-act"])
+    p.add_argument("--timesteps", type=positive_int, default=256)
+    p.add_argument("--samples", type=positive_int, default=256,
+                   help="calibration samples from the train split")
+    p.add_argument("--eval-samples", type=positive_int,
+                   help="test samples to evaluate (default: the whole test split)")
+    p.add_argument("--eval-timesteps", type=int_list,
+                   help="comma-separated T values to report (default: --timesteps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="calibration file (.h5) to write")
+    p.add_argument("--report", help="also write the numbers as JSON here")
+
+    sub.add_parser("profiles", help="list the hardware profiles")
+
+    p = sub.add_parser("export", help="quantise for a hardware profile and write the "
+                       "deployable network")
+    p.add_argument("model")
+    p.add_argument("--profile", default="loihi_sim",
+                   help="profile name (see `snn2hw profiles`) or a .toml file")
+    p.add_argument("--calibration", help="a .calib.h5 from `snn2hw calibrate` (else the "
+                   "model is calibrated now on --data)")
+    _add_data_options(p)
+    p.set_defaults(data=None)
+    p.add_argument("--method", default="spike-norm", choices=["spike-norm", "max-act"])
+    p.add_argument("--timesteps", type=positive_int, default=256,
+                   help="time steps for calibration and for the float/fixed comparison")
+    p.add_argument("--samples", type=positive_int, default=256)
+    p.add_argument("--eval-samples", type=positive_int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", help="export file (default: MODEL.PROFILE.h5)")
+    p.add_argument("--report", help="also write the numbers as JSON here")
+
+    p = sub.add_parser("run", help="run an exported network on Lava's CPU backend and "
+                       "compare it with the reference simulator spike for spike")
+    p.add_argument("export")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--samples", type=positive_int, default=20)
+    p.add_argument("--timesteps", type=positive_int, default=256)
+    p.add_argument("--seed", type=int, help="input spike seed (default: the export's)")
+    p.add_argument("--timeout", type=float, help="seconds before the Lava run is killed")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--report", help="also write the numbers as JSON here")
+    return parser
+
+
+def cmd_inspect(args) -> int:
+    from .commands import inspect_model
+
+    return inspect_model(args.model)
+
+
+def cmd_ops(args) -> int:
+    from .commands import print_ops
+
+    return print_ops()
+
+
+def cmd_calibrate(args) -> int:
+    from .commands import calibrate_command
+
+    return calibrate_command(args)
+
+
+def cmd_profiles(args) -> int:
+    from .commands import print_profiles
+
+    return print_profiles()
+
+
+def cmd_export(args) -> int:
+    from .commands import export_command
+
+    return export_command(args)
+
+
+def cmd_run(args) -> int:
+    from .commands import run_command
+
+    return run_command(args)
+
+
+COMMANDS = {"inspect": cmd_inspect, "ops": cmd_ops, "calibrate": cmd_calibrate,
+            "profiles": cmd_profiles, "export": cmd_export, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except Snn2hwError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return Interrupted.exit_code
+
+
+def json_dump(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

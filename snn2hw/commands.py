@@ -1,0 +1,172 @@
+"""What each CLI subcommand prints; each is a function over library calls."""
+from __future__ import annotations
+
+from . import onnx_ops
+from .fileio import check_output_path, write_text
+from .importer import MAX_OPSET, MIN_OPSET, layer_table
+from .tables import percent, table
+
+
+def inspect_model(model: str) -> int:
+    rows, error = layer_table(model)
+    print(table(["name", "op", "output shape", "params", "supported", "action"],
+                [[r["name"], r["op"], r["shape"], r["params"], "yes" if r["supported"] else "NO",
+                  r["action"]] for r in rows]))
+    if error is not None:
+        raise error
+    from .importer import import_onnx
+    from .snn import lower
+
+    net = lower(import_onnx(model))
+    print(f"\n{len(net.layers)} spiking layers, {net.depth} synapse hops from input to "
+          f"output:")
+    print(table(["spiking layer", "shape", "neurons", "depth", "inputs (source: ops, delay)"],
+                [[la.name, la.shape, la.size, la.depth,
+                  "; ".join(f"{t.source}: {'+'.join(o.kind for o in t.ops) or 'identity'}"
+                            f"{f', delay {t.delay}' if t.delay else ''}" for t in la.terms)]
+                 for la in net.layers]))
+    return 0
+
+
+def print_ops() -> int:
+    rows = sorted(((c.op_type, c.domain or "ai.onnx", c.since, c.action)
+                   for c in onnx_ops.registered()))
+    print(f"Supported ONNX ops (opsets {MIN_OPSET}-{MAX_OPSET}):")
+    print(table(["op", "domain", "since", "action"], [list(r) for r in rows]))
+    return 0
+
+
+def calibrate_command(args) -> int:
+    from .artifact import save_calibration
+    from .pipeline import calibrate_model
+
+    check_output_path(args.output, (args.model, args.data))
+    if args.report:
+        check_output_path(args.report, (args.model, args.data, args.output))
+    art, net = calibrate_model(args.model, args.data, args.method, args.timesteps,
+                               args.samples, args.seed, args.eval_samples,
+                               args.eval_timesteps, args.device, args.mean, args.std)
+    rep = art.report
+    print(f"{rep['method']}: T = {args.timesteps}, {args.samples} calibration samples, "
+          f"seed {args.seed}, input scale {rep['input_scale']:.4g}")
+    print(table(["layer", "shape", "threshold", "scale", "spikes/neuron/step"],
+                [[la["name"], tuple(la["shape"]), la["threshold"], la["scale"],
+                  la["spikes_per_neuron_per_step"]] for la in rep["layers"]]))
+    ev = rep["evaluation"]
+    print(f"\ntest split, {ev['samples']} samples: ANN accuracy {percent(ev['ann_accuracy'])}")
+    for t, acc in ev["snn_accuracy"].items():
+        print(f"  SNN accuracy at T = {t}: {percent(acc)} ({ev['ties'][t]} ties)")
+    for w in rep["warnings"]:
+        print(f"warning: {w}")
+    save_calibration(args.output, art)
+    if args.report:
+        from .cli import json_dump
+
+        write_text(args.report, json_dump(rep) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def print_profiles() -> int:
+    from . import profiles
+
+    rows = []
+    for name in profiles.known():
+        p = profiles.load(name)
+        fx = p.fixed
+        rows.append([name, p.kind, p.lava_tag or "-",
+                     f"[{fx.weight_min}, {fx.weight_max}]" if fx else "float",
+                     f"{fx.threshold_bits} bit << {fx.threshold_shift}" if fx else "float",
+                     f"{fx.bias_mantissa_bits} bit, exp {fx.bias_exp_min}-{fx.bias_exp_max}"
+                     if fx else "float",
+                     f"{fx.state_bits} bit" if fx else "float",
+                     f"{p.resources['cores_per_chip']} cores x "
+                     f"{p.resources['neurons_per_core']} neurons" if p.resources else "-"])
+    print(table(["profile", "kind", "lava tag", "weights", "threshold", "bias", "state",
+                 "resources"], rows))
+    return 0
+
+
+def _export_tables(art) -> None:
+    rep = art.report
+    usage = rep.get("loihi2", {}).get("layers", {})
+    rows = []
+    for la in art.qnet.layers:
+        r = la.report
+        u = usage.get(la.name, {})
+        rows.append([la.name, la.shape, r.get("scale"), la.threshold,
+                     r.get("clipped_weights", 0), r.get("limited_by", "-"), la.bias_exp
+                     if la.bias_mant is not None else "-", u.get("cores", "-")])
+    print(table(["layer", "shape", "scale", "threshold", "clipped", "scale set by",
+                 "bias exp", "Loihi 2 cores"], rows))
+    if "loihi2" in rep:
+        tot = rep["loihi2"]
+        print(f"Loihi 2 estimate: {tot['total']['cores']} cores, {tot['total']['neurons']} "
+              f"neurons, {tot['total']['synapses']} synapses -> {tot['chips']} chip(s)"
+              + ("" if not tot["fan_in_violations"] else
+                 f"; fan-in too large in {', '.join(tot['fan_in_violations'])}"))
+    ev = rep.get("evaluation")
+    if ev:
+        print(f"test split, {ev['samples']} samples, T = {ev['timesteps']}: float SNN "
+              f"{percent(ev['float_accuracy'])}, {art.qnet.profile} SNN "
+              f"{percent(ev['exported_accuracy'])} (difference "
+              f"{100 * (ev['exported_accuracy'] - ev['float_accuracy']):+.2f} points)")
+        sat = {k: v for k, v in ev.get("saturated_neuron_steps", {}).items() if v}
+        if sat:
+            print("membrane potential clipped to the state range (neuron-steps): "
+                  + ", ".join(f"{k}: {v}" for k, v in sat.items()))
+
+
+def export_command(args) -> int:
+    from pathlib import Path
+
+    from .deploy import export_model
+    from .export import save_export
+
+    output = args.output or str(Path(args.model).with_suffix("")) + f".{Path(args.profile).stem}.h5"
+    check_output_path(output, (args.model, args.data, args.calibration))
+    if args.report:
+        check_output_path(args.report, (args.model, args.data, output))
+    art = export_model(args.model, args.profile, args.calibration, args.data, args.method,
+                       args.timesteps, args.samples, args.seed, args.eval_samples,
+                       args.device, args.mean, args.std)
+    print(f"profile {art.qnet.profile}, thresholds from {art.method}")
+    _export_tables(art)
+    save_export(output, art)
+    if args.report:
+        from .cli import json_dump
+
+        write_text(args.report, json_dump(art.report) + "\n")
+    print(f"wrote {output}")
+    return 0
+
+
+def run_command(args) -> int:
+    from .deploy import run_export
+    from .errors import BackendError
+
+    if args.report:
+        check_output_path(args.report, (args.export,))
+    rep = run_export(args.export, args.data, args.samples, args.timesteps, args.seed,
+                     args.timeout, args.device)
+    print(f"{rep.samples} samples, T = {rep.timesteps}, profile {rep.profile}")
+    print(table(["", "value"], [
+        ["Lava accuracy", percent(rep.lava_accuracy)],
+        ["reference accuracy (same input spikes)", percent(rep.reference_accuracy)],
+        ["samples identical in every spike train", percent(rep.agreement)],
+        ["Lava steps per second", f"{rep.lava_steps_per_second:.1f}"],
+    ]))
+    if args.report:
+        from .cli import json_dump
+
+        write_text(args.report, json_dump(rep.as_dict()) + "\n")
+    if rep.first_mismatch:
+        m = rep.first_mismatch
+        msg = (f"first mismatch: layer {m['layer']}, sample {m['sample']}, step {m['step']}, "
+               f"neuron {m['neuron']} (Lava {m['lava']}, reference {m['reference']})")
+        if rep.profile == "loihi_float":
+            print(f"note: {msg}; floating-point backends agree only up to rounding")
+            return 0
+        raise BackendError(f"Lava and the reference fixed-point simulator differ: {msg}")
+    print("Lava and the reference simulator agree spike for spike")
+    return 0

@@ -1,0 +1,175 @@
+"""Data sets: the built-in digits, or a user's ``.npz`` file.
+
+``digits``: scikit-learn's 1,797 handwritten 8x8 digits, pixels scaled to [0, 1], split
+75/25 (stratified, fixed seed 0) into train and test, resized (bilinear) to the model's
+input size. ``file.npz``: arrays ``x`` (N, C, H, W) or (N, F) float and ``y`` (N,) integer
+labels; with ``x_test``/``y_test`` those are the test split, otherwise the last 25 % of
+``x`` is. Preprocessing ``(x - mean) / std`` per channel is then applied, with mean/std
+taken from the model (ONNX metadata ``snn2hw.preprocess``) or given explicitly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+DIGITS = "digits"
+TEST_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if any(not np.isfinite(s) or s <= 0 for s in self.std):
+            raise DataError(f"preprocess std must be positive and finite, got {self.std}")
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 4:
+            return ((x - self.mean[0]) / self.std[0]).astype(np.float32)
+        shape = (1, -1, 1, 1)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(shape)
+        std = np.asarray(self.std, dtype=np.float32).reshape(shape)
+        if mean.size not in (1, x.shape[1]) or std.size not in (1, x.shape[1]):
+            raise DataError(f"preprocess has {mean.size} means/{std.size} stds for "
+                            f"{x.shape[1]} channels")
+        return ((x - mean) / std).astype(np.float32)
+
+    def to_json(self) -> str:
+        return json.dumps({"mean": list(self.mean), "std": list(self.std)})
+
+    @staticmethod
+    def from_json(text: str) -> "Preprocess":
+        try:
+            d = json.loads(text)
+            return Preprocess(tuple(float(v) for v in d["mean"]),
+                              tuple(float(v) for v in d["std"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"invalid preprocess description {text!r}: {exc}") from None
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        return (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)
+
+
+def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if x.shape[2:] == tuple(hw):
+        return x
+    import torch
+    import torch.nn.functional as F
+
+    t = F.interpolate(torch.from_numpy(x), size=tuple(hw), mode="bilinear", align_corners=False)
+    return t.numpy()
+
+
+def digits(input_shape: tuple[int, ...]) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if len(input_shape) != 3 or input_shape[0] != 1:
+        raise DataError(f"the digits data set is 1-channel images; the model expects "
+                        f"{input_shape}")
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, random_state=0,
+                                              stratify=y)
+    hw = input_shape[1:]
+    return Dataset(DIGITS, _resize(x_tr, hw), y_tr, _resize(x_te, hw), y_te)
+
+
+def _check_pair(path: Path, x, y, key_x: str, key_y: str, input_shape, num_classes) -> None:
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{path}: {key_x} has dtype {x.dtype}; expected a real number array")
+    if x.ndim != len(input_shape) + 1:
+        raise DataError(f"{path}: {key_x} has rank {x.ndim}; the model expects "
+                        f"(N, {', '.join(map(str, input_shape))})")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise DataError(f"{path}: {key_x} samples have shape {tuple(x.shape[1:])}; the model "
+                        f"expects {tuple(input_shape)}")
+    if len(x) == 0:
+        raise DataError(f"{path}: {key_x} is empty")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path}: {key_x} contains NaN or Inf")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{path}: {key_y} must have shape ({len(x)},), has {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
+            raise DataError(f"{path}: {key_y} must hold integer class labels ({y.dtype})")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError(f"{path}: {key_y} has labels in [{int(y.min())}, {int(y.max())}]; the "
+                        f"model has {num_classes} classes")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file that we use. Any failure to parse the user's file (not a
+    zip, truncated or corrupt member, pickled object arrays, a bare .npy) is a DataError."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any parse failure of a user file
+        raise DataError(f"{path}: not a readable .npz file ({exc.__class__.__name__}: "
+                        f"{exc})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: not a readable .npz file (a single array); save 'x' and 'y' "
+                        "with numpy.savez")
+    with loaded:
+        try:
+            return {k: loaded[k] for k in ("x", "y", "x_test", "y_test") if k in loaded.files}
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"{path}: cannot read the arrays ({exc.__class__.__name__}: "
+                            f"{exc})") from None
+
+
+def from_npz(path: str | Path, input_shape, num_classes: int) -> Dataset:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such data file")
+    arrays = _read_npz(path)
+    keys = set(arrays)
+    missing = {"x", "y"} - keys
+    if missing:
+        raise DataError(f"{path}: missing array(s) {sorted(missing)}; expected 'x' (N, C, H, W) "
+                        "and 'y' (N,)")
+    x, y = arrays["x"], arrays["y"]
+    _check_pair(path, x, y, "x", "y", input_shape, num_classes)
+    if {"x_test", "y_test"} <= keys:
+        xt, yt = arrays["x_test"], arrays["y_test"]
+        _check_pair(path, xt, yt, "x_test", "y_test", input_shape, num_classes)
+        return Dataset(path.name, x.astype(np.float32), y.astype(np.int64),
+                       xt.astype(np.float32), yt.astype(np.int64))
+    cut = int(round(len(x) * (1 - TEST_FRACTION)))
+    if cut == 0 or cut == len(x):
+        raise DataError(f"{path}: {len(x)} samples are too few to split into train and test; "
+                        "give x_test/y_test")
+    x, y = x.astype(np.float32), y.astype(np.int64)
+    return Dataset(path.name, x[:cut], y[:cut], x[cut:], y[cut:])
+
+
+def load(spec: str, input_shape, num_classes: int, preprocess: Preprocess) -> Dataset:
+    """Load ``digits`` or an ``.npz`` path, preprocessed for the model."""
+    raw = digits(input_shape) if spec == DIGITS else from_npz(spec, input_shape, num_classes)
+    return Dataset(raw.name, preprocess.apply(raw.x_train), raw.y_train,
+                   preprocess.apply(raw.x_test), raw.y_test)
+
+
+def take(x: np.ndarray, y: np.ndarray, samples: int | None, what: str):
+    """The first ``samples`` of a split; fewer available is an error, not a silent cut."""
+    if samples is None:
+        return x, y
+    if samples > len(x):
+        raise DataError(f"{samples} {what} samples asked for, but the split has only {len(x)}")
+    return x[:samples], y[:samples]

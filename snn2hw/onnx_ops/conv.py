@@ -1,0 +1,88 @@
+"""Conv and BatchNormalization (folded into the conv or dense before it)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ir
+from . import register
+
+
+def _explicit_padding(ctx, node, in_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    attrs = ctx.attrs(node)
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s, d in zip(in_hw, kernel, stride, dilation):
+            out = -(-size // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+            small, large = total // 2, total - total // 2
+            pads.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+        return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+    p = list(attrs.get("pads", [0, 0, 0, 0]))
+    return (int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+
+
+def spatial_attrs(ctx, node, in_hw, kernel):
+    attrs = ctx.attrs(node)
+    stride = tuple(int(s) for s in attrs.get("strides", [1, 1]))
+    dilation = tuple(int(d) for d in attrs.get("dilations", [1, 1]))
+    padding = _explicit_padding(ctx, node, in_hw, kernel, stride, dilation)
+    return stride, dilation, padding
+
+
+def _validate_conv(info, node):
+    w = info.const_shape(node.input[1])
+    if w is None:
+        return "weights are not a constant initializer"
+    if len(w) != 4:
+        return f"only 2-D convolution is supported (weight rank {len(w)})"
+    return None
+
+
+@register("Conv", since=1, validate=_validate_conv)
+def convert_conv(ctx, node):
+    weight = ctx.const(node.input[1]).astype(np.float64)
+    has_bias = len(node.input) > 2 and node.input[2]
+    bias = ctx.const(node.input[2]).astype(np.float64) if has_bias else None
+    src = ctx.source(node.input[0])
+    in_shape = ctx.shape_of(node.input[0])
+    stride, dilation, padding = spatial_attrs(ctx, node, in_shape[1:], weight.shape[2:])
+    groups = int(ctx.attrs(node).get("group", 1))
+    ctx.emit(ir.Conv(ctx.name(node), [src], weight=weight, bias=bias, stride=stride,
+                     padding=padding, dilation=dilation, groups=groups), node.output[0])
+
+
+def _validate_bn(info, node):
+    if any(info.const_shape(name) is None for name in node.input[1:5]):
+        return "scale, bias, mean and variance must be constants (export in eval mode)"
+    if (len(node.output) > 1 and any(node.output[1:])) or info.attrs(node).get("training_mode"):
+        return "training-mode BatchNormalization (export in eval mode)"
+    return None
+
+
+@register("BatchNormalization", since=1, action="folded", validate=_validate_bn)
+def convert_batchnorm(ctx, node):
+    scale, beta, mean, var = (ctx.const(n).astype(np.float64) for n in node.input[1:5])
+    eps = float(ctx.attrs(node).get("epsilon", 1e-5))
+    gain = scale / np.sqrt(var + eps)
+    shift = beta - mean * gain
+    producer = ctx.producer(node.input[0])
+    if isinstance(producer, (ir.Conv, ir.Dense)) and ctx.sole_consumer(node.input[0]):
+        # y = gain * (W x + b) + shift: scale output channels of W, fold shift into b.
+        shape = (-1,) + (1,) * (producer.weight.ndim - 1)
+        producer.weight = producer.weight * gain.reshape(shape)
+        old_bias = producer.bias if producer.bias is not None else 0.0
+        producer.bias = old_bias * gain + shift
+        ctx.alias(node.output[0], node.input[0])
+        return
+    # Not after a conv/dense: an exact per-channel affine map, i.e. a depthwise 1x1 conv
+    # (or a diagonal dense layer on feature vectors).
+    channels = gain.shape[0]
+    if len(ctx.shape_of(node.input[0])) == 1:
+        ctx.emit(ir.Dense(ctx.name(node), [ctx.source(node.input[0])], weight=np.diag(gain),
+                          bias=shift), node.output[0])
+        return
+    ctx.emit(ir.Conv(ctx.name(node), [ctx.source(node.input[0])],
+                     weight=gain.reshape(channels, 1, 1, 1), bias=shift, groups=channels),
+             node.output[0])

@@ -1,0 +1,125 @@
+"""The pipeline as library functions (import -> calibrate -> evaluate); the CLI wraps them."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import ann, data, simulate, snn
+from .artifact import CalibrationArtifact, load_calibration, save_calibration
+from .calibrate import Calibration, calibrate, thresholds
+from .encoding import PoissonEncoder
+from .errors import InputError
+from .importer import file_hash, import_onnx
+from .ir import Graph
+from .progress import Progress
+
+CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
+
+
+def resolve_preprocess(graph: Graph, mean: list[float] | None,
+                       std: list[float] | None) -> data.Preprocess:
+    """Command-line mean/std, else what the model file declares, else identity."""
+    base = data.Preprocess()
+    if "snn2hw.preprocess" in graph.metadata:
+        base = data.Preprocess.from_json(graph.metadata["snn2hw.preprocess"])
+    return data.Preprocess(tuple(mean) if mean else base.mean, tuple(std) if std else base.std)
+
+
+def num_classes(graph: Graph) -> int:
+    return int(np.prod(graph.nodes[graph.output].shape))
+
+
+def load_data(graph: Graph, spec: str, preprocess: data.Preprocess) -> data.Dataset:
+    if graph.input_shape and len(graph.input_shape) != 3 and spec == data.DIGITS:
+        raise InputError(f"the digits data set needs an image model; input is "
+                         f"{graph.input_shape}")
+    return data.load(spec, graph.input_shape, num_classes(graph), preprocess)
+
+
+@dataclass
+class Evaluation:
+    ann_accuracy: float
+    snn_accuracy: dict[int, float]
+    ties: dict[int, int]
+    rates: dict[str, float]
+    samples: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"ann_accuracy": self.ann_accuracy,
+                "snn_accuracy": {str(k): v for k, v in self.snn_accuracy.items()},
+                "ties": {str(k): v for k, v in self.ties.items()},
+                "spikes_per_neuron_per_step": self.rates, "samples": self.samples,
+                "seconds": round(self.seconds, 3)}
+
+
+def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray,
+             y: np.ndarray, timesteps: list[int], seed: int, device: str = "cpu",
+             batch_size: int = 64, label: str = "simulate") -> Evaluation:
+    """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)."""
+    start = time.monotonic()
+    ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
+    prep = simulate.prepare_float(net, scales, device)
+    encoder = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
+    top = max(timesteps)
+    with Progress(len(x) * top, label) as bar:
+        result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,
+                                   batch_size=batch_size, progress=bar)
+    acc, ties = {}, {}
+    for t in sorted(timesteps):
+        pred, ties[t] = result.predictions(t)
+        acc[t] = float((pred == y).mean())
+    rates = {name: st.rate for name, st in result.stats.items()}
+    return Evaluation(ann_acc, acc, ties, rates, len(x), time.monotonic() - start)
+
+
+def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timesteps: int,
+                    seed: int, device: str = "cpu", batch_size: int = 64) -> Calibration:
+    total = len(x) * timesteps * len(net.layers)
+    with Progress(total, f"calibrate {method}") as bar:
+        return calibrate(method, net, x, timesteps=timesteps, seed=seed, device=device,
+                         batch_size=batch_size, progress=bar)
+
+
+def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation,
+                       timesteps: int) -> dict:
+    th = thresholds(net, cal.scales)
+    return {
+        "method": cal.method, "params": cal.params, "warnings": cal.warnings,
+        "input_scale": cal.scales[net.input],
+        "layers": [{"name": layer.name, "shape": list(layer.shape), "depth": layer.depth,
+                    "scale": cal.scales[layer.name], "threshold": th[layer.name],
+                    "spikes_per_neuron_per_step": ev.rates[layer.name]}
+                   for layer in net.layers],
+        "evaluation": ev.as_dict(), "timesteps": timesteps,
+    }
+
+
+def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: int,
+                    samples: int, seed: int, eval_samples: int | None = None,
+                    eval_timesteps: list[int] | None = None, device: str = "cpu",
+                    mean=None, std=None) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
+    """Import, calibrate on the train split, evaluate on the test split."""
+    graph = import_onnx(model)
+    preprocess = resolve_preprocess(graph, mean, std)
+    dataset = load_data(graph, data_spec, preprocess)
+    net = snn.lower(graph)
+    x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
+    cal = run_calibration(net, x_cal, method, timesteps, seed, device)
+    x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
+    ev = evaluate(graph, net, cal.scales, x_ev, y_ev, eval_timesteps or [timesteps], seed,
+                  device)
+    report = calibration_report(net, cal, ev, timesteps)
+    art = CalibrationArtifact(graph, cal, file_hash(model), preprocess.to_json(), report)
+    return art, net
+
+
+def load_calibrated(model: str | Path, calibration: str | Path) -> CalibrationArtifact:
+    return load_calibration(calibration, expected_sha256=file_hash(model))
+
+
+__all__ = ["calibrate_model", "evaluate", "save_calibration", "load_calibrated",
+           "resolve_preprocess", "load_data"]

@@ -1,0 +1,170 @@
+"""Hardware profiles: one TOML file per target (``hw_profiles/``), read by one resolver.
+
+Every hardware fact the quantiser, the fixed-point simulator and the Lava backend use comes
+from here. A profile with a missing, mistyped or out-of-range field fails to load with an
+error naming the field.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import ProfileError
+
+PACKAGE = "snn2hw.hw_profiles"
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    weight_min: int
+    weight_max: int
+    weight_bits: int
+    threshold_bits: int
+    threshold_shift: int
+    bias_mantissa_bits: int
+    bias_exp_min: int
+    bias_exp_max: int
+    state_bits: int
+    current_shift: int
+
+    @property
+    def threshold_max(self) -> int:
+        return (1 << self.threshold_bits) - 1
+
+    @property
+    def bias_mant_max(self) -> int:
+        return (1 << (self.bias_mantissa_bits - 1)) - 1
+
+    @property
+    def v_max(self) -> int:
+        return (1 << (self.state_bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    kind: str                  # "execute" or "resources"
+    backend: str               # "lava" or "none"
+    quantize: bool
+    lava_tag: str | None = None
+    fixed: FixedPoint | None = None
+    resources: dict[str, int] = field(default_factory=dict)
+    path: str = ""
+    neuron_du: float = 4095
+    neuron_dv: float = 0
+
+
+# field -> (type, min, max); None bounds are open.
+_INT_FIELDS = {
+    "weights.min": (-(1 << 16), 0), "weights.max": (1, 1 << 16), "weights.bits": (2, 16),
+    "threshold.bits": (2, 32), "threshold.shift": (0, 16),
+    "bias.mantissa_bits": (2, 32), "bias.exp_min": (0, 16), "bias.exp_max": (0, 16),
+    "state.bits": (8, 32), "state.current_shift": (0, 16),
+}
+_RESOURCE_FIELDS = ("cores_per_chip", "neurons_per_core", "neurons_per_chip",
+                    "synapses_per_chip", "synaptic_memory_bytes_per_core", "fan_in_per_core",
+                    "fan_out_per_core")
+
+
+def _get(doc: dict, dotted: str, where: str):
+    node = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ProfileError(f"profile {where}: missing field '{dotted}'", field=dotted)
+        node = node[part]
+    return node
+
+
+def _int_field(doc: dict, dotted: str, where: str, lo: int, hi: int) -> int:
+    value = _get(doc, dotted, where)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProfileError(f"profile {where}: field '{dotted}' must be an integer, got "
+                           f"{value!r}", field=dotted)
+    if not lo <= value <= hi:
+        raise ProfileError(f"profile {where}: field '{dotted}' = {value} is out of range "
+                           f"[{lo}, {hi}]", field=dotted, value=value)
+    return value
+
+
+def _str_field(doc: dict, dotted: str, where: str, choices: tuple[str, ...] | None = None
+               ) -> str:
+    value = _get(doc, dotted, where)
+    if not isinstance(value, str):
+        raise ProfileError(f"profile {where}: field '{dotted}' must be a string", field=dotted)
+    if choices and value not in choices:
+        raise ProfileError(f"profile {where}: field '{dotted}' = {value!r}; expected one of "
+                           f"{', '.join(choices)}", field=dotted)
+    return value
+
+
+def parse(doc: dict, where: str) -> Profile:
+    name = _str_field(doc, "name", where)
+    kind = _str_field(doc, "kind", where, ("execute", "resources"))
+    backend = _str_field(doc, "backend", where, ("lava", "none"))
+    quantize = _get(doc, "quantize", where)
+    if not isinstance(quantize, bool):
+        raise ProfileError(f"profile {where}: field 'quantize' must be true or false")
+    fixed = None
+    if quantize:
+        v = {key: _int_field(doc, key, where, lo, hi) for key, (lo, hi) in _INT_FIELDS.items()}
+        fixed = FixedPoint(v["weights.min"], v["weights.max"], v["weights.bits"],
+                           v["threshold.bits"], v["threshold.shift"], v["bias.mantissa_bits"],
+                           v["bias.exp_min"], v["bias.exp_max"], v["state.bits"],
+                           v["state.current_shift"])
+        if fixed.bias_exp_min > fixed.bias_exp_max:
+            raise ProfileError(f"profile {where}: bias.exp_min > bias.exp_max")
+        if fixed.weight_max - fixed.weight_min + 1 > (1 << fixed.weight_bits):
+            raise ProfileError(f"profile {where}: weights [{fixed.weight_min}, "
+                               f"{fixed.weight_max}] do not fit weights.bits = "
+                               f"{fixed.weight_bits}", field="weights.bits")
+    lava_tag = None
+    if backend == "lava":
+        lava_tag = _str_field(doc, "lava_tag", where, ("fixed_pt", "floating_pt"))
+        if (lava_tag == "fixed_pt") != quantize:
+            raise ProfileError(f"profile {where}: lava_tag {lava_tag!r} does not match "
+                               f"quantize = {str(quantize).lower()}", field="lava_tag")
+    reset = _str_field(doc, "neuron.reset", where, ("zero",))
+    du, dv = (_get(doc, f"neuron.{k}", where) for k in ("du", "dv"))
+    for key, value in (("du", du), ("dv", dv)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ProfileError(f"profile {where}: field 'neuron.{key}' must be a non-negative "
+                               f"number, got {value!r}", field=f"neuron.{key}")
+    if reset != "zero" or dv != 0:
+        raise ProfileError(f"profile {where}: only non-leaky reset-to-zero neurons (dv = 0) "
+                           "are supported", field="neuron.dv")
+    hops = _int_field(doc, "timing.hops_per_synapse", where, 1, 1)
+    del hops  # the only convention supported; validated so a profile cannot claim another
+    res = {}
+    if kind == "resources":
+        res = {key: _int_field(doc, f"resources.{key}", where, 1, 1 << 40)
+               for key in _RESOURCE_FIELDS}
+    return Profile(name, str(doc.get("description", "")), kind, backend, quantize, lava_tag,
+                   fixed, res, where, du, dv)
+
+
+def known() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(PACKAGE).iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load(name_or_path: str) -> Profile:
+    """A profile by name (``loihi_sim``) or by path to a ``.toml`` file."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise ProfileError(f"profile file {path} not found")
+        text, where = path.read_text(), str(path)
+    else:
+        if name_or_path not in known():
+            raise ProfileError(f"unknown profile {name_or_path!r}; known profiles: "
+                               f"{', '.join(known())}")
+        text = resources.files(PACKAGE).joinpath(f"{name_or_path}.toml").read_text()
+        where = name_or_path
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {where}: not valid TOML ({exc})") from None
+    return parse(doc, where)

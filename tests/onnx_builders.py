@@ -1,0 +1,92 @@
+"""Shared helpers for building small ONNX models with onnx.helper in the importer tests.
+
+``tests`` is not a package (a package of that name collides with one lava installs), so
+test modules load this file with a ``sys.path`` insert of the tests directory.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import onnx.numpy_helper as onh
+
+FLOAT = onnx.TensorProto.FLOAT
+INT64 = onnx.TensorProto.INT64
+
+
+def rand(rng: np.random.Generator, *shape: int, scale: float = 0.5) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def init(name: str, value) -> onnx.TensorProto:
+    """An initializer; float arrays become float32, integer ones int64."""
+    array = np.asarray(value)
+    array = array.astype(np.int64 if array.dtype.kind in "iu" else np.float32)
+    return onh.from_array(array, name)
+
+
+def const_node(name: str, value) -> onnx.NodeProto:
+    """A ``Constant`` node whose output is ``name``."""
+    return oh.make_node("Constant", [], [name], name=f"const_{name}", value=init(name, value))
+
+
+def vi(name: str, shape, elem: int = FLOAT) -> onnx.ValueInfoProto:
+    return oh.make_tensor_value_info(name, elem, None if shape is None else list(shape))
+
+
+def make_model(nodes: list[onnx.NodeProto], x_shape, out: str, inits=(), opset: int = 17,
+               x_name: str = "x", out_shape=None) -> onnx.ModelProto:
+    """A one-input, one-output model; ``x_shape`` may use a string for the batch axis."""
+    graph = oh.make_graph(nodes, "g", [vi(x_name, x_shape)], [vi(out, out_shape)],
+                          initializer=list(inits))
+    model = oh.make_model_gen_version(graph, opset_imports=[oh.make_opsetid("", opset)],
+                                      producer_name="snn2hw-tests")
+    if out_shape is None:  # fill in the output's type and shape (the checker wants them)
+        inferred = onnx.shape_inference.infer_shapes(model)
+        model.graph.output[0].CopyFrom(inferred.graph.output[0])
+    onnx.checker.check_model(model)
+    return model
+
+
+def save(model: onnx.ModelProto, path: str | Path) -> Path:
+    path = Path(path)
+    onnx.save(model, str(path))
+    return path
+
+
+def with_output(model: onnx.ModelProto, tensor: str) -> onnx.ModelProto:
+    """A copy of ``model`` whose only output is ``tensor`` (e.g. the logits before Softmax)."""
+    copied = copy.deepcopy(model)
+    del copied.graph.output[:]
+    copied.graph.output.append(oh.make_empty_tensor_value_info(tensor))
+    copied.graph.output[0].type.tensor_type.elem_type = FLOAT
+    return copied
+
+
+def run_ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.asarray(sess.run(None, {name: x.astype(np.float32)})[0])
+
+
+def max_error(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(max abs error, allowed error) with the tolerance 1e-4 * max(1, max |ref|)."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape, f"shape {ours.shape} != reference {ref.shape}"
+    allowed = 1e-4 * max(1.0, float(np.abs(ref).max(initial=0.0)))
+    return float(np.abs(ours - ref).max(initial=0.0)), allowed
+
+
+def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
+    err, allowed = max_error(ours, ref)
+    assert err <= allowed, f"max abs error {err:.3g} > {allowed:.3g}"

@@ -1,0 +1,359 @@
+"""Importer errors: every unsupported node listed at once, and typed errors for bad files."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import onnx_builders as ob  # noqa: E402
+
+from snn2hw.errors import ModelFileError, UnsupportedModelError  # noqa: E402
+from snn2hw.importer import MAX_OPSET, MIN_OPSET, import_onnx, layer_table  # noqa: E402
+
+
+def _bad_model(opset: int = 13) -> onnx.ModelProto:
+    """MaxPool, Sigmoid, a Softmax in the middle and an LSTM-like op, around good nodes."""
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Conv", ["x", "w"], ["c"], name="conv_ok"),
+             oh.make_node("MaxPool", ["c"], ["p"], name="pool_bad", kernel_shape=[2, 2],
+                          strides=[2, 2]),
+             oh.make_node("Sigmoid", ["p"], ["s"], name="sigmoid_bad"),
+             oh.make_node("Softmax", ["s"], ["sm"], name="softmax_middle", axis=1),
+             oh.make_node("Flatten", ["sm"], ["f"], name="flatten_ok"),
+             oh.make_node("Gemm", ["f", "W"], ["g"], name="fc_ok", transB=1),
+             oh.make_node("Unsqueeze", ["g", "ax"], ["seq"], name="to_seq"),
+             oh.make_node("GRU", ["seq", "gw", "gr"], ["", "h"], name="gru_bad",
+                          hidden_size=2),
+             oh.make_node("Flatten", ["h"], ["y"], name="flatten_out")]
+    inits = [ob.init("w", ob.rand(rng, 4, 3, 3, 3)), ob.init("W", ob.rand(rng, 5, 36)),
+             ob.init("ax", np.array([0])), ob.init("gw", ob.rand(rng, 1, 6, 5)),
+             ob.init("gr", ob.rand(rng, 1, 6, 2))]
+    return ob.make_model(nodes, ("N", 3, 8, 8), "y", inits, opset)
+
+
+BAD_NODES = {"pool_bad": "MaxPool", "sigmoid_bad": "Sigmoid", "softmax_middle": "Softmax",
+             "gru_bad": "GRU", "to_seq": "Unsqueeze"}
+
+
+def _tiny_model(opset: int = 13, x_shape=("N", 4)) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Gemm", ["x", "W", "C"], ["h"], name="fc", transB=1),
+             oh.make_node("Relu", ["h"], ["y"], name="relu")]
+    inits = [ob.init("W", ob.rand(rng, 3, x_shape[-1])), ob.init("C", ob.rand(rng, 3))]
+    return ob.make_model(nodes, x_shape, "y", inits, opset)
+
+
+# --- unsupported nodes --------------------------------------------------------------------
+
+def test_every_unsupported_node_is_listed_once(tmp_path):
+    path = ob.save(_bad_model(), tmp_path / "bad.onnx")
+    with pytest.raises(UnsupportedModelError) as info:
+        import_onnx(path)
+    err = info.value
+    assert {n.name: n.op_type for n in err.nodes} == BAD_NODES
+    assert all(n.opset == 13 for n in err.nodes)
+    for name, op in BAD_NODES.items():
+        assert f"{name} ({op}, opset 13)" in str(err)
+    assert str(err).startswith(f"{len(BAD_NODES)} unsupported node(s)")
+
+
+def test_unsupported_nodes_carry_hints(tmp_path):
+    path = ob.save(_bad_model(), tmp_path / "bad.onnx")
+    with pytest.raises(UnsupportedModelError) as info:
+        import_onnx(path)
+    by_name = {n.name: n for n in info.value.nodes}
+    assert "AveragePool" in by_name["pool_bad"].hint
+    assert "ReLU" in by_name["sigmoid_bad"].hint
+    assert "final node" in by_name["softmax_middle"].reason
+    assert "recurrent" in by_name["gru_bad"].hint
+    assert "AveragePool" in info.value.hint
+
+
+def test_layer_table_marks_unsupported_rows(tmp_path):
+    path = ob.save(_bad_model(), tmp_path / "bad.onnx")
+    rows, error = layer_table(path)
+    assert isinstance(error, UnsupportedModelError)
+    assert [r["name"] for r in rows] == [n.name for n in _bad_model().graph.node]
+    for row in rows:
+        assert row["supported"] == (row["name"] not in BAD_NODES), row
+        assert (row["action"] == "unsupported") == (row["name"] in BAD_NODES), row
+    conv = next(r for r in rows if r["name"] == "conv_ok")
+    assert conv["params"] == 4 * 3 * 3 * 3 and conv["shape"] == (4, 6, 6)
+
+
+def test_layer_table_of_a_supported_model(tmp_path):
+    rows, error = layer_table(ob.save(_tiny_model(), tmp_path / "ok.onnx"))
+    assert error is None
+    assert [(r["op"], r["supported"], r["action"]) for r in rows] == [
+        ("Gemm", True, "converted"), ("Relu", True, "converted")]
+
+
+def test_unnamed_and_custom_domain_nodes(tmp_path):
+    nodes = [oh.make_node("Relu", ["x"], ["r"]),
+             oh.make_node("Relu", ["r"], ["y"], domain="com.example")]
+    graph = oh.make_graph(nodes, "g", [ob.vi("x", ("N", 4))], [ob.vi("y", ("N", 4))])
+    model = oh.make_model(graph, ir_version=8, opset_imports=[
+        oh.make_opsetid("", 13), oh.make_opsetid("com.example", 1)])
+    path = ob.save(model, tmp_path / "m.onnx")
+    with pytest.raises(UnsupportedModelError) as info:
+        import_onnx(path)
+    assert [(n.name, n.op_type) for n in info.value.nodes] == [("Relu_1", "com.example::Relu")]
+    rows, error = layer_table(path)
+    assert [r["supported"] for r in rows] == [True, False] and error is not None
+
+
+@pytest.mark.parametrize(("name", "build", "reason"), [
+    ("avgpool_ceil", lambda: oh.make_node("AveragePool", ["x"], ["y"], name="n",
+                                          kernel_shape=[2, 2], ceil_mode=1), "ceil_mode"),
+    ("avgpool_dilated", lambda: oh.make_node("AveragePool", ["x"], ["y"], name="n",
+                                             kernel_shape=[2, 2], dilations=[2, 2]),
+     "dilat"),
+    ("reduce_mean_channels", lambda: oh.make_node("ReduceMean", ["x"], ["y"], name="n",
+                                                  axes=[1]), "spatial"),
+    ("flatten_axis2", lambda: oh.make_node("Flatten", ["x"], ["y"], name="n", axis=2),
+     "axis=2"),
+    ("global_maxpool", lambda: oh.make_node("GlobalMaxPool", ["x"], ["y"], name="n"),
+     "not supported"),
+    ("softmax_over_batch", lambda: oh.make_node("Softmax", ["x"], ["y"], name="n", axis=0),
+     "batch axis"),
+    ("bn_training_mode", lambda: oh.make_node(
+        "BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="n", training_mode=1),
+     "training-mode"),
+])
+def test_unsupported_attributes(name, build, reason, tmp_path):
+    inits = [ob.init(k, np.ones(3)) for k in "sbmv"]
+    out_shape = ("N", 3, 6, 6) if name.startswith("bn") else None
+    model = ob.make_model([build()], ("N", 3, 6, 6), "y", inits, 19 if "dilat" in name else 15,
+                          out_shape=out_shape)
+    with pytest.raises(UnsupportedModelError) as info:
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+    assert [n.name for n in info.value.nodes] == ["n"]
+    assert reason in info.value.nodes[0].reason
+
+
+@pytest.mark.parametrize("bias_shape", [(6,), (1, 1, 6), (6, 6, 6)],
+                         ids=["vector_over_width", "row", "full_map"])
+def test_add_of_non_channel_constant_is_refused(bias_shape, tmp_path):
+    """(C,) added to (N, C, H, W) broadcasts over the width (C == W here), not the channels."""
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             oh.make_node("Add", ["c", "b"], ["y"], name="add")]
+    inits = [ob.init("w", ob.rand(rng, 6, 3, 3, 3)), ob.init("b", ob.rand(rng, *bias_shape))]
+    model = ob.make_model(nodes, ("N", 3, 6, 6), "y", inits, 13)
+    with pytest.raises(UnsupportedModelError, match="not a per-channel bias"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_gemm_with_per_sample_c_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Gemm", ["x", "W", "C"], ["y"], name="fc", transB=1)]
+    inits = [ob.init("W", ob.rand(rng, 3, 4)), ob.init("C", ob.rand(rng, 2, 3))]
+    model = ob.make_model(nodes, (2, 4), "y", inits, 13)
+    with pytest.raises(UnsupportedModelError, match="not a bias"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_reshape_merging_the_batch_is_refused(tmp_path):
+    """With a fixed batch of 2, a target of (1, -1) merges samples: not a flatten."""
+    nodes = [oh.make_node("Reshape", ["x", "s"], ["y"], name="reshape")]
+    model = ob.make_model(nodes, (2, 3, 2, 2), "y", [ob.init("s", np.array([1, -1]))], 13)
+    with pytest.raises(UnsupportedModelError, match="only \\(batch, features\\)"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+# --- opsets and inputs --------------------------------------------------------------------
+
+@pytest.mark.parametrize("opset", [9, 10, 21])
+def test_unsupported_opset(opset, tmp_path):
+    path = ob.save(_tiny_model(opset), tmp_path / "m.onnx")
+    with pytest.raises(ModelFileError) as info:
+        import_onnx(path)
+    assert f"opset {opset}" in str(info.value)
+    assert f"{MIN_OPSET} to {MAX_OPSET}" in str(info.value)
+
+
+@pytest.mark.parametrize("x_shape", [("N", "F"), ("N", 3, "H", 8), ("N", 3, 8, None)],
+                         ids=["features", "height", "unknown_width"])
+def test_dynamic_non_batch_dims(x_shape, tmp_path):
+    nodes = [oh.make_node("Relu", ["x"], ["y"], name="relu")]
+    model = ob.make_model(nodes, x_shape, "y", (), 13, out_shape=x_shape)
+    with pytest.raises(ModelFileError, match="only the batch dimension may be dynamic"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_dynamic_batch_is_accepted(tmp_path):
+    graph = import_onnx(ob.save(_tiny_model(x_shape=("batch", 4)), tmp_path / "m.onnx"))
+    assert graph.input_shape == (4,)
+
+
+@pytest.mark.parametrize("x_shape", [("N", 3, 8), ("N",)])
+def test_input_rank(x_shape, tmp_path):
+    nodes = [oh.make_node("Relu", ["x"], ["y"], name="relu")]
+    model = ob.make_model(nodes, x_shape, "y", (), 13, out_shape=x_shape)
+    with pytest.raises(ModelFileError, match="rank"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_two_inputs(tmp_path):
+    nodes = [oh.make_node("Add", ["x", "z"], ["y"], name="add")]
+    graph = oh.make_graph(nodes, "g", [ob.vi("x", ("N", 4)), ob.vi("z", ("N", 4))],
+                          [ob.vi("y", ("N", 4))])
+    model = oh.make_model_gen_version(graph, opset_imports=[oh.make_opsetid("", 13)])
+    with pytest.raises(ModelFileError, match="2 data inputs"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+# --- bad files ----------------------------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="no such model file"):
+        import_onnx(tmp_path / "nope.onnx")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    with pytest.raises(ModelFileError, match="empty"):
+        import_onnx(path)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_bytes(seed, tmp_path):
+    path = tmp_path / "random.onnx"
+    path.write_bytes(np.random.default_rng(seed).bytes(2000))
+    with pytest.raises(ModelFileError, match="not an ONNX model"):
+        import_onnx(path)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_truncated_protobuf(keep, tmp_path):
+    data = _tiny_model().SerializeToString()
+    path = tmp_path / "truncated.onnx"
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ModelFileError):
+        import_onnx(path)
+
+
+def test_text_file(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_text("this is not a model\n")
+    with pytest.raises(ModelFileError, match="not an ONNX model"):
+        import_onnx(path)
+
+
+def test_checker_failure(tmp_path):
+    model = _tiny_model()
+    model.graph.node[1].input[0] = "undefined"
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelFileError, match="checker"):
+        import_onnx(path)
+
+
+# --- external data ------------------------------------------------------------------------
+
+def _external_model(tmp_path: Path, location: str, write: Path | None = None) -> Path:
+    """A model whose weight W is stored externally at ``location`` (data written to
+    ``write`` when given)."""
+    model = _tiny_model()
+    weight = next(t for t in model.graph.initializer if t.name == "W")
+    data = onnx.numpy_helper.to_array(weight).tobytes()
+    if write is not None:
+        write.parent.mkdir(parents=True, exist_ok=True)
+        write.write_bytes(data)
+    weight.ClearField("raw_data")
+    weight.ClearField("float_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(len(data)))):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    model_dir = tmp_path / "model"
+    model_dir.mkdir(exist_ok=True)
+    path = model_dir / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_external_data_inside_dir_loads(tmp_path):
+    path = _external_model(tmp_path, "weights/w.bin", tmp_path / "model" / "weights" / "w.bin")
+    graph = import_onnx(path)
+    assert graph.nodes["fc"].weight.shape == (3, 4)
+
+
+def test_external_data_with_dotdot_is_refused(tmp_path):
+    path = _external_model(tmp_path, "../secret.bin", tmp_path / "secret.bin")
+    with pytest.raises(ModelFileError, match="outside the model's directory"):
+        import_onnx(path)
+
+
+def test_external_data_with_inner_dotdot_is_refused(tmp_path):
+    path = _external_model(tmp_path, "sub/../../secret.bin", tmp_path / "secret.bin")
+    with pytest.raises(ModelFileError, match="outside the model's directory"):
+        import_onnx(path)
+
+
+def test_external_data_with_absolute_path_is_refused(tmp_path):
+    target = tmp_path / "abs.bin"
+    path = _external_model(tmp_path, str(target), target)
+    with pytest.raises(ModelFileError, match="outside the model's directory"):
+        import_onnx(path)
+
+
+def test_external_data_symlink_escaping_is_refused(tmp_path):
+    outside = tmp_path / "outside.bin"
+    path = _external_model(tmp_path, "link.bin", outside)
+    os.symlink(outside, tmp_path / "model" / "link.bin")
+    with pytest.raises(ModelFileError, match="outside the model's directory"):
+        import_onnx(path)
+
+
+def test_external_data_symlinked_dir_escaping_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    path = _external_model(tmp_path, "d/w.bin", tmp_path / "elsewhere" / "w.bin")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "model" / "d")
+    with pytest.raises(ModelFileError, match="outside the model's directory"):
+        import_onnx(path)
+
+
+def test_external_data_missing_file_is_named(tmp_path):
+    path = _external_model(tmp_path, "missing_weights.bin")
+    with pytest.raises(ModelFileError, match="missing_weights.bin"):
+        import_onnx(path)
+
+
+def test_external_data_without_location(tmp_path):
+    path = _external_model(tmp_path, "w.bin", tmp_path / "model" / "w.bin")
+    model = onnx.load(str(path), load_external_data=False)
+    weight = next(t for t in model.graph.initializer if t.name == "W")
+    del weight.external_data[:]
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelFileError, match="without a location"):
+        import_onnx(path)
+
+
+def test_external_data_too_short(tmp_path):
+    path = _external_model(tmp_path, "w.bin", tmp_path / "model" / "w.bin")
+    (tmp_path / "model" / "w.bin").write_bytes(b"\0" * 8)
+    with pytest.raises(ModelFileError):
+        import_onnx(path)
+
+
+def test_hash_covers_external_data(tmp_path):
+    """Weights re-exported into the external data file change the model's hash."""
+    from snn2hw.importer import file_hash
+
+    data = tmp_path / "model" / "w.bin"
+    path = _external_model(tmp_path, "w.bin", data)
+    before = file_hash(path)
+    assert import_onnx(path).metadata["onnx_sha256"] == before
+    data.write_bytes(bytes(reversed(data.read_bytes())))
+    assert file_hash(path) != before
+    plain = ob.save(_tiny_model(), tmp_path / "plain.onnx")
+    import hashlib
+    assert file_hash(plain) == hashlib.sha256(plain.read_bytes()).hexdigest()
