@@ -2,7 +2,7 @@
 time chunk) vs step by step (one small product per layer per step), on the demo network.
 
     .venv/bin/python benchmarks/simulate.py [--model build/demo/digits_vgg.onnx]
-        [--timesteps 256] [--samples 64] [--device cpu]
+        [--timesteps 256] [--samples 128] [--batch 16 64] [--device cpu]
 
 Prints image x time-steps per second for both schemes and their ratio, and checks that
 both produce identical output spike counts.
@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="build/demo/digits_vgg.onnx")
     parser.add_argument("--timesteps", type=int, default=256)
-    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--batch", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -47,23 +48,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(la.size for la in net.layers)} neurons; {args.samples} images, "
           f"T = {args.timesteps}, device {args.device}, torch threads "
           f"{torch.get_num_threads()}")
-    figures = {}
-    counts = {}
-    for label, chunk in (("layer-wise", None), ("step-by-step", 1)):
-        enc = PoissonEncoder(x, scales[net.input], args.seed, 1)
-        start = time.perf_counter()
-        res = simulate.simulate(prep, enc, args.timesteps, batch_size=args.samples,
-                                time_chunk=chunk)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        figures[label] = args.samples * args.timesteps / seconds
-        counts[label] = res.counts[args.timesteps]
-        print(f"{label:>13}: {seconds:7.2f} s  {figures[label]:12,.0f} image*steps/s")
-    same = np.array_equal(counts["layer-wise"], counts["step-by-step"])
-    print(f"speed-up of layer-wise over step-by-step: "
-          f"{figures['layer-wise'] / figures['step-by-step']:.1f}x; identical output "
-          f"spike counts: {same}")
+    same = True
+    for batch in args.batch:
+        figures, counts = {}, {}
+        for label, chunk in (("layer-wise", None), ("step-by-step", 1)):
+            enc = PoissonEncoder(x, scales[net.input], args.seed, 1)
+            start = time.perf_counter()
+            res = simulate.simulate(prep, enc, args.timesteps, batch_size=batch,
+                                    time_chunk=chunk)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            figures[label] = len(x) * args.timesteps / seconds
+            counts[label] = res.counts[args.timesteps]
+            print(f"batch {batch:4d} {label:>13}: {seconds:7.2f} s  "
+                  f"{figures[label]:10,.0f} image*steps/s")
+        agree = np.array_equal(counts["layer-wise"], counts["step-by-step"])
+        same &= agree
+        print(f"batch {batch:4d} speed-up of layer-wise over step-by-step: "
+              f"{figures['layer-wise'] / figures['step-by-step']:.2f}x; identical output "
+              f"spike counts: {agree}")
     return 0 if same else 1
 
 

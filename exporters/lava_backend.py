@@ -1,13 +1,15 @@
 """Build and run the Lava (lava-nc 0.10.0) process graph of a :class:`QuantizedNetwork`.
 
-Only standard lava-nc processes that have Loihi implementations are used:
+Only standard lava-nc processes are used (no custom ProcessModels):
 
 * input  -- ``lava.proc.io.source.RingBuffer`` holding the signed input spikes of all
   samples back to back: column ``k*T + j`` is sample ``k``, 0-based step ``j``; at Lava
   step ``t`` (1-based) it emits column ``(t - 1) mod N*T`` (source.py:41-43).
-* synapse -- ``lava.proc.sparse.process.Sparse`` for ``lag == 1`` and ``DelaySparse``
-  with every delay ``lag - 1`` for ``lag > 1`` (DelaySparse with delay d delivers a spike
-  received at step t at step t+1+d: sparse/models.py:359-372).
+* synapse -- ``lava.proc.sparse.process.Sparse`` (CSR weights) for ``lag == 1``; for
+  ``lag > 1`` either ``DelaySparse`` with every delay ``lag - 1`` (the Loihi mapping; a
+  spike received at step t is delivered at t+1+d, sparse/models.py:359-372) or, by
+  default because DelaySparse's CPU model is ~50x slower, ``Sparse`` followed by
+  ``lag - 1`` identity ``Sparse`` relays (see :func:`_connection`).
 * layer -- ``lava.proc.lif.process.LIFReset`` with du=4095, dv=0 (fixed_pt) or du=1, dv=0
   (floating_pt), ``reset_interval=T`` and ``reset_offset=(depth + 1) % T``.
 * output -- per recorded layer either a ``lava.proc.io.extractor.Extractor`` (default:
@@ -46,13 +48,10 @@ from snn2hw.errors import BackendError, HardwareLimitError
 
 TAGS = ("fixed_pt", "floating_pt")
 
-# Loihi / bit-accurate Lava limits (lif/models.py:250-258, weightutils.py:250-295,
-# sparse/models.py:350-354).
-WEIGHT_MIN, WEIGHT_MAX = -256, 255           # 9-bit mixed-sign weights
-VTH_MAX = 2 ** 17 - 1                        # 17-bit unsigned threshold mantissa
-BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095   # 13-bit signed bias mantissa
-BIAS_EXP_MIN, BIAS_EXP_MAX = 0, 7            # 3-bit unsigned bias exponent
-MAX_LAG = 64                                 # DelaySparse delays 0..63 (+1 hop)
+# The fixed-point limits checked before a run (weights, vth, bias mantissa/exponent) come
+# from the hardware profile (hw_profiles/loihi_sim.toml), which states what Lava's
+# bit-accurate models represent (lif/models.py:250-258, weightutils.py:250-295).
+DEFAULT_PROFILE = "loihi_sim"
 
 # Message bits of the synapses fed by the (signed, graded) input spikes.
 INPUT_MESSAGE_BITS = 8
@@ -61,11 +60,15 @@ INPUT_MESSAGE_BITS = 8
 # On the CPU backend the binary path is slower: it slices the CSR matrix by a boolean
 # column mask every step (``weights[:, s].sum(axis=1)``, sparse/models.py:101-102), while
 # the graded path is one CSR mat-vec (``weights.dot(s)``, sparse/models.py:97-99).
-# Measured on a 5-layer, 12k-neuron, 2.4M-synapse net: 50 steps/s binary vs 113 graded.
+# Measured on a 5-layer, 12k-neuron, 2.2M-synapse net (2 cores): 80-95 steps/s binary
+# vs 190-260 graded, identical spikes.
 # Loihi hardware would receive binary spikes from LIF neurons; pass 0 to build that graph.
 HIDDEN_MESSAGE_BITS = 1
 # How spikes leave Lava: "extractor" (streamed, fast) or "sink" (RingBuffer + Var.get).
 READER = "extractor"
+# How a lag > 1 is realised: "relay" (Sparse + identity Sparse relays, fast) or
+# "delaysparse" (Lava's DelaySparse, the Loihi mapping, ~50x slower on the CPU).
+DELAY = "relay"
 
 
 @dataclass
@@ -99,10 +102,12 @@ def _synapse_values(syn) -> np.ndarray:
     return np.asarray(syn.csr.data)
 
 
-def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None) -> None:
+def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None,
+                  limits=None) -> None:
     """Raise before any Lava work if the network cannot run exactly on the Lava backend:
     ``ValueError`` for a malformed network, :class:`HardwareLimitError` for a value that
-    does not fit Loihi's fixed-point registers (fixed_pt only)."""
+    does not fit the fixed-point registers (fixed_pt only) described by ``limits`` (a
+    :class:`snn2hw.profiles.FixedPoint`; default: the loihi_sim profile's)."""
     if tag not in TAGS:
         raise ValueError(f"unknown Lava tag {tag!r}; expected one of {', '.join(TAGS)}")
     sizes = layer_sizes(qnet)
@@ -126,10 +131,9 @@ def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None) 
                 raise ValueError(f"layer {layer.name}: synapse from {syn.source} maps "
                                  f"{syn.in_size} -> {syn.out_size}, expected "
                                  f"{sizes[syn.source]} -> {layer.size}")
-            if not 1 <= int(syn.lag) <= MAX_LAG:
-                raise HardwareLimitError(
-                    f"layer {layer.name}: synapse lag {syn.lag} from {syn.source} is outside "
-                    f"1..{MAX_LAG} (Loihi 2 axon delays are 0..63 steps)")
+            if int(syn.lag) < 1:
+                raise ValueError(f"layer {layer.name}: synapse lag {syn.lag} from "
+                                 f"{syn.source} must be at least 1 (one hop)")
             if depth[layer.name] < depth[syn.source] + int(syn.lag):
                 raise ValueError(
                     f"layer {layer.name} (depth {depth[layer.name]}) is fed from "
@@ -141,6 +145,15 @@ def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None) 
             raise ValueError(f"cannot record unknown layer(s): {', '.join(unknown)}")
     if tag != "fixed_pt":
         return
+    if limits is None:
+        from snn2hw.profiles import load
+
+        limits = load(DEFAULT_PROFILE).fixed
+    WEIGHT_MIN, WEIGHT_MAX = limits.weight_min, limits.weight_max
+    VTH_MAX = limits.threshold_max
+    BIAS_MANT_MAX = limits.bias_mant_max
+    BIAS_MANT_MIN = -BIAS_MANT_MAX - 1
+    BIAS_EXP_MIN, BIAS_EXP_MAX = limits.bias_exp_min, limits.bias_exp_max
     for layer in qnet.layers:
         where = f"layer {layer.name}"
         for syn in layer.synapses:
@@ -151,19 +164,19 @@ def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None) 
             if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
                 raise HardwareLimitError(
                     f"{where}: synapse from {syn.source} has weights in "
-                    f"[{int(w.min())}, {int(w.max())}], outside the 9-bit range "
+                    f"[{int(w.min())}, {int(w.max())}], outside the profile's weight range "
                     f"[{WEIGHT_MIN}, {WEIGHT_MAX}]")
         thr = layer.threshold
         if not _is_integral(np.asarray([thr])) or not 0 <= thr <= VTH_MAX:
             raise HardwareLimitError(f"{where}: threshold {thr} is not an integer in "
-                                     f"[0, {VTH_MAX}] (17-bit vth)")
+                                     f"[0, {VTH_MAX}] (the profile's vth range)")
         if layer.bias_mant is not None:
             b = np.asarray(layer.bias_mant)
             if not _is_integral(b) or (b.size and (b.min() < BIAS_MANT_MIN
                                                    or b.max() > BIAS_MANT_MAX)):
                 raise HardwareLimitError(
                     f"{where}: bias mantissas must be integers in [{BIAS_MANT_MIN}, "
-                    f"{BIAS_MANT_MAX}] (13 bits), got [{b.min()}, {b.max()}]")
+                    f"{BIAS_MANT_MAX}] (the profile's range), got [{b.min()}, {b.max()}]")
             if not BIAS_EXP_MIN <= int(layer.bias_exp) <= BIAS_EXP_MAX:
                 raise HardwareLimitError(f"{where}: bias exponent {layer.bias_exp} is "
                                          f"outside [{BIAS_EXP_MIN}, {BIAS_EXP_MAX}]")
@@ -253,7 +266,7 @@ def estimate_step_cost(qnet) -> float:
     """A rough estimate (seconds, 2-5x what was measured on a 2-core machine) of one Lava
     CPU step of ``qnet``: every process is an OS process synchronised each step, and the
     synapses do one CSR mat-vec each. Used to scale timeouts."""
-    procs = 2 + sum(2 + len(layer.synapses) for layer in qnet.layers)
+    procs = 2 + sum(2 + sum(int(s.lag) for s in layer.synapses) for layer in qnet.layers)
     nnz = 0
     for layer in qnet.layers:
         for syn in layer.synapses:
@@ -279,40 +292,72 @@ class Graph:
     num_steps: int
 
 
-def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, tag: str):
-    """Sparse for lag 1, DelaySparse (all delays lag - 1) otherwise.
+def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, tag: str,
+                delay: str = "relay") -> list[Any]:
+    """The processes of one synapse, in signal order (first has ``s_in``, last ``a_out``).
 
-    Sparse is chosen over Conv/Dense: a conv layer expressed as a CSR matrix is
-    bit-identical and ~3x faster per step on the CPU backend (the Conv model runs a dense
-    convolution every step; Dense does a dense mat-vec over every neuron pair), and
-    Sparse/DelaySparse have bit-accurate Loihi models. ``num_weight_bits=9`` with
-    ``sign_mode=SignMode.MIXED`` go into ``proc_params`` (Sparse forwards **kwargs to
-    AbstractProcess, sparse/process.py:59-70); the fixed model then clips to
-    [-256, 255] and truncates 8 - 9 + 1 = 0 low bits (sparse/models.py:82-91,
-    weightutils.py:230-247, 275-290), so integer weights stay exact. Without them a
-    mixed-sign matrix would lose its lowest bit, and num_weight_bits=9 with an inferred
-    EXCITATORY mode would shift by -1 (ValueError).
+    lag 1: one ``Sparse``. Sparse is chosen over Conv/Dense: a conv layer expressed as a
+    CSR matrix is bit-identical and ~3x faster per step on the CPU backend (the Conv model
+    runs a dense convolution every step; Dense does a dense mat-vec over every neuron
+    pair), and Sparse has a bit-accurate Loihi model.
+
+    lag > 1, ``delay="delaysparse"``: one ``DelaySparse`` with every delay ``lag - 1``
+    (delivers at t+1+d: sparse/models.py:359-372; bit-exact). It is the Loihi mapping
+    (synaptic delays) but its CPU model rebuilds the delay-stacked weight matrix every
+    step (``get_delay_wgts_mat``, sparse/models.py:226-261, incl. a CSR element
+    assignment): 5 steps/s instead of 260 on a 12k-neuron net.
+    ``delay="relay"`` (default, fast): ``Sparse(W)`` followed by ``lag - 1`` graded
+    ``Sparse(identity)`` relays. Each Sparse sends the previous step's product, so every
+    relay adds exactly one step, and an identity mat-vec passes integer (or float)
+    currents unchanged: bit-identical to DelaySparse, at the cost of one light process
+    per extra step. (Synapse-to-synapse chaining is a CPU device, not a Loihi mapping.)
+
+    ``num_weight_bits=9`` with ``sign_mode=SignMode.MIXED`` go into ``proc_params``
+    (Sparse takes no such named arguments but forwards **kwargs to AbstractProcess,
+    sparse/process.py:59-70; the fixed model reads them, sparse/models.py:82-91): it then
+    clips to [-256, 255] and truncates 8 - 9 + 1 = 0 low bits (weightutils.py:230-247,
+    275-290), so integer weights stay exact. Without them a mixed-sign matrix loses its
+    lowest bit, and num_weight_bits=9 with an inferred EXCITATORY mode (all weights >= 0)
+    shifts by -1, which numpy turns into all-zero weights -- so MIXED is always given.
     """
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
 
-    kwargs: dict[str, Any] = {"num_message_bits": message_bits}
-    if tag == "fixed_pt":
-        kwargs.update(num_weight_bits=9, sign_mode=SignMode.MIXED, weight_exp=0)
+    def kwargs(bits: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"num_message_bits": bits}
+        if tag == "fixed_pt":
+            kw.update(num_weight_bits=9, sign_mode=SignMode.MIXED, weight_exp=0)
+        return kw
+
     if lag == 1:
-        return Sparse(weights=weights, **kwargs)
-    # Delays as a sparse matrix with the weights' pattern: an int ``delays`` is expanded
-    # by Lava's builder into a fully populated (out x in) matrix (py_builder.py:406-409).
-    delays = sp.csr_matrix((np.full(weights.nnz, lag - 1, dtype=np.int64),
-                            weights.indices.copy(), weights.indptr.copy()),
-                           shape=weights.shape)
-    return DelaySparse(weights=weights, delays=delays, max_delay=lag - 1, **kwargs)
+        return [Sparse(weights=weights, **kwargs(message_bits))]
+    if delay == "delaysparse":
+        # Delays as a sparse matrix with the weights' pattern: an int ``delays`` would be
+        # expanded by Lava's builder into a fully populated (out x in) matrix
+        # (py_builder.py:406-409).
+        delays = sp.csr_matrix((np.full(weights.nnz, lag - 1, dtype=np.int64),
+                                weights.indices.copy(), weights.indptr.copy()),
+                               shape=weights.shape)
+        return [DelaySparse(weights=weights, delays=delays, max_delay=lag - 1,
+                            **kwargs(message_bits))]
+    if delay != "relay":
+        raise ValueError(f"unknown delay mode {delay!r}")
+    chain = [Sparse(weights=weights, **kwargs(message_bits))]
+    eye = sp.identity(weights.shape[0], dtype=weights.dtype, format="csr")
+    for _ in range(lag - 1):
+        relay = Sparse(weights=eye, **kwargs(RELAY_MESSAGE_BITS))
+        chain[-1].a_out.connect(relay.s_in)
+        chain.append(relay)
+    return chain
+
+
+RELAY_MESSAGE_BITS = 24     # relays carry dendritic sums (24-bit on Loihi), graded
 
 
 def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
                 record: list[str] | None = None,
                 hidden_message_bits: int = HIDDEN_MESSAGE_BITS,
-                reader: str = READER) -> Graph:
+                reader: str = READER, delay: str = DELAY) -> Graph:
     from lava.proc.io.extractor import Extractor
     from lava.proc.io.sink import RingBuffer as SinkBuffer
     from lava.proc.io.source import RingBuffer as SourceBuffer
@@ -345,12 +390,12 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
     for layer in qnet.layers:
         for syn in layer.synapses:
             bits = INPUT_MESSAGE_BITS if syn.source == qnet.input else hidden_message_bits
-            conn = _connection(synapse_matrix(syn, tag), int(syn.lag), bits, tag)
-            outports[syn.source].connect(conn.s_in)
+            chain = _connection(synapse_matrix(syn, tag), int(syn.lag), bits, tag, delay)
+            outports[syn.source].connect(chain[0].s_in)
             # Several synapses into one layer: Lava sums every connected a_out
             # (PyInPortVectorDense.recv, magma/core/model/py/ports.py:333-351).
-            conn.a_out.connect(neurons[layer.name].a_in)
-            synapses.append(conn)
+            chain[-1].a_out.connect(neurons[layer.name].a_in)
+            synapses.extend(chain)
     names = [la.name for la in qnet.layers] if record is None else list(record)
     if reader not in ("extractor", "sink"):
         raise ValueError(f"unknown reader {reader!r}")
@@ -412,8 +457,9 @@ def _bounded(fn: Callable[[], Any], seconds: float) -> bool:
     return not th.is_alive()
 
 
-def run_graph(graph: Graph, tag: str, poll: float = 0.05,
-              stop_timeout: float = 30.0, failed_stop_timeout: float = 2.0) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def run_graph(graph: Graph, tag: str, poll: float = 0.05, stop_timeout: float = 30.0,
+              failed_stop_timeout: float = 2.0
+              ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Compile, run ``graph.num_steps`` steps and collect every recorded layer as
     (size, N*T) spikes. The blocking ``run()`` goes in a thread while this thread drains
     the extractors and watches the Lava processes for failures. Always stops the runtime
@@ -467,7 +513,7 @@ def run_graph(graph: Graph, tag: str, poll: float = 0.05,
                 if not runner.is_alive() and not done:
                     raise BackendError("Lava run ended before every step was received")
                 if not moved:
-                    runner.join(0.001 if streams else poll)
+                    runner.join(0.005 if streams else poll)
         if errors:
             raise BackendError(f"Lava run failed: {errors[0]}") from errors[0]
         t2 = time.perf_counter()
@@ -494,14 +540,15 @@ def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
                 record: list[str] | None = None,
                 extra: Callable[[Graph], None] | None = None,
                 hidden_message_bits: int = HIDDEN_MESSAGE_BITS,
-                reader: str = READER) -> LavaRun:
+                reader: str = READER, delay: str = DELAY) -> LavaRun:
     """Run ``qnet`` on Lava in *this* process (call it from a child process: see
     :mod:`snn2hw.exporters.watchdog`). ``extra`` may add processes to the graph (tests)."""
     check_network(qnet, tag, record)
     spikes = check_spikes(qnet, spikes, timesteps)
     n, t, _ = spikes.shape
     t0 = time.perf_counter()
-    graph = build_graph(qnet, spikes, timesteps, tag, record, hidden_message_bits, reader)
+    graph = build_graph(qnet, spikes, timesteps, tag, record, hidden_message_bits, reader,
+                        delay)
     if extra is not None:
         extra(graph)
     build_seconds = time.perf_counter() - t0

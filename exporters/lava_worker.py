@@ -5,7 +5,8 @@ group), so the parent can kill it together with every process Lava forks. ``JOB_
 (a private ``mkdtemp`` directory) holds
 
 * ``job.pkl``   -- pickled ``{"qnet": QuantizedNetwork, "tag": str, "timesteps": int,
-  "record": list[str] | None}`` (optional: ``"hidden_message_bits"``, ``"reader"``);
+  "record": list[str] | None}`` (optional: ``"hidden_message_bits"``, ``"reader"``,
+  ``"delay"``: graph variants, see lava_backend);
 * ``spikes.npy`` -- input spikes (N, T, in_size) int8.
 
 On success the worker writes ``result.npz`` atomically (``layer_0``, ``layer_1``, ... in
@@ -89,8 +90,9 @@ def run_job(job_dir: str) -> None:
     kwargs = {}
     if "hidden_message_bits" in job:
         kwargs["hidden_message_bits"] = int(job["hidden_message_bits"])
-    if "reader" in job:
-        kwargs["reader"] = job["reader"]
+    for key in ("reader", "delay"):
+        if key in job:
+            kwargs[key] = job[key]
     run = lava_backend.run_network(job["qnet"], spikes, int(job["timesteps"]),
                                    tag=job.get("tag", "fixed_pt"), record=job.get("record"),
                                    extra=_test_process_hook(os.environ.get(TEST_PROCESS_ENV)),

@@ -171,6 +171,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             proc.poll()
             return
+        except PermissionError:
+            break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if _group_gone(proc):
@@ -233,7 +235,8 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
              record: list[str] | None = None, timeout: float | None = None, *,
              on_start: Callable[[int], None] | None = None,
              hidden_message_bits: int | None = None,
-             reader: str | None = None) -> LavaResult:
+             reader: str | None = None, delay: str | None = None,
+             limits=None) -> LavaResult:
     """Run ``qnet`` on Lava's CPU backend (tag ``fixed_pt``: bit-accurate Loihi
     arithmetic; ``floating_pt``: float models) for the input spikes (N, T, in_size) of
     -1/0/+1, all N samples back to back in one run. Returns every recorded layer's spikes
@@ -241,13 +244,14 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
 
     ``timeout`` (seconds) defaults to :func:`default_timeout`. ``on_start`` is called with
     the worker's pid (= its process-group id) once it is started. ``hidden_message_bits``
-    (0: binary spikes between layers, as on Loihi; default: graded, faster on the CPU) and
-    ``reader`` ("extractor", default, or "sink") select graph variants that give identical
-    spikes (see :mod:`snn2hw.exporters.lava_backend`). Raises
+    (0: binary spikes between layers, as on Loihi; default: graded, faster on the CPU),
+    ``delay`` ("relay", default, or "delaysparse", the Loihi mapping) and ``reader``
+    ("extractor", default, or "sink") select graph variants that give identical spikes
+    (see :mod:`snn2hw.exporters.lava_backend`). Raises
     :class:`BackendError` on failure or timeout, ``HardwareLimitError`` if a value does not
     fit Loihi's registers, and re-raises KeyboardInterrupt after killing the worker.
     """
-    lava_backend.check_network(qnet, tag, record)
+    lava_backend.check_network(qnet, tag, record, limits)
     spikes = lava_backend.check_spikes(qnet, spikes, timesteps)
     samples = spikes.shape[0]
     if timeout is None:
@@ -262,6 +266,10 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
         if reader not in ("extractor", "sink"):
             raise ValueError(f"unknown reader {reader!r}")
         job["reader"] = reader
+    if delay is not None:
+        if delay not in ("relay", "delaysparse"):
+            raise ValueError(f"unknown delay mode {delay!r}")
+        job["delay"] = delay
 
     t0 = time.monotonic()
     shm_before = _shm_snapshot()

@@ -47,17 +47,40 @@ def thresholds(net: SpikingNetwork, scales: dict[str, float]) -> dict[str, float
             for layer in net.layers}
 
 
-def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
-            device: str = "cpu", **_: object) -> Calibration:
-    names = {layer.name for layer in net.layers}
+def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
+                   device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Per spiking layer: max, mean and 99.9th percentile of the ANN activation, and the
+    fraction of positive activations, over ``x``."""
+    names = [layer.name for layer in net.layers]
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     top = {name: float("-inf") for name in names}
+    total = {name: 0.0 for name in names}
+    count = {name: 0 for name in names}
     dtype = torch.float64 if device == "cpu" else torch.float32
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
             xb = torch.as_tensor(x[start:start + batch_size], dtype=dtype, device=device)
-            acts = ann.forward(net.graph, xb, keep=names)
+            acts = ann.forward(net.graph, xb, keep=set(names))
             for name in names:
-                top[name] = max(top[name], float(acts[name].max()))
+                a = acts[name]
+                top[name] = max(top[name], float(a.max()))
+                total[name] += float(a.double().sum())
+                count[name] += a.numel()
+                # float32 copies only for the percentile and the active fraction
+                values[name].append(a.reshape(-1).float().cpu().numpy())
+    stats = {}
+    for name in names:
+        v = np.concatenate(values[name]) if values[name] else np.zeros(1, np.float32)
+        stats[name] = {"max": top[name], "mean": total[name] / max(count[name], 1),
+                       "p99.9": float(np.percentile(v, 99.9)),
+                       "active_fraction": float((v > 0).mean())}
+    return stats
+
+
+def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
+            device: str = "cpu", **_: object) -> Calibration:
+    top = {name: st["max"] for name, st in
+           ann_statistics(net, x, batch_size=batch_size, device=device).items()}
     scales = {net.input: input_scale(x)}
     warnings = []
     for layer in net.layers:

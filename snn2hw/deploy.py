@@ -83,7 +83,7 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
         x, y = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
         report["evaluation"] = compare_float_fixed(net, cal.scales, qnet, x, y, timesteps,
                                                    seed, device)
-    toml_text = Path(profile.path).read_text() if profile.path.endswith(".toml") else \
+    toml_text = Path(profile.path).read_text() if Path(profile.path).is_file() else \
         profiles.resources.files(profiles.PACKAGE).joinpath(f"{profile.name}.toml").read_text()
     return ExportArtifact(qnet, graph, cal.scales, toml_text, sha, cal.method, cal.params,
                           seed, preprocess.to_json(), report)
@@ -160,7 +160,8 @@ def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
     ref = simulate.simulate(prepare_network(qnet, device),
                             PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM),
                             timesteps, record=names)
-    lava = run_lava(qnet, spikes, timesteps, tag=profile.lava_tag, timeout=timeout)
+    lava = run_lava(qnet, spikes, timesteps, tag=profile.lava_tag, timeout=timeout,
+                    limits=profile.fixed)
     out = qnet.output.name
     lava_counts = lava.spikes[out].sum(axis=1)
     lava_pred, _ = simulate.decode(lava_counts)

@@ -17,8 +17,9 @@ class FixedIFNeuron:
         u = wrap(a << shift);  v = clip(v + u + bias_v, +-v_max);  s = v > thr << shift."""
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
-                 shift: int, device) -> None:
-        self.threshold = float(threshold << shift)
+                 shift: int, device, threshold_shift: int | None = None) -> None:
+        self.threshold = float(threshold << (shift if threshold_shift is None
+                                             else threshold_shift))
         self.bias = None if bias_v is None else torch.as_tensor(
             bias_v.reshape(shape), dtype=torch.float64, device=device)
         self.half = float(1 << (state_bits - 1))
@@ -58,7 +59,7 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu") -> Prepared:
     for la in qnet.layers:
         syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
-                               qnet.current_shift, dev)
+                               qnet.current_shift, dev, qnet.threshold_shift)
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth))
     # Spike buffers and synapse products in float32 (exact, see IntSynapse.apply); the

@@ -345,3 +345,15 @@ def layer_table(path: str | Path) -> tuple[list[dict], Exception | None]:
     model = load_model(path)
     _, rows, problems = _scan(model)
     return rows, (UnsupportedModelError(problems) if problems else None)
+
+
+def graph_from_nodes(nodes: list[ir.Node], metadata: dict[str, str] | None = None
+                     ) -> ir.Graph:
+    """A graph from IR nodes in topological order, for building networks in code: the first
+    node is the input (its shape set), the last the output; other shapes are inferred."""
+    named: dict[str, ir.Node] = {}
+    for node in nodes:
+        if not isinstance(node, ir.Input):
+            node.shape = infer_shape(node, [named[i].shape for i in node.inputs])
+        named[node.name] = node
+    return ir.Graph(named, nodes[0].name, nodes[-1].name, dict(metadata or {}))

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import ann, data, simulate, snn
 from .artifact import CalibrationArtifact, load_calibration, save_calibration
-from .calibrate import Calibration, calibrate, thresholds
+from .calibrate import Calibration, ann_statistics, calibrate, thresholds
 from .encoding import PoissonEncoder
 from .errors import InputError
 from .importer import file_hash, import_onnx
@@ -47,6 +47,7 @@ class Evaluation:
     rates: dict[str, float]
     samples: int
     seconds: float
+    max_current: dict[str, float] = None
 
     def as_dict(self) -> dict:
         return {"ann_accuracy": self.ann_accuracy,
@@ -73,7 +74,8 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
         pred, ties[t] = result.predictions(t)
         acc[t] = float((pred == y).mean())
     rates = {name: st.rate for name, st in result.stats.items()}
-    return Evaluation(ann_acc, acc, ties, rates, len(x), time.monotonic() - start)
+    currents = {name: st.max_current for name, st in result.stats.items()}
+    return Evaluation(ann_acc, acc, ties, rates, len(x), time.monotonic() - start, currents)
 
 
 def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timesteps: int,
@@ -85,14 +87,17 @@ def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timeste
 
 
 def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation,
-                       timesteps: int) -> dict:
+                       timesteps: int, ann_stats: dict | None = None) -> dict:
     th = thresholds(net, cal.scales)
+    ann_stats = ann_stats or {}
     return {
         "method": cal.method, "params": cal.params, "warnings": cal.warnings,
         "input_scale": cal.scales[net.input],
         "layers": [{"name": layer.name, "shape": list(layer.shape), "depth": layer.depth,
                     "scale": cal.scales[layer.name], "threshold": th[layer.name],
-                    "spikes_per_neuron_per_step": ev.rates[layer.name]}
+                    "spikes_per_neuron_per_step": ev.rates[layer.name],
+                    "max_input_current": ev.max_current[layer.name] * cal.scales[layer.name],
+                    "ann_activation": ann_stats.get(layer.name)}
                    for layer in net.layers],
         "evaluation": ev.as_dict(), "timesteps": timesteps,
     }
@@ -112,7 +117,8 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev, eval_timesteps or [timesteps], seed,
                   device)
-    report = calibration_report(net, cal, ev, timesteps)
+    report = calibration_report(net, cal, ev, timesteps,
+                                ann_statistics(net, x_cal, device=device))
     art = CalibrationArtifact(graph, cal, file_hash(model), preprocess.to_json(), report)
     return art, net
 

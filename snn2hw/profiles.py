@@ -114,6 +114,10 @@ def parse(doc: dict, where: str) -> Profile:
                            v["threshold.bits"], v["threshold.shift"], v["bias.mantissa_bits"],
                            v["bias.exp_min"], v["bias.exp_max"], v["state.bits"],
                            v["state.current_shift"])
+        if fixed.threshold_shift != fixed.current_shift:  # quantize.py and Lava assume it
+            raise ProfileError(f"profile {where}: threshold.shift = {fixed.threshold_shift} "
+                               f"must equal state.current_shift = {fixed.current_shift}",
+                               field="threshold.shift")
         if fixed.bias_exp_min > fixed.bias_exp_max:
             raise ProfileError(f"profile {where}: bias.exp_min > bias.exp_max")
         if fixed.weight_max - fixed.weight_min + 1 > (1 << fixed.weight_bits):

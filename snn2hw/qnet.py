@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported lazily (see IntSynapse.apply)
+    import torch
 
 
 @dataclass
@@ -54,6 +56,9 @@ class IntSynapse:
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """(M, *in_shape) integer-valued -> (M, *out_shape), exact: quantisation bounds every
         partial sum by 2**17 weight units, far inside float32's exact integer range."""
+        import torch  # imported lazily: the Lava worker unpickles networks without torch
+        import torch.nn.functional as F
+
         if self.kind == "conv":
             w = self._cached("conv", lambda: torch.as_tensor(self.weight), x)
             if self.pool != (1, 1):
@@ -67,6 +72,11 @@ class IntSynapse:
             return (m @ w.T).reshape(x.shape[0], *self.out_shape)
         w = self._cached("csr", lambda: _torch_csr(self.csr), x)
         return (w @ m.T).T.reshape(x.shape[0], *self.out_shape)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_tensors", None)  # device caches are rebuilt on demand
+        return state
 
     def _cached(self, key: str, make, like: torch.Tensor) -> torch.Tensor:
         cache = self.__dict__.setdefault("_tensors", {})
@@ -89,6 +99,8 @@ DENSE_LIMIT = 1 << 24  # matrices up to this many entries are applied as dense p
 
 
 def _torch_csr(csr: sp.csr_matrix) -> torch.Tensor:
+    import torch
+
     with warnings.catch_warnings():  # torch flags sparse CSR as beta; the use here is plain
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(torch.as_tensor(csr.indptr, dtype=torch.int64),
@@ -100,6 +112,8 @@ def _torch_csr(csr: sp.csr_matrix) -> torch.Tensor:
 def conv_matrix(syn: IntSynapse, block: int = 512) -> sp.csr_matrix:
     """Exact sparse matrix of a conv synapse, built by applying it to blocks of basis
     vectors (integer arithmetic in float64)."""
+    import torch
+
     rows, cols, vals = [], [], []
     n_in = syn.in_size
     with torch.no_grad():

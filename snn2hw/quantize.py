@@ -130,7 +130,7 @@ def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | Non
     b = np.zeros(1) if bias is None else bias.reshape(-1)
     worst = float(np.max(np.maximum(pos + np.maximum(b, 0), neg + np.maximum(-b, 0))))
     state_limit = fp.v_max / (1 << fp.current_shift)  # in weight units
-    limits["24-bit state"] = state_limit / (1.0 + worst)
+    limits[f"{fp.state_bits}-bit state"] = state_limit / (1.0 + worst)
     top_bias = float(np.max(np.abs(b)))
     if top_bias > 0:
         bias_limit = fp.bias_mant_max * 2.0 ** fp.bias_exp_max / (1 << fp.current_shift)

@@ -9,29 +9,31 @@ axon limit cannot be placed at all and is flagged.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
+import torch
 
 from .profiles import Profile
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 
-def _synapse_counts(syn: IntSynapse) -> tuple[int, int]:
-    """(non-zero synapses, largest fan-in of one target neuron)."""
+def _row_counts(syn: IntSynapse) -> np.ndarray:
+    """Non-zero synapses into each target neuron (the row nnz of ``syn.matrix()``). A conv
+    entry is one kernel tap, so the counts are the indicator kernel applied to all-ones
+    input: exact at padded borders, without building the matrix."""
     if syn.kind == "conv":
-        area = syn.pool[0] * syn.pool[1]
-        per_channel = np.count_nonzero(syn.weight.reshape(syn.weight.shape[0], -1), axis=1)
-        out_positions = int(np.prod(syn.out_shape[1:]))
-        return int(per_channel.sum()) * out_positions * area, int(per_channel.max()) * area
-    row_nnz = np.diff(syn.csr.indptr)
-    return int(syn.csr.nnz), int(row_nnz.max(initial=0))
+        mask = replace(syn, weight=(np.asarray(syn.weight) != 0).astype(np.float64))
+        ones = torch.ones((1, *syn.in_shape), dtype=torch.float64)
+        return np.rint(mask.apply(ones).reshape(-1).numpy()).astype(np.int64)
+    return np.diff(syn.csr.indptr)
 
 
 def layer_usage(layer: QuantLayer, profile: Profile) -> dict:
     res = profile.resources
-    counts = [_synapse_counts(s) for s in layer.synapses]
-    synapses = sum(c[0] for c in counts)
-    fan_in = sum(c[1] for c in counts)
+    rows = sum((_row_counts(s) for s in layer.synapses), np.zeros(layer.size, np.int64))
+    synapses = int(rows.sum())
+    fan_in = int(rows.max(initial=0))
     memory = math.ceil(synapses * profile.fixed.weight_bits / 8)
     cores = max(math.ceil(layer.size / res["neurons_per_core"]),
                 math.ceil(memory / res["synaptic_memory_bytes_per_core"]), 1)

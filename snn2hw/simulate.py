@@ -193,12 +193,21 @@ def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
         yield start, min(total, start + size)
 
 
+CPU_CHUNK_BYTES = 4e6  # widest layer's current per chunk on a CPU: stays cache-friendly
+
+
 def auto_time_chunk(prep: Prepared, batch: int, timesteps: int, budget_bytes: float) -> int:
-    """Steps per chunk so that all spike buffers plus the widest current fit the budget."""
+    """Steps per chunk. On a GPU: as many as the memory budget allows (fewer, larger
+    kernels). On a CPU: enough that (steps x batch) images make one efficient product, but
+    the widest layer's chunk stays near ``CPU_CHUNK_BYTES``; larger chunks spill out of
+    the caches and the IF loop becomes memory-bound (measured: benchmarks/simulate.py)."""
     sizes = [int(np.prod(prep.input_shape))] + [int(np.prod(la.shape)) for la in prep.layers]
-    per_step = batch * (sum(sizes) + 2 * max(sizes)) * torch.tensor(
-        [], dtype=prep.dtype).element_size()
-    return int(max(1, min(timesteps, budget_bytes // max(per_step, 1))))
+    item = torch.tensor([], dtype=prep.dtype).element_size()
+    per_step = batch * (sum(sizes) + 2 * max(sizes)) * item
+    steps = budget_bytes // max(per_step, 1)
+    if prep.device.type == "cpu":
+        steps = min(steps, CPU_CHUNK_BYTES // max(batch * max(sizes) * item, 1))
+    return int(max(1, min(timesteps, steps)))
 
 
 class _Buffers:

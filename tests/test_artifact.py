@@ -13,18 +13,9 @@ from snn2hw.artifact import CalibrationArtifact, load_calibration, save_calibrat
 from snn2hw.calibrate import Calibration
 from snn2hw.errors import ArtifactError
 from snn2hw.fileio import atomic_path, write_text
-from snn2hw.importer import infer_shape
+from snn2hw.importer import graph_from_nodes as build
 
 SHA = "ab" * 32
-
-
-def build(nodes: list[ir.Node], metadata=None) -> ir.Graph:
-    named: dict[str, ir.Node] = {}
-    for node in nodes:
-        if not isinstance(node, ir.Input):
-            node.shape = infer_shape(node, [named[i].shape for i in node.inputs])
-        named[node.name] = node
-    return ir.Graph(named, nodes[0].name, nodes[-1].name, metadata or {})
 
 
 def every_kind_graph() -> ir.Graph:

@@ -15,16 +15,9 @@ from torch import nn
 from snn2hw import calibrate, ir, simulate, snn
 from snn2hw.data import digits
 from snn2hw.encoding import PoissonEncoder
-from snn2hw.importer import infer_shape
+from snn2hw.importer import graph_from_nodes as build
 
 
-def build(nodes: list[ir.Node]) -> ir.Graph:
-    named: dict[str, ir.Node] = {}
-    for node in nodes:
-        if not isinstance(node, ir.Input):
-            node.shape = infer_shape(node, [named[i].shape for i in node.inputs])
-        named[node.name] = node
-    return ir.Graph(named, nodes[0].name, nodes[-1].name)
 
 
 # --------------------------------------------------------------------------- max-act

@@ -12,7 +12,7 @@ import torch
 
 from snn2hw import ir, simulate, snn
 from snn2hw.encoding import PoissonEncoder
-from snn2hw.importer import infer_shape
+from snn2hw.importer import graph_from_nodes as build
 
 F64 = torch.float64
 
@@ -20,14 +20,6 @@ F64 = torch.float64
 # --------------------------------------------------------------------------- helpers
 
 
-def build(nodes: list[ir.Node]) -> ir.Graph:
-    """Graph from nodes in order; the first is the input (shape set), the last the output."""
-    named: dict[str, ir.Node] = {}
-    for node in nodes:
-        if not isinstance(node, ir.Input):
-            node.shape = infer_shape(node, [named[i].shape for i in node.inputs])
-        named[node.name] = node
-    return ir.Graph(named, nodes[0].name, nodes[-1].name)
 
 
 def np_conv(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0)):

@@ -65,9 +65,9 @@ def register(op_type: str, since: int = 1, domain: str = "", action: str = "conv
 def lookup(op_type: str, opset: int, domain: str = "") -> Converter | None:
     """The converter with the highest ``since`` not above ``opset``."""
     found = None
-    for conv in _REGISTRY.get((domain or "", op_type), []):
-        if conv.since <= opset:
-            found = conv
+    for entry in _REGISTRY.get((domain or "", op_type), []):
+        if entry.since <= opset:
+            found = entry
     return found
 
 
