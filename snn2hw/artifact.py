@@ -82,6 +82,9 @@ def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
             names = list(art.calibration.scales)
             scales.attrs["names"] = json.dumps(names)
             _ds(scales, "values", [art.calibration.scales[n] for n in names])
+            if art.calibration.rate_scales is not None:
+                _ds(scales, "source_values",
+                    [art.calibration.rate_scales[n] for n in names])
 
 
 def open_artifact(path: str | Path, fmt: str, version: int) -> h5py.File:
@@ -114,8 +117,12 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
             graph = read_graph(f["graph"])
             names = json.loads(f["scales"].attrs["names"])
             values = np.asarray(f["scales"]["values"][()], dtype=np.float64)
+            rate = None
+            if "source_values" in f["scales"]:
+                rate = dict(zip(names, map(float, f["scales"]["source_values"][()])))
             cal = Calibration(str(f.attrs["method"]), dict(zip(names, map(float, values))),
-                              json.loads(f.attrs["params"]), json.loads(f.attrs["warnings"]))
+                              json.loads(f.attrs["params"]), json.loads(f.attrs["warnings"]),
+                              rate)
             sha = str(f.attrs["onnx_sha256"])
             art = CalibrationArtifact(graph, cal, sha, str(f.attrs["preprocess"]),
                                       json.loads(f.attrs["report"]))
@@ -125,7 +132,8 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
     if expected_sha256 is not None and sha != expected_sha256:
         raise ArtifactError(f"{path}: calibration was made for a different model "
                             f"(ONNX sha256 {sha[:12]}…, this model {expected_sha256[:12]}…)")
-    bad = {k: v for k, v in cal.scales.items() if not np.isfinite(v) or v <= 0}
+    bad = {k: v for k, v in (cal.scales | cal.source_scales).items()
+           if not np.isfinite(v) or v <= 0}
     if bad:
         raise ArtifactError(f"{path}: thresholds must be positive and finite: {bad}")
     if len(values) != len(names):

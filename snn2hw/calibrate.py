@@ -33,6 +33,12 @@ class Calibration:
     scales: dict[str, float]
     params: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rate_scales: dict[str, float] | None = None  # measured source scales (rate matching)
+
+    @property
+    def source_scales(self) -> dict[str, float]:
+        """What one spike per step of each spike train stands for (see snn2hw.snn)."""
+        return self.rate_scales if self.rate_scales is not None else self.scales
 
 
 def input_scale(x: np.ndarray) -> float:
@@ -41,9 +47,11 @@ def input_scale(x: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
-def thresholds(net: SpikingNetwork, scales: dict[str, float]) -> dict[str, float]:
+def thresholds(net: SpikingNetwork, scales: dict[str, float],
+               source_scales: dict[str, float] | None = None) -> dict[str, float]:
     """Per-layer threshold in the paper's units (relative to the first source's scale)."""
-    return {layer.name: scales[layer.name] / scales[layer.terms[0].source]
+    source_scales = scales if source_scales is None else source_scales
+    return {layer.name: scales[layer.name] / source_scales[layer.terms[0].source]
             for layer in net.layers}
 
 
@@ -92,12 +100,24 @@ def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
 
 
 def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
-               batch_size: int = 64, device: str = "cpu",
+               batch_size: int = 64, device: str = "cpu", rate_match: bool = True,
                progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
+    """Sengupta et al.'s Spike-Norm, layer by layer. With ``rate_match`` (default) each
+    balanced layer's *source scale* is then measured on the calibration set: the mean ANN
+    activation divided by the mean spike rate (steps after the layer's idle steps). An IF
+    neuron that resets to zero loses the charge above threshold at every spike, so it fires
+    somewhat less than activation / threshold; using the measured scale for the gains of
+    the synapses it drives keeps each junction's branches and each layer's bias current in
+    the right proportion to the spike input. In a plain bias-free chain it changes no spike
+    (the next threshold scales along with the gains)."""
     dev = torch.device(device)
     dtype = torch.float32
     n = len(x)
     scales = {net.input: input_scale(x)}
+    sources = dict(scales)  # source scales: what one spike per step stands for
+    ann_mean = ({name: st["mean"] for name, st in
+                 ann_statistics(net, x, batch_size=256, device=device).items()}
+                if rate_match else {})
     encoder = PoissonEncoder(x, scales[net.input], seed)
     # Spikes of every layer still needed later, int8 on the CPU, time-major: (T, N, *shape).
     store = {net.input: torch.from_numpy(np.moveaxis(encoder.full(0, n, timesteps), 1, 0)
@@ -106,8 +126,8 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     warnings = []
     with torch.no_grad():
         for index, layer in enumerate(net.layers):
-            scales[layer.name] = 1.0  # provisional: currents come out in ANN units
-            ann_units = prepare_float_layer(layer, scales, dev, dtype)
+            # Provisional threshold 1: the currents come out in ANN units.
+            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, dtype, sources)
             top = float("-inf")
             for start in range(0, n, batch_size):
                 current = _current(ann_units, store, start, start + batch_size, dev, dtype)
@@ -116,7 +136,7 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                 warnings.append(f"layer {layer.name}: receives no positive input current; "
                                 "it will never spike")
                 top = 1.0
-            scales[layer.name] = top
+            scales[layer.name] = sources[layer.name] = top
             spikes = torch.empty((timesteps, n, *layer.shape), dtype=torch.int8)
             neuron = IFNeuron(1.0)
             for start in range(0, n, batch_size):
@@ -128,12 +148,18 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                 spikes[:, start:stop] = out.to(torch.int8).cpu()
                 if progress:
                     progress((stop - start) * timesteps)
+            if rate_match and not layer.is_output:
+                active = spikes[min(layer.depth, timesteps - 1):]
+                rate = float(active.sum(dtype=torch.float64)) / max(active.numel(), 1)
+                if rate > 0 and ann_mean[layer.name] > 0:
+                    sources[layer.name] = ann_mean[layer.name] / rate
             store[layer.name] = spikes
             for src in list(store):  # free spike trains no later layer reads
                 if last_use.get(src, -1) <= index and src != layer.name:
                     del store[src]
-    return Calibration("spike-norm", scales, {"timesteps": timesteps, "seed": seed,
-                                              "samples": n}, warnings)
+    params = {"timesteps": timesteps, "seed": seed, "samples": n, "rate_match": rate_match}
+    return Calibration("spike-norm", scales, params, warnings,
+                       sources if rate_match else None)
 
 
 def _current(layer, store, start, stop, dev, dtype):

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     _add_data_options(p)
     p.add_argument("--method", default="spike-norm", choices=["spike-norm", "max-act"])
+    p.add_argument("--no-rate-match", dest="rate_match", action="store_false",
+                   help="spike-norm: use the thresholds as the spike trains' scales instead "
+                   "of measuring them (see README, 'Rate matching')")
     p.add_argument("--timesteps", type=positive_int, default=256)
     p.add_argument("--samples", type=positive_int, default=256,
                    help="calibration samples from the train split")
@@ -102,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds before the Lava run is killed")
     p.add_argument("--device", default="cpu")
     p.add_argument("--report", help="also write the numbers as JSON here")
+
+    p = sub.add_parser("report", help="spiking activity and synaptic operations against "
+                       "depth (sparsity analysis)")
+    p.add_argument("model")
+    p.add_argument("--calibration", required=True,
+                   help="a .calib.h5 from `snn2hw calibrate` for this model")
+    _add_data_options(p)
+    p.add_argument("--samples", type=positive_int, default=100,
+                   help="test samples to simulate")
+    p.add_argument("--timesteps", type=positive_int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="input spike seed")
+    p.add_argument("-o", "--output", required=True, help="JSON report to write")
+    p.add_argument("--plot", help="also draw rate and SOP/MAC against depth as a PNG here")
     return parser
 
 
@@ -141,8 +157,15 @@ def cmd_run(args) -> int:
     return run_command(args)
 
 
+def cmd_report(args) -> int:
+    from .commands import report_command
+
+    return report_command(args)
+
+
 COMMANDS = {"inspect": cmd_inspect, "ops": cmd_ops, "calibrate": cmd_calibrate,
             "profiles": cmd_profiles, "export": cmd_export, "run": cmd_run}
+COMMANDS["report"] = cmd_report
 
 
 def main(argv: list[str] | None = None) -> int:

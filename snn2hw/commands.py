@@ -45,7 +45,8 @@ def calibrate_command(args) -> int:
         check_output_path(args.report, (args.model, args.data, args.output))
     art, net = calibrate_model(args.model, args.data, args.method, args.timesteps,
                                args.samples, args.seed, args.eval_samples,
-                               args.eval_timesteps, args.device, args.mean, args.std)
+                               args.eval_timesteps, args.device, args.mean, args.std,
+                               args.rate_match)
     rep = art.report
     print(f"{rep['method']}: T = {args.timesteps}, {args.samples} calibration samples, "
           f"seed {args.seed}, input scale {rep['input_scale']:.4g}")
@@ -169,4 +170,59 @@ def run_command(args) -> int:
             return 0
         raise BackendError(f"Lava and the reference fixed-point simulator differ: {msg}")
     print("Lava and the reference simulator agree spike for spike")
+    return 0
+
+
+def report_command(args) -> int:
+    from pathlib import Path
+
+    from . import data, snn
+    from .fileio import atomic_path
+    from .pipeline import load_calibrated, load_data
+    from .progress import Progress
+    from .sparsity import analyze, plot, trend_summary
+
+    check_output_path(args.output, (args.model, args.data, args.calibration))
+    if args.plot:
+        check_output_path(args.plot, (args.model, args.data, args.calibration, args.output))
+    art = load_calibrated(args.model, args.calibration)
+    preprocess = data.Preprocess.from_json(art.preprocess)
+    if args.mean or args.std:
+        preprocess = data.Preprocess(tuple(args.mean) if args.mean else preprocess.mean,
+                                     tuple(args.std) if args.std else preprocess.std)
+    graph = art.graph
+    dataset = load_data(graph, args.data, preprocess)
+    x, y = data.take(dataset.x_test, dataset.y_test, args.samples, "evaluation")
+    net = snn.lower(graph)
+    with Progress(len(x) * args.timesteps, "simulate") as bar:
+        rep = analyze(net, art.calibration.scales, x, args.timesteps, args.seed, y=y,
+                      device=args.device, progress=bar,
+                      source_scales=art.calibration.source_scales)
+    rep = {"model": str(args.model), "calibration": str(args.calibration),
+           "method": art.calibration.method, "data": args.data} | rep
+    inp = rep["input"]
+    print(f"{art.calibration.method} thresholds, test split: {rep['samples']} samples, "
+          f"T = {rep['timesteps']}, seed {rep['seed']}; SNN accuracy "
+          f"{percent(rep['snn_accuracy'])}")
+    print(f"input: {inp['neurons']} neurons, {inp['spikes_per_neuron_per_step']:.4f} "
+          f"spikes/neuron/step")
+
+    def row(name, la, depth):
+        return [name, depth, la["neurons"], la["spikes_per_neuron_per_step"],
+                la["sops_per_image"], la["macs_per_image"], la["sop_per_mac"]]
+
+    rows = [row(la["name"], la, la["depth"]) for la in rep["layers"]]
+    rows.append(row("total", rep["total"], "-"))
+    print(table(["layer", "depth", "neurons", "spikes/neuron/step", "SOPs/image",
+                 "MACs/image", "SOP/MAC"], rows))
+    print(trend_summary(rep))
+    from .cli import json_dump
+
+    write_text(args.output, json_dump(rep) + "\n")
+    print(f"wrote {args.output}")
+    if args.plot:
+        with atomic_path(args.plot) as tmp:
+            plot(rep, tmp, title=f"{Path(args.model).name}, {art.calibration.method} "
+                 "thresholds")
+        print(f"wrote {args.plot}")
     return 0

@@ -73,8 +73,8 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
         x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
         cal = run_calibration(net, x_cal, method, timesteps, seed, device)
     start = time.monotonic()
-    qnet = (quantize(net, cal.scales, profile) if profile.quantize
-            else float_network(net, cal.scales, profile.name))
+    qnet = (quantize(net, cal.scales, profile, cal.source_scales) if profile.quantize
+            else float_network(net, cal.scales, profile.name, cal.source_scales))
     report = {"profile": profile.name, "quantize_seconds": round(time.monotonic() - start, 3),
               "layers": {la.name: la.report for la in qnet.layers}}
     if profile.fixed is not None:
@@ -82,17 +82,19 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     if dataset is not None:
         x, y = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
         report["evaluation"] = compare_float_fixed(net, cal.scales, qnet, x, y, timesteps,
-                                                   seed, device)
+                                                   seed, device, cal.source_scales)
     toml_text = Path(profile.path).read_text() if Path(profile.path).is_file() else \
         profiles.resources.files(profiles.PACKAGE).joinpath(f"{profile.name}.toml").read_text()
     return ExportArtifact(qnet, graph, cal.scales, toml_text, sha, cal.method, cal.params,
-                          seed, preprocess.to_json(), report)
+                          seed, preprocess.to_json(), report, cal.rate_scales)
 
 
-def compare_float_fixed(net, scales, qnet, x, y, timesteps, seed, device) -> dict:
+def compare_float_fixed(net, scales, qnet, x, y, timesteps, seed, device,
+                        source_scales=None) -> dict:
     """Float SNN vs the exported network on the same input spikes."""
     out = {"samples": len(x), "timesteps": timesteps}
-    for label, prep in (("float", simulate.prepare_float(net, scales, device)),
+    float_prep = simulate.prepare_float(net, scales, device, source_scales=source_scales)
+    for label, prep in (("float", float_prep),
                         ("exported", prepare_network(qnet, device))):
         enc = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
         with Progress(len(x) * timesteps, f"simulate {label}") as bar:

@@ -5,6 +5,7 @@ Format ``snn2hw-export`` version 1, HDF5:
             calibration (method, params JSON), seed, preprocess, input, input_shape,
             input_scale, state_bits, threshold_shift, current_shift, report (JSON)
   graph/    the ANN IR (as in calibration files), scales/ the calibrated layer scales
+            (values) and source scales (source_values, when they differ)
   layers/NNNN   attrs name, shape, depth, threshold, bias_exp, is_output, scale, report;
                 dataset bias_mant (optional); synapses/MMMM with attrs source, lag,
                 in_shape, out_shape, kind, stride, padding, dilation, groups, pool and
@@ -34,7 +35,7 @@ FORMAT_VERSION = 1
 class ExportArtifact:
     qnet: QuantizedNetwork
     graph: ir.Graph
-    scales: dict[str, float]
+    scales: dict[str, float]          # thresholds in ANN units (plus the input's)
     profile_toml: str
     onnx_sha256: str
     method: str
@@ -42,6 +43,7 @@ class ExportArtifact:
     seed: int
     preprocess: str
     report: dict = field(default_factory=dict)
+    source_scales: dict[str, float] | None = None  # when calibration measured them
 
 
 def _tuple_json(value) -> str:
@@ -104,6 +106,8 @@ def save_export(path: str | Path, art: ExportArtifact) -> None:
             scales = f.create_group("scales")
             scales.attrs["names"] = json.dumps(list(art.scales))
             _ds(scales, "values", list(art.scales.values()))
+            if art.source_scales is not None:
+                _ds(scales, "source_values", [art.source_scales[n] for n in art.scales])
             layers = f.create_group("layers", track_order=True)
             for i, la in enumerate(q.layers):
                 g = layers.create_group(f"{i:04d}")
@@ -149,11 +153,13 @@ def load_export(path: str | Path) -> ExportArtifact:
                                     int(f.attrs["current_shift"]))
             names = json.loads(f["scales"].attrs["names"])
             scales = dict(zip(names, map(float, f["scales"]["values"][()])))
+            sources = (dict(zip(names, map(float, f["scales"]["source_values"][()])))
+                       if "source_values" in f["scales"] else None)
             art = ExportArtifact(qnet, read_graph(f["graph"]), scales,
                                  str(f.attrs["profile_toml"]), str(f.attrs["onnx_sha256"]),
                                  str(f.attrs["method"]), json.loads(f.attrs["params"]),
                                  int(f.attrs["seed"]), str(f.attrs["preprocess"]),
-                                 json.loads(f.attrs["report"]))
+                                 json.loads(f.attrs["report"]), sources)
         except (KeyError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{path}: incomplete or corrupt export file "
                                 f"({exc.__class__.__name__}: {exc})") from None

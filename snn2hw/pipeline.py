@@ -59,11 +59,12 @@ class Evaluation:
 
 def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray,
              y: np.ndarray, timesteps: list[int], seed: int, device: str = "cpu",
-             batch_size: int = 64, label: str = "simulate") -> Evaluation:
+             batch_size: int = 64, label: str = "simulate",
+             source_scales: dict[str, float] | None = None) -> Evaluation:
     """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)."""
     start = time.monotonic()
     ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
-    prep = simulate.prepare_float(net, scales, device)
+    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales)
     encoder = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
     top = max(timesteps)
     with Progress(len(x) * top, label) as bar:
@@ -79,22 +80,24 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
 
 
 def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timesteps: int,
-                    seed: int, device: str = "cpu", batch_size: int = 64) -> Calibration:
+                    seed: int, device: str = "cpu", batch_size: int = 64,
+                    rate_match: bool = True) -> Calibration:
     total = len(x) * timesteps * len(net.layers)
     with Progress(total, f"calibrate {method}") as bar:
         return calibrate(method, net, x, timesteps=timesteps, seed=seed, device=device,
-                         batch_size=batch_size, progress=bar)
+                         batch_size=batch_size, progress=bar, rate_match=rate_match)
 
 
 def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation,
                        timesteps: int, ann_stats: dict | None = None) -> dict:
-    th = thresholds(net, cal.scales)
+    th = thresholds(net, cal.scales, cal.source_scales)
     ann_stats = ann_stats or {}
     return {
         "method": cal.method, "params": cal.params, "warnings": cal.warnings,
         "input_scale": cal.scales[net.input],
         "layers": [{"name": layer.name, "shape": list(layer.shape), "depth": layer.depth,
                     "scale": cal.scales[layer.name], "threshold": th[layer.name],
+                    "source_scale": cal.source_scales[layer.name],
                     "spikes_per_neuron_per_step": ev.rates[layer.name],
                     "max_input_current": ev.max_current[layer.name] * cal.scales[layer.name],
                     "ann_activation": ann_stats.get(layer.name)}
@@ -106,17 +109,19 @@ def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation
 def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: int,
                     samples: int, seed: int, eval_samples: int | None = None,
                     eval_timesteps: list[int] | None = None, device: str = "cpu",
-                    mean=None, std=None) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
+                    mean=None, std=None, rate_match: bool = True
+                    ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
     graph = import_onnx(model)
     preprocess = resolve_preprocess(graph, mean, std)
     dataset = load_data(graph, data_spec, preprocess)
     net = snn.lower(graph)
     x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
-    cal = run_calibration(net, x_cal, method, timesteps, seed, device)
+    cal = run_calibration(net, x_cal, method, timesteps, seed, device,
+                          rate_match=rate_match)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev, eval_timesteps or [timesteps], seed,
-                  device)
+                  device, source_scales=cal.source_scales)
     report = calibration_report(net, cal, ev, timesteps,
                                 ann_statistics(net, x_cal, device=device))
     art = CalibrationArtifact(graph, cal, file_hash(model), preprocess.to_json(), report)

@@ -167,10 +167,12 @@ def _to_int(syn: IntSynapse, fp: FixedPoint) -> tuple[IntSynapse, int]:
 
 
 def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
-                   fp: FixedPoint, input_name: str) -> QuantLayer:
+                   fp: FixedPoint, input_name: str,
+                   source_scales: dict[str, float] | None = None) -> QuantLayer:
+    source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
-    syns = [_scaled(fold_term(t, shapes[t.source], layer.shape), scales[t.source] / scale)
-            for t in layer.terms]
+    syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
+                    source_scales[t.source] / scale) for t in layer.terms]
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
     signed = [t.source == input_name for t in layer.terms]
     theta, limit = _choose_scale(fp, syns, bias, signed)
@@ -193,28 +195,30 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
                       bias_exp, layer.is_output, float(theta), report)
 
 
-def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile
-             ) -> QuantizedNetwork:
+def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
+             source_scales: dict[str, float] | None = None) -> QuantizedNetwork:
     """Integer network for a fixed-point profile; the float SNN is left unchanged."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
     fp = profile.fixed
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
-    layers = [quantize_layer(la, scales, shapes, fp, net.input) for la in net.layers]
+    layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales)
+              for la in net.layers]
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift)
 
 
-def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: str
-                  ) -> QuantizedNetwork:
+def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: str,
+                  source_scales: dict[str, float] | None = None) -> QuantizedNetwork:
     """The same graph without quantisation (threshold 1, float weights and bias), for
     floating-point backends."""
+    source_scales = scales if source_scales is None else source_scales
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
     layers = []
     for la in net.layers:
         scale = scales[la.name]
-        syns = [_scaled(fold_term(t, shapes[t.source], la.shape), scales[t.source] / scale)
-                for t in la.terms]
+        syns = [_scaled(fold_term(t, shapes[t.source], la.shape),
+                        source_scales[t.source] / scale) for t in la.terms]
         bias = None if la.bias is None else la.bias.reshape(-1) / scale
         layers.append(QuantLayer(la.name, la.shape, la.depth, syns, 1.0, bias, 0,
                                  la.is_output, 1.0, {"scale": 1.0}))

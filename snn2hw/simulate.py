@@ -114,11 +114,14 @@ def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
 
 
 def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
-                        dtype: torch.dtype) -> PreparedLayer:
-    """One float layer, threshold normalised to 1: gains scale(source)/scale(layer)."""
+                        dtype: torch.dtype, source_scales: dict[str, float] | None = None
+                        ) -> PreparedLayer:
+    """One float layer, threshold normalised to 1: gains source_scale(source)/scale(layer)
+    (``source_scales`` defaults to ``scales``; see :mod:`snn2hw.snn`)."""
+    source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syn = [Synapse(t.source, 1 + t.delay,
-                   float_synapse(t.ops, scales[t.source] / scale, device, dtype))
+                   float_synapse(t.ops, source_scales[t.source] / scale, device, dtype))
            for t in layer.terms]
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
@@ -133,10 +136,12 @@ def idle_steps(depth: int, t0: int, steps: int) -> int:
 
 
 def prepare_float(net: SpikingNetwork, scales: dict[str, float], device: str = "cpu",
-                  dtype: torch.dtype = torch.float32) -> Prepared:
+                  dtype: torch.dtype = torch.float32,
+                  source_scales: dict[str, float] | None = None) -> Prepared:
     """Float SNN with thresholds normalised to 1 (see :mod:`snn2hw.snn`)."""
     dev = torch.device(device)
-    layers = [prepare_float_layer(layer, scales, dev, dtype) for layer in net.layers]
+    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales)
+              for layer in net.layers]
     return Prepared(net.input, net.input_shape, layers, dev, dtype)
 
 

@@ -20,8 +20,16 @@ back to back (each layer is reset when the new sample's first spikes reach it).
 Neuron (threshold normalised to 1, no leak, no refractory period, reset to zero):
     v[t] = v[t-1] + a[t];  s[t] = v[t] > 1;  v[t] = 0 where s[t]
 with input current a[t] = sum_j g_j * chain_j(s_j[t-1-d_j]) + b / scale.
-``scale`` (Lambda) of a layer is the ANN activation that one spike per step stands for;
-g_j = scale(source_j) / scale(layer). These are what calibration chooses.
+``scale`` (Lambda) of a layer is its threshold in ANN units: the ANN pre-activation at
+which the neuron fires at every step. ``source_scale`` of a spike train is the ANN
+activation that one spike per step of it stands for, and g_j = source_scale(source_j) /
+scale(layer). For the input and by default, source_scale = scale; Spike-Norm can measure
+it instead (rate matching, see :mod:`snn2hw.calibrate`). Calibration chooses both.
+
+Residual junctions: a junction layer receives several terms, and each term's gain uses its
+own source's scale over the junction's single scale, so the identity input and the residual
+input arrive in the same unit (the junction's threshold) whatever their sources' thresholds
+were; quantisation then gives both branches' weights the junction's one joint scale.
 """
 from __future__ import annotations
 

@@ -83,13 +83,18 @@ def three_layer_net(seed=1):
     return g, [("r1", w1, b1), ("r2", w2, None), ("out", w3, b3)]
 
 
-def naive_spike_norm(layers, x, timesteps, seed):
+def naive_spike_norm(layers, x, timesteps, seed, rate_match=False):
     """Algorithm 1 in numpy: Poisson input from default_rng([seed, 0, i]) (the documented
     calibration stream), then per layer: current in ANN units, threshold = its maximum,
     spikes of an IF neuron (v += I / threshold; fire if v > 1; reset to 0). The layer k
     hops from the input is idle (no current, no bias) during steps t < k."""
     n = len(x)
     in_scale = float(np.abs(x).max())
+    x_ann, a = {}, x.astype(np.float64)
+    for name, w, b in layers:  # the ANN's activations, for rate matching
+        a = a @ w.T + (0 if b is None else b)
+        x_ann[name] = a
+        a = np.maximum(a, 0)
     s = np.zeros((n, timesteps, x.shape[1]))
     for i in range(n):
         u = np.random.default_rng([seed, 0, i]).random((timesteps, x.shape[1]),
@@ -114,6 +119,10 @@ def naive_spike_norm(layers, x, timesteps, seed):
             v[v > 1] = 0
         assert 0 < out.mean() < 1, f"{name}: test network must spike, not saturate"
         s, src_scale = out, top
+        if rate_match:  # what one spike per step stands for: mean activation / mean rate
+            ann = np.maximum(x_ann[name], 0)
+            src_scale = ann.mean() / out[:, depth:].mean()
+            scales["source:" + name] = src_scale
     return scales
 
 
@@ -121,14 +130,28 @@ def test_spike_norm_matches_layer_by_layer_naive_simulation():
     g, layers = three_layer_net()
     x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
     cal = calibrate.calibrate("spike-norm", snn.lower(g), x, timesteps=48, seed=5,
-                              batch_size=10)
+                              batch_size=10, rate_match=False)
     want = naive_spike_norm(layers, x, 48, 5)
     assert cal.scales.keys() == want.keys()
+    assert cal.rate_scales is None
     for name, value in want.items():
         assert cal.scales[name] == pytest.approx(value, rel=1e-5), name
     # the later layers depend on the earlier thresholds: they are not the ANN maxima
     ann_max = calibrate.calibrate("max-act", snn.lower(g), x).scales
     assert cal.scales["r2"] != pytest.approx(ann_max["r2"], rel=1e-3)
+
+
+def test_spike_norm_rate_match_measures_source_scales():
+    g, layers = three_layer_net()
+    x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
+    cal = calibrate.calibrate("spike-norm", snn.lower(g), x, timesteps=48, seed=5,
+                              batch_size=10, rate_match=True)
+    want = naive_spike_norm(layers, x, 48, 5, rate_match=True)
+    for name in ("r1", "r2", "out"):
+        assert cal.scales[name] == pytest.approx(want[name], rel=1e-5), name
+    for name in ("r1", "r2"):  # the output layer drives nothing: no source scale needed
+        assert cal.source_scales[name] == pytest.approx(want["source:" + name], rel=1e-5)
+        assert cal.source_scales[name] != pytest.approx(cal.scales[name], rel=1e-3)
 
 
 def test_spike_norm_is_deterministic_and_seed_dependent():
@@ -140,7 +163,8 @@ def test_spike_norm_is_deterministic_and_seed_dependent():
     c = calibrate.calibrate("spike-norm", net, x, timesteps=32, seed=12)
     assert a.scales == b.scales
     assert a.scales != c.scales
-    assert a.params == {"timesteps": 32, "seed": 11, "samples": 16}
+    assert a.params == {"timesteps": 32, "seed": 11, "samples": 16, "rate_match": True}
+    assert a.rate_scales == b.rate_scales
 
 
 def test_unknown_method_is_an_input_error():

@@ -77,12 +77,13 @@ def test_calibrate_end_to_end_writes_artifact_and_report(models, tmp_path, capsy
     rep = json.loads(report.read_text())
     net = snn.lower(import_onnx(models["ok"]))
     art = load_calibration(out_h5, expected_sha256=file_hash(models["ok"]))
-    scales = art.calibration.scales
+    scales, sources = art.calibration.scales, art.calibration.source_scales
     assert [la["name"] for la in rep["layers"]] == [la.name for la in net.layers]
     for entry, layer in zip(rep["layers"], net.layers):
         source = layer.terms[0].source
         assert entry["scale"] == pytest.approx(scales[layer.name])
-        assert entry["threshold"] == pytest.approx(scales[layer.name] / scales[source])
+        # the paper's threshold: relative to what one spike per step of the source means
+        assert entry["threshold"] == pytest.approx(scales[layer.name] / sources[source])
         assert np.isfinite(entry["threshold"]) and entry["threshold"] > 0
     assert rep["method"] == "spike-norm" and rep["timesteps"] == 32
     assert rep["evaluation"]["samples"] == 40 and set(rep["evaluation"]["snn_accuracy"]) == {"32"}

@@ -82,7 +82,7 @@ def test_export_calibrates_with_the_models_dataset_and_writes_a_loadable_file(
     q = art.qnet
     assert q.profile == "loihi_sim" and art.method == "spike-norm"
     assert art.onnx_sha256 == file_hash(models["digits"])
-    assert art.params == {"timesteps": 32, "seed": 0, "samples": 32}
+    assert art.params == {"timesteps": 32, "seed": 0, "samples": 32, "rate_match": True}
     assert [la.is_output for la in q.layers] == [False, True]
     assert all(isinstance(la.threshold, int) and la.threshold > 0 for la in q.layers)
     for la in q.layers:
