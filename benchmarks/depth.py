@@ -1,0 +1,96 @@
+"""Going deeper: VGG-16 and ResNet-20 (reduced width) on digits 32x32 through every stage.
+
+    .venv/bin/python benchmarks/depth.py [--workdir build/deep] [--eval-samples 200]
+        [--timesteps 128,256,512,1024] [--fixed-timesteps 512] [--lava-samples 5]
+        [--lava-timesteps 128] [--nets vgg16,resnet20] [--seed 0]
+
+For each network: ANN accuracy; SNN accuracy with Spike-Norm and with max-act at every T;
+fixed-point (loihi_sim) accuracy at --fixed-timesteps; and Lava/reference agreement, spike
+for spike in every layer, on --lava-samples test images. Models are trained (or reused) by
+examples/deep_digits.py with its defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, default=Path("build/deep"))
+    p.add_argument("--nets", default="vgg16,resnet20")
+    p.add_argument("--timesteps", default="128,256,512,1024")
+    p.add_argument("--eval-samples", type=int, default=200)
+    p.add_argument("--fixed-timesteps", type=int, default=512)
+    p.add_argument("--lava-samples", type=int, default=5)
+    p.add_argument("--lava-timesteps", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    from snn2hw.deploy import export_model, run_export
+    from snn2hw.export import save_export
+    from snn2hw.tables import percent, table
+
+    start = time.monotonic()
+    deep = _example("deep_digits")
+    nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+    timesteps = [int(t) for t in args.timesteps.split(",")]
+    common = ["--workdir", str(args.workdir), "--seed", str(args.seed), "--nets",
+              ",".join(nets), "--timesteps", ",".join(map(str, timesteps)),
+              "--eval-samples", str(args.eval_samples)]
+    code = deep.main(common)
+    if code:
+        return code
+    rows = []
+    for net in nets:
+        model = args.workdir / f"{net}.onnx"
+        reports = {}
+        for method in ("spike-norm", "max-act"):
+            from snn2hw.artifact import load_calibration
+
+            reports[method] = load_calibration(args.workdir /
+                                               f"{net}.{method}.calib.h5").report
+        print(f"\n== {net}: export (spike-norm thresholds) to loihi_sim, fixed-point at "
+              f"T = {args.fixed_timesteps} on {args.eval_samples} test images")
+        art = export_model(model, "loihi_sim", str(args.workdir / f"{net}.spike-norm.calib.h5"),
+                           "digits", timesteps=args.fixed_timesteps, seed=args.seed,
+                           eval_samples=args.eval_samples)
+        exported = args.workdir / f"{net}.loihi_sim.h5"
+        save_export(exported, art)
+        print(f"== {net}: Lava on {args.lava_samples} test images, T = {args.lava_timesteps}")
+        run = run_export(exported, "digits", args.lava_samples, args.lava_timesteps)
+        ev = reports["spike-norm"]["evaluation"]
+        row = [net, percent(ev["ann_accuracy"])]
+        for method in ("spike-norm", "max-act"):
+            acc = reports[method]["evaluation"]["snn_accuracy"]
+            row += [percent(acc[str(t)]) for t in timesteps]
+        fx = art.report["evaluation"]
+        row += [percent(fx["float_accuracy"]), percent(fx["exported_accuracy"]),
+                percent(run.agreement), f"{run.lava_steps_per_second:.0f}"]
+        rows.append(row)
+    headers = ["net", "ANN"] + [f"SN T={t}" for t in timesteps] + \
+        [f"MA T={t}" for t in timesteps] + \
+        [f"float T={args.fixed_timesteps}", f"fixed T={args.fixed_timesteps}",
+         f"Lava agree ({args.lava_samples})", "Lava steps/s"]
+    print(f"\n== Depth summary (digits 32x32, {args.eval_samples} test images; SN = "
+          f"Spike-Norm, MA = max-act)")
+    print(table(headers, rows))
+    print(f"\nfinished in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""examples/cifar10.py, examples/imagenet.py and examples/deep_digits.py end to end, on
+tiny generated data with tiny networks, epochs and time windows."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY = ["--epochs", "1", "--batch-size", "16", "--timesteps", "6,12", "--calib-timesteps", "6",
+        "--calib-samples", "6", "--eval-samples", "8"]
+
+
+def _example(name: str):
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(name: str, argv: list[str]) -> int:
+    """main(argv) in this process, without changing torch's global RNG or thread count."""
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _example(name).main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _images(rng, n: int, shape, dtype=np.uint8) -> np.ndarray:
+    if dtype == np.uint8:
+        return rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    return rng.random((n, *shape), dtype=np.float32)
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def _table_rows(out: str, label: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(label)]
+
+
+def test_cifar10_trains_exports_converts(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "cifar10.npz"
+    np.savez(data, x=_images(rng, 40, (3, 32, 32)), y=rng.integers(0, 10, 40),
+             x_test=_images(rng, 12, (3, 32, 32)), y_test=rng.integers(0, 10, 12))
+    work = tmp_path / "work"
+    rc = _run("cifar10", ["--data", str(data), "--workdir", str(work), "--width", "0.0625",
+                          "--methods", "spike-norm,max-act", *TINY])
+    out = capsys.readouterr().out
+    assert rc == 0
+    model = work / "vgg16.onnx"
+    for name in ("vgg16.onnx", "vgg16.subset.npz", "vgg16.spike-norm.calib.h5",
+                 "vgg16.max-act.calib.h5"):
+        assert (work / name).is_file(), name
+    meta = _metadata(model)
+    assert meta["snn2hw.dataset"] == str(data.resolve())
+    pre = json.loads(meta["snn2hw.preprocess"])  # per channel, in the file's 0-255 units
+    assert len(pre["mean"]) == 3 and all(100 < m < 155 for m in pre["mean"])
+    assert all(60 < s < 90 for s in pre["std"])
+    with np.load(work / "vgg16.subset.npz") as subset:
+        assert subset["x"].shape == (6, 3, 32, 32) and subset["x_test"].shape == (8, 3, 32, 32)
+    assert "16 / 16" in out  # 16 spiking layers, 16 hops
+    assert "T=6" in out and "T=12" in out
+    assert "spike-norm" in out and "max-act" in out
+
+    # An existing output is not overwritten; --model converts it again without training.
+    assert _run("cifar10", ["--data", str(data), "--workdir", str(work)]) == 2
+    assert "--model" in capsys.readouterr().err
+    before = model.read_bytes()
+    rc = _run("cifar10", ["--data", str(data), "--workdir", str(work), "--model", str(model),
+                          *TINY])
+    out = capsys.readouterr().out
+    assert rc == 0 and model.read_bytes() == before
+    assert "convert the existing model" in out and len(_table_rows(out, "vgg16")) == 1
+
+
+def test_cifar10_resnet20_batchnorm_float_data(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    data = tmp_path / "c.npz"
+    np.savez(data, x=_images(rng, 48, (3, 32, 32), np.float32), y=rng.integers(0, 10, 48))
+    work = tmp_path / "w"
+    rc = _run("cifar10", ["--data", str(data), "--workdir", str(work), "--arch", "resnet20",
+                          "--width", "0.125", "--batchnorm", "--bias", "--optimizer", "sgd",
+                          *TINY])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "ResNet-20" in out and "20 / 20" in out and "9 residual junctions" in out
+    with np.load(work / "resnet20.subset.npz") as subset:  # last 25 % is the test split
+        assert subset["x_test"].shape == (8, 3, 32, 32)
+
+
+def test_cifar10_bad_data_is_one_error_line(tmp_path, capsys):
+    data = tmp_path / "bad.npz"
+    np.savez(data, x=np.zeros((10, 3, 16, 16), np.uint8), y=np.zeros(10, np.int64))
+    assert _run("cifar10", ["--data", str(data), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "(3, 32, 32)" in err[0]
+
+
+def _class_dirs(root: Path, rng, per_class: int, shape) -> None:
+    for name in ("ant", "bee", "cat"):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            np.save(folder / f"{i:03d}.npy", _images(rng, 1, shape)[0])
+
+
+def test_imagenet_directory_of_npy_images(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    data = tmp_path / "imagenet"
+    _class_dirs(data / "train", rng, 6, (20, 24, 3))     # channel-last, to be resized
+    _class_dirs(data / "val", rng, 3, (3, 16, 16))
+    work = tmp_path / "work"
+    rc = _run("imagenet", ["--data", str(data), "--input-size", "16", "--workdir", str(work),
+                           "--width", "0.0625", *TINY])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "ResNet-34" in out and "36 / 36" in out and "16 residual junctions" in out
+    assert "18 train / 9 test images 3x16x16" in out
+    model = work / "resnet34.onnx"
+    meta = _metadata(model)
+    assert meta["snn2hw.dataset"] == str((work / "resnet34.subset.npz").resolve())
+    with np.load(work / "resnet34.subset.npz") as subset:
+        assert subset["x"].dtype == np.uint8 and subset["x"].shape == (6, 3, 16, 16)
+        assert subset["x_test"].shape == (8, 3, 16, 16)
+        assert set(subset["y_test"]) <= {0, 1, 2}
+    from snn2hw.importer import import_onnx
+    from snn2hw.pipeline import num_classes
+
+    assert num_classes(import_onnx(model)) == 3
+
+
+def test_imagenet_flat_directory(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    flat = tmp_path / "flat"
+    _class_dirs(flat, rng, 4, (3, 16, 16))               # 3 train + 1 test per class
+    work = tmp_path / "w1"
+    rc = _run("imagenet", ["--data", str(flat), "--input-size", "16", "--workdir", str(work),
+                           "--width", "0.0625", *TINY[:-2], "--eval-samples", "3"])
+    assert rc == 0
+    assert "9 train / 3 test images" in capsys.readouterr().out
+
+
+def test_imagenet_npz(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    data = tmp_path / "inet.npz"
+    np.savez(data, x=_images(rng, 24, (3, 20, 20)), y=rng.integers(0, 4, 24),
+             x_test=_images(rng, 8, (3, 20, 20)), y_test=rng.integers(0, 4, 8))
+    work = tmp_path / "w2"
+    rc = _run("imagenet", ["--data", str(data), "--input-size", "16", "--classes", "5",
+                           "--workdir", str(work), "--width", "0.0625", *TINY])
+    out = capsys.readouterr().out
+    assert rc == 0 and "24 train / 8 test images 3x16x16" in out
+    from snn2hw.importer import import_onnx
+    from snn2hw.pipeline import num_classes
+
+    assert num_classes(import_onnx(work / "resnet34.onnx")) == 5
+
+
+@pytest.mark.slow
+def test_deep_digits_tiny(tmp_path, capsys):
+    work = tmp_path / "deep"
+    argv = ["--workdir", str(work), "--nets", "resnet20", "--resnet20-width", "0.0625",
+            "--epochs", "1", "--timesteps", "8,16", "--calib-timesteps", "8",
+            "--calib-samples", "8", "--eval-samples", "10"]
+    assert _run("deep_digits", argv) == 0
+    out = capsys.readouterr().out
+    assert (work / "resnet20.onnx").is_file()
+    assert "ResNet-20" in out and "20 / 20" in out and "max-act" in out
+    assert _metadata(work / "resnet20.onnx")["snn2hw.dataset"] == "digits"
+    # reused unless --force; a file of another width is refused
+    assert _run("deep_digits", argv) == 0
+    assert "reused existing" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        _run("deep_digits", [*argv[:4], "--resnet20-width", "0.125", *argv[6:]])
+    assert exc.value.code == 2
+    assert "--force" in capsys.readouterr().err
