@@ -24,12 +24,8 @@ software gives the same weights, accuracy and ONNX bytes.
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -188,41 +184,9 @@ def train(model: nn.Module, data: Dataset, *, epochs: int = DEFAULT_EPOCHS, seed
 def export_onnx(model: nn.Module, path: str | Path, size: int, preprocess: Preprocess,
                 dataset: str = "digits") -> Path:
     """Export ``model`` to ONNX (opset 17) with snn2hw metadata, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(1, 1, size, size)
-    buf = io.BytesIO()
-    # The TorchScript exporter (dynamo=False) is quieter than the dynamo one and writes
-    # the same graph every time, which keeps the file byte-identical across runs.
-    with warnings.catch_warnings():
-        # The legacy-exporter deprecation notice is expected here; keep the demo output clean.
-        warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                message=".*TorchScript-based ONNX export.*")
-        torch.onnx.export(model.eval(), (example,), buf, dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-    proto = onnx.load_from_string(buf.getvalue())
-    meta = {"snn2hw.preprocess": preprocess.to_json(), "snn2hw.dataset": dataset}
-    kept = [p for p in proto.metadata_props if p.key not in meta]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(proto)
-    # Write beside the target and rename: a reader (or a crash) never sees a partial file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString(deterministic=True))
-        # mkstemp creates the file 0600; give it the mode a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from snn2hw.models import export_onnx as export
+
+    return export(model, path, (1, size, size), preprocess, dataset)
 
 
 def _existing_size(path: Path) -> int | None:
