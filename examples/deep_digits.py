@@ -24,7 +24,7 @@ Usage::
     .venv/bin/python examples/deep_digits.py [--workdir build/deep] [--seed 0] [--force]
         [--timesteps 128,256,512,1024] [--calib-timesteps 256] [--calib-samples 256]
         [--eval-samples N] [--nets vgg16,resnet20] [--vgg16-width 0.125]
-        [--resnet20-width 0.25] [--epochs N] [--device cpu]
+        [--resnet20-width 0.25] [--epochs N] [--device cpu] [--threads 2]
 
 This file also holds the conversion and table helpers that ``examples/cifar10.py`` and
 ``examples/imagenet.py`` reuse.
@@ -180,6 +180,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--methods", type=methods_list, default=list(METHODS),
                    help="calibration methods (default spike-norm,max-act)")
     p.add_argument("--device", default="cpu", help="simulator device (default cpu)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads for training and simulation (default 2; the trained "
+                        "weights depend on it in their last bits)")
     args = p.parse_args(argv)
     unknown = [n for n in args.nets if n not in NETS]
     if unknown or not args.nets:
@@ -192,6 +195,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--eval-samples must be positive")
     if min(args.vgg16_width, args.resnet20_width) <= 0:
         p.error("widths must be positive")
+    if args.threads < 1:
+        p.error("--threads must be at least 1")
     return args
 
 
@@ -252,7 +257,11 @@ def train_or_reuse(net: str, args, data, pre, dv, log=print) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     start = time.monotonic()
+    import torch
+
     dv = load_example("digits_vgg")
+    dv.THREADS = args.threads  # digits_vgg.train sets this thread count
+    torch.set_num_threads(args.threads)
     args.workdir.mkdir(parents=True, exist_ok=True)
     data, pre = dv.prepare_data(SIZE)
     print(f"== 1. train or reuse: digits at {SIZE}x{SIZE}, {len(data.x_train)} train / "

@@ -1,7 +1,6 @@
 """Export (quantise for a profile) and run on Lava, as library functions."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +71,9 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     if not calibration:
         x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
         cal = run_calibration(net, x_cal, method, timesteps, seed, device)
-    start = time.monotonic()
     qnet = (quantize(net, cal.scales, profile, cal.source_scales) if profile.quantize
             else float_network(net, cal.scales, profile.name, cal.source_scales))
-    report = {"profile": profile.name, "quantize_seconds": round(time.monotonic() - start, 3),
-              "layers": {la.name: la.report for la in qnet.layers}}
+    report = {"profile": profile.name, "layers": {la.name: la.report for la in qnet.layers}}
     if profile.fixed is not None:
         report["loihi2"] = network_usage(qnet, profiles.load(RESOURCES_PROFILE))
     if dataset is not None:

@@ -53,8 +53,8 @@ class Evaluation:
         return {"ann_accuracy": self.ann_accuracy,
                 "snn_accuracy": {str(k): v for k, v in self.snn_accuracy.items()},
                 "ties": {str(k): v for k, v in self.ties.items()},
-                "spikes_per_neuron_per_step": self.rates, "samples": self.samples,
-                "seconds": round(self.seconds, 3)}
+                "spikes_per_neuron_per_step": self.rates, "samples": self.samples}
+        # No wall-clock time here: artifacts must be byte-identical for the same inputs.
 
 
 def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray,

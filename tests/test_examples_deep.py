@@ -24,9 +24,11 @@ def _example(name: str):
 
 
 def _run(name: str, argv: list[str]) -> int:
-    """main(argv) in this process, without changing torch's global RNG or thread count."""
+    """main(argv) in this process, on one thread (two threads on a busy 2-core machine are
+    many times slower), without changing torch's global RNG or thread count."""
     threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(1)
         with torch.random.fork_rng(devices=[]):
             return _example(name).main(argv)
     finally:
@@ -166,21 +168,23 @@ def test_imagenet_npz(tmp_path, capsys):
     assert num_classes(import_onnx(work / "resnet34.onnx")) == 5
 
 
-@pytest.mark.slow
 def test_deep_digits_tiny(tmp_path, capsys):
     work = tmp_path / "deep"
     argv = ["--workdir", str(work), "--nets", "resnet20", "--resnet20-width", "0.0625",
-            "--epochs", "1", "--timesteps", "8,16", "--calib-timesteps", "8",
+            "--epochs", "1", "--threads", "1", "--timesteps", "8,16", "--calib-timesteps", "8",
             "--calib-samples", "8", "--eval-samples", "10"]
     assert _run("deep_digits", argv) == 0
     out = capsys.readouterr().out
     assert (work / "resnet20.onnx").is_file()
+    for method in ("spike-norm", "max-act"):
+        assert (work / f"resnet20.{method}.calib.h5").is_file()
     assert "ResNet-20" in out and "20 / 20" in out and "max-act" in out
     assert _metadata(work / "resnet20.onnx")["snn2hw.dataset"] == "digits"
     # reused unless --force; a file of another width is refused
-    assert _run("deep_digits", argv) == 0
+    quick = ["--methods", "max-act", "--timesteps", "4", "--eval-samples", "4"]
+    assert _run("deep_digits", [*argv, *quick]) == 0
     assert "reused existing" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
-        _run("deep_digits", [*argv[:4], "--resnet20-width", "0.125", *argv[6:]])
+        _run("deep_digits", [*argv, "--resnet20-width", "0.125", *quick])
     assert exc.value.code == 2
     assert "--force" in capsys.readouterr().err
