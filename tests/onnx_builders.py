@@ -90,3 +90,27 @@ def max_error(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
     err, allowed = max_error(ours, ref)
     assert err <= allowed, f"max abs error {err:.3g} > {allowed:.3g}"
+
+
+def tiny_torch_onnx(path, seed: int = 5, dataset: str | None = "digits",
+                    two_convs: bool = False) -> Path:
+    """A small 1x8x8 conv net exported by torch (TorchScript exporter, opset 17), with the
+    ``snn2hw.dataset`` metadata so that `snn2hw export` can calibrate it on its own."""
+    import torch
+
+    torch.manual_seed(seed)
+    layers = [torch.nn.Conv2d(1, 6 if two_convs else 4, 3, padding=1, bias=not two_convs),
+              torch.nn.ReLU(), torch.nn.AvgPool2d(2)]
+    if two_convs:
+        layers += [torch.nn.Conv2d(6, 8, 3, padding=1), torch.nn.ReLU()]
+    channels = 8 if two_convs else 4
+    model = torch.nn.Sequential(*layers, torch.nn.Flatten(),
+                                torch.nn.Linear(channels * 4 * 4, 10)).eval()
+    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False,
+                      opset_version=17)
+    proto = onnx.load(str(path))
+    if dataset is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "snn2hw.dataset", dataset
+    onnx.save(proto, str(path))
+    return Path(path)

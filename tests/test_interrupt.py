@@ -6,24 +6,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-import onnx
-import torch
-
-
-def tiny_model(path) -> None:
-    torch.manual_seed(5)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 10)).eval()
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False,
-                      opset_version=17)
-    onnx.checker.check_model(onnx.load(str(path)))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_builders import tiny_torch_onnx  # noqa: E402
 
 
 def test_sigint_during_calibration_exits_130_and_keeps_the_old_file(tmp_path):
     model, out = tmp_path / "m.onnx", tmp_path / "m.calib.h5"
-    tiny_model(model)
+    tiny_torch_onnx(model, dataset=None)
     out.write_bytes(b"previous result")
     proc = subprocess.Popen(
         [sys.executable, "-m", "snn2hw.cli", "calibrate", str(model), "--timesteps", "16",

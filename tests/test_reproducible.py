@@ -1,23 +1,13 @@
 """Same inputs and seed -> byte-identical artifacts and identical reported numbers."""
 from __future__ import annotations
 
-import onnx
-import torch
+import sys
+from pathlib import Path
 
 from snn2hw.cli import main
 
-
-def tiny_model(path) -> None:
-    torch.manual_seed(5)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 10)).eval()
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False,
-                      opset_version=17)
-    proto = onnx.load(str(path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "snn2hw.dataset", "digits"
-    onnx.save(proto, str(path))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_builders import tiny_torch_onnx  # noqa: E402
 
 
 def run_twice(tmp_path, args_for):
@@ -32,7 +22,7 @@ def run_twice(tmp_path, args_for):
 
 def test_calibration_files_and_reports_are_byte_identical(tmp_path, capsys):
     model = tmp_path / "m.onnx"
-    tiny_model(model)
+    tiny_torch_onnx(model)
     first, second = run_twice(tmp_path, lambda out: [
         "calibrate", str(model), "--timesteps", "24", "--samples", "24", "--eval-samples",
         "30", "--seed", "3", "-o", str(out / "m.calib.h5"), "--report", str(out / "r.json")])
@@ -46,7 +36,7 @@ def test_calibration_files_and_reports_are_byte_identical(tmp_path, capsys):
 
 def test_export_files_are_byte_identical(tmp_path):
     model = tmp_path / "m.onnx"
-    tiny_model(model)
+    tiny_torch_onnx(model)
     first, second = run_twice(tmp_path, lambda out: [
         "export", str(model), "--profile", "loihi_sim", "--timesteps", "16", "--samples", "16",
         "--eval-samples", "20", "-o", str(out / "m.h5"), "--report", str(out / "r.json")])
@@ -56,7 +46,7 @@ def test_export_files_are_byte_identical(tmp_path):
 
 def test_a_different_seed_gives_a_different_calibration(tmp_path):
     model = tmp_path / "m.onnx"
-    tiny_model(model)
+    tiny_torch_onnx(model)
     files = []
     for seed in (1, 2):
         out = tmp_path / f"c{seed}.h5"
