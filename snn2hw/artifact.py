@@ -11,7 +11,7 @@ import numpy as np
 
 from . import __version__, ir
 from .calibrate import Calibration
-from .errors import ArtifactError
+from .errors import ArtifactError, InputError
 from .fileio import atomic_path
 
 CALIBRATION_FORMAT = "snn2hw-calibration"
@@ -39,21 +39,60 @@ def write_graph(group: h5py.Group, graph: ir.Graph) -> None:
             _ds(g, key, value)
 
 
+# Node parameters a stored node must have (bias is optional: None when absent).
+REQUIRED_PARAMS = {"conv": ("weight",), "dense": ("weight",)}
+# What h5py raises on a damaged file, besides a missing key.
+CORRUPT = (KeyError, ValueError, TypeError, OSError, RuntimeError)
+
+
+def require(f: h5py.File, path: str | Path, members: tuple[str, ...], fmt: str) -> None:
+    """Refuse a file without one of ``members`` (groups or datasets), naming all missing."""
+    missing = [m for m in members if m not in f]
+    if missing:
+        raise ArtifactError(f"{path}: incomplete or corrupt {fmt} file: missing "
+                            f"{', '.join(missing)}", missing=missing)
+
+
 def read_graph(group: h5py.Group) -> ir.Graph:
+    """The stored IR; a node without its weights, with inconsistent shapes, or a graph that
+    is not a DAG from input to output is an ArtifactError."""
+    from .importer import infer_shape
+
     nodes: dict[str, ir.Node] = {}
-    for key in sorted(group["nodes"]):
-        g = group["nodes"][key]
-        kind = g.attrs["kind"]
-        if kind not in ir.NODE_TYPES:
-            raise ArtifactError(f"unknown node kind {kind!r} in artifact")
-        attrs = {k: tuple(v) if isinstance(v, list) else v
-                 for k, v in json.loads(g.attrs["attrs"]).items()}
-        params = {k: np.asarray(g[k][()], dtype=np.float64) for k in g}
-        node = ir.NODE_TYPES[kind](str(g.attrs["name"]), json.loads(g.attrs["inputs"]),
-                                   tuple(json.loads(g.attrs["shape"])), **attrs, **params)
-        nodes[node.name] = node
-    return ir.Graph(nodes, str(group.attrs["input"]), str(group.attrs["output"]),
-                    json.loads(group.attrs["metadata"]))
+    try:
+        for key in sorted(group["nodes"]):
+            g = group["nodes"][key]
+            kind = g.attrs["kind"]
+            if kind not in ir.NODE_TYPES:
+                raise ArtifactError(f"unknown node kind {kind!r} in artifact")
+            missing = [p for p in REQUIRED_PARAMS.get(kind, ()) if p not in g]
+            if missing:
+                raise ArtifactError(f"graph node {g.attrs['name']!r} ({kind}) has no "
+                                    f"{', '.join(missing)}")
+            attrs = {k: tuple(v) if isinstance(v, list) else v
+                     for k, v in json.loads(g.attrs["attrs"]).items()}
+            params = {k: np.asarray(g[k][()], dtype=np.float64) for k in g}
+            node = ir.NODE_TYPES[kind](str(g.attrs["name"]), json.loads(g.attrs["inputs"]),
+                                       tuple(json.loads(g.attrs["shape"])), **attrs, **params)
+            undefined = [i for i in node.inputs if i not in nodes]
+            if undefined or (not node.inputs and not isinstance(node, ir.Input)):
+                raise ArtifactError(f"graph node {node.name!r}: inputs {undefined or '[]'} "
+                                    "are not nodes stored before it")
+            if isinstance(node, ir.Add) and len({nodes[i].shape for i in node.inputs}) > 1:
+                raise ArtifactError(f"graph node {node.name!r}: adds inputs of shapes "
+                                    f"{[nodes[i].shape for i in node.inputs]}")
+            if not isinstance(node, ir.Input):
+                inferred = infer_shape(node, [nodes[i].shape for i in node.inputs])
+                if inferred != tuple(node.shape):
+                    raise ArtifactError(f"graph node {node.name!r}: stored shape "
+                                        f"{tuple(node.shape)}, its parameters give {inferred}")
+            nodes[node.name] = node
+        return ir.Graph(nodes, str(group.attrs["input"]), str(group.attrs["output"]),
+                        json.loads(group.attrs["metadata"]))
+    except ArtifactError:
+        raise
+    except InputError as exc:  # the IR's own checks
+        raise ArtifactError(f"invalid graph: {exc.message}") from None
 
 
 @dataclass
@@ -113,6 +152,7 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
                      ) -> CalibrationArtifact:
     f = open_artifact(path, CALIBRATION_FORMAT, FORMAT_VERSION)
     with f:
+        require(f, path, ("graph", "graph/nodes", "scales", "scales/values"), "calibration")
         try:
             graph = read_graph(f["graph"])
             names = json.loads(f["scales"].attrs["names"])
@@ -126,7 +166,9 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
             sha = str(f.attrs["onnx_sha256"])
             art = CalibrationArtifact(graph, cal, sha, str(f.attrs["preprocess"]),
                                       json.loads(f.attrs["report"]))
-        except (KeyError, ValueError, TypeError) as exc:
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc.message}") from None
+        except CORRUPT as exc:
             raise ArtifactError(f"{path}: incomplete or corrupt calibration file "
                                 f"({exc.__class__.__name__}: {exc})") from None
     if expected_sha256 is not None and sha != expected_sha256:

@@ -13,7 +13,7 @@ import torch
 
 from . import ann, ir, onnx_ops
 from .errors import InputError, ModelFileError, UnsupportedModelError, UnsupportedNode
-from .modelfile import external_files, load_model
+from .modelfile import BYTES_PER_VALUE, external_files, load_model, refuse_if_too_large
 
 MIN_OPSET, MAX_OPSET = 11, 20
 
@@ -35,6 +35,7 @@ class ScanInfo:
     values: dict[str, np.ndarray]       # constant tensors whose values are known now
     shapes: dict[str, list[int] | None]  # inferred shapes of all tensors, batch included
     outputs: set[str]
+    inference_error: str | None = None  # what strict ONNX shape inference refused
 
     @property
     def opset(self) -> int:
@@ -66,11 +67,19 @@ def opset_of(model: onnx.ModelProto) -> int:
     raise ModelFileError("model declares no ai.onnx opset")
 
 
-def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int] | None]:
+def _inferred_shapes(model: onnx.ModelProto) -> tuple[dict[str, list[int] | None], str | None]:
+    """Shapes from ONNX shape inference, and the error strict inference gives (a malformed
+    attribute, inconsistent shapes or types) on one line, if any. Non-strict inference is
+    the fallback, so the scan can still list every unsupported node first."""
+    error = None
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # shape inference is best effort; conversion computes its own shapes
-        inferred = model
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # noqa: BLE001 - reported after the scan
+        error = " ".join(str(exc).split()) or exc.__class__.__name__
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # noqa: BLE001 - best effort; conversion computes its own shapes
+            inferred = model
     shapes: dict[str, list[int] | None] = {}
     g = inferred.graph
     for vi in list(g.input) + list(g.value_info) + list(g.output):
@@ -79,7 +88,7 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int] | None]:
             if vi.type.tensor_type.HasField("shape") else None
     for init in g.initializer:
         shapes[init.name] = list(init.dims)
-    return shapes
+    return shapes, error
 
 
 def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
@@ -139,6 +148,9 @@ def input_shape(model: onnx.ModelProto) -> tuple[int, ...]:
     if len(dims) not in (2, 4):
         raise ModelFileError(f"input {vi.name!r} has rank {len(dims)}; expected (N, C, H, W) "
                              "or (N, features)")
+    if dims[0].HasField("dim_value") and dims[0].dim_value <= 0:
+        raise ModelFileError(f"input {vi.name!r} has batch dimension {dims[0].dim_value}; use "
+                             "a positive or a symbolic batch size")
     shape = []
     for axis, d in enumerate(dims[1:], start=1):
         if not d.HasField("dim_value") or d.dim_value <= 0:
@@ -154,9 +166,10 @@ def _scan(model: onnx.ModelProto) -> tuple[ScanInfo, list[dict], list[Unsupporte
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelFileError(f"model uses opset {opset}; supported opsets are {MIN_OPSET} to "
                              f"{MAX_OPSET}", hint=f"re-export with opset_version={MAX_OPSET}")
-    shapes = _inferred_shapes(model)
+    shapes, inference_error = _inferred_shapes(model)
     consts, values = _constants(model, shapes)
-    info = ScanInfo(model, consts, values, shapes, {o.name for o in model.graph.output})
+    info = ScanInfo(model, consts, values, shapes, {o.name for o in model.graph.output},
+                    inference_error)
     problems: list[UnsupportedNode] = []
     rows = []
     for index, node in enumerate(model.graph.node):
@@ -179,11 +192,16 @@ def _scan(model: onnx.ModelProto) -> tuple[ScanInfo, list[dict], list[Unsupporte
     return info, rows, problems
 
 
-def scan(model: onnx.ModelProto) -> tuple[ScanInfo, list[dict]]:
-    """Check every node; return scan facts and the layer table, or raise once."""
+def scan(model: onnx.ModelProto, source: str = "model") -> tuple[ScanInfo, list[dict]]:
+    """Check every node; return scan facts and the layer table, or raise once. A model
+    whose every node is supported must then also pass strict ONNX shape inference."""
     info, rows, problems = _scan(model)
     if problems:
         raise UnsupportedModelError(problems)
+    if info.inference_error:
+        text = info.inference_error
+        raise ModelFileError(f"{source}: fails ONNX shape inference: "
+                             + (text if len(text) <= 300 else text[:300] + "…"))
     return info, rows
 
 
@@ -294,12 +312,25 @@ def convert(model: onnx.ModelProto, info: ScanInfo) -> ir.Graph:
         ctx.current, ctx.current_index = node, index
         conv = onnx_ops.lookup(node.op_type, ctx.opset, node.domain if node.domain != "ai.onnx"
                                else "")
-        conv.convert(ctx, node)
+        if all(ctx.is_const(name) for name in node.input if name):
+            _fold(ctx, conv, node)
+        else:
+            conv.convert(ctx, node)
     if len(model.graph.output) != 1:
         raise ModelFileError(f"model has {len(model.graph.output)} outputs; one is supported")
     ctx.current = None
     out = ctx.source(model.graph.output[0].name)
     return prune(ir.Graph(ctx.nodes, "input", out))
+
+
+def _fold(ctx: ImportContext, conv: onnx_ops.Converter, node: onnx.NodeProto) -> None:
+    """Evaluate a node whose inputs are all constants. numpy's complaints about the user's
+    constants (shapes that do not fit, bad indices) are reported as that node's problem."""
+    try:
+        conv.convert(ctx, node)
+    except (ValueError, IndexError, TypeError, ArithmeticError) as exc:
+        ctx.fail(node, f"cannot evaluate it on its constant inputs: "
+                       f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def prune(graph: ir.Graph) -> ir.Graph:
@@ -327,12 +358,38 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def import_onnx(path: str | Path) -> ir.Graph:
-    """Load, scan and convert an ONNX model file to the IR."""
-    model = load_model(path)
+def check_graph_memory(graph: ir.Graph, path: str | Path, limit: int | None = None) -> None:
+    """The memory check of :func:`snn2hw.modelfile.check_memory` again, on the exact IR
+    shapes (shape inference may not have known every tensor's shape)."""
+    shapes = {name: node.shape for name, node in graph.nodes.items()}
+    activations = sum(int(np.prod(s, dtype=object)) for s in shapes.values()) * BYTES_PER_VALUE
+    weights = sum(node.num_params() for node in graph.nodes.values()) * BYTES_PER_VALUE
+    largest = max(shapes.items(), key=lambda kv: int(np.prod(kv[1], dtype=object)))
+    refuse_if_too_large(Path(path), weights, activations, largest, limit)
+
+
+def check_finite(graph: ir.Graph, path: str | Path) -> None:
+    """Weights can become NaN or infinite only by folding (a BatchNormalization epsilon that
+    makes a variance zero or negative, huge alpha/beta): refuse, naming the node."""
+    for node in graph.nodes.values():
+        for key, value in node.params().items():
+            if not np.isfinite(value).all():
+                raise ModelFileError(f"{path}: node {node.name!r}: {key} is not finite after "
+                                     "folding constants and attributes (check BatchNorm "
+                                     "variance and epsilon, Gemm alpha and beta)",
+                                     node=node.name)
+
+
+def import_onnx(path: str | Path, memory_limit: int | None = None) -> ir.Graph:
+    """Load, scan and convert an ONNX model file to the IR. ``memory_limit`` (bytes) bounds
+    the estimated memory of the weights and one sample's activations; see
+    :mod:`snn2hw.modelfile` for the default."""
+    model = load_model(path, memory_limit)
     input_shape(model)
-    info, _ = scan(model)
+    info, _ = scan(model, str(path))
     graph = convert(model, info)
+    check_finite(graph, path)
+    check_graph_memory(graph, path, memory_limit)
     graph.metadata.update({"onnx_sha256": file_hash(path), "opset": str(opset_of(model)),
                            "producer": f"{model.producer_name} {model.producer_version}".strip()})
     graph.metadata.update({p.key: p.value for p in model.metadata_props

@@ -164,3 +164,65 @@ def test_failed_atomic_write_of_a_new_file_leaves_nothing(tmp_path):
     write_text(tmp_path / "new.json", "whole")
     assert [p.name for p in tmp_path.iterdir()] == ["new.json"]
     assert (tmp_path / "new.json").read_text() == "whole"
+
+
+@pytest.mark.parametrize("member", ["graph", "graph/nodes", "scales", "scales/values"])
+def test_missing_group_is_named(tmp_path, member):
+    path = tmp_path / "m.h5"
+    save_calibration(path, make_artifact())
+    with h5py.File(path, "a") as f:
+        del f[member]
+    with pytest.raises(ArtifactError, match=f"incomplete or corrupt calibration file: "
+                                            f"missing .*{member}") as info:
+        load_calibration(path)
+    assert member in info.value.facts["missing"]
+
+
+def test_missing_node_weight_is_named_not_defaulted(tmp_path):
+    path = tmp_path / "m.h5"
+    save_calibration(path, make_artifact())
+    with h5py.File(path, "a") as f:
+        del f["graph/nodes/0008/weight"]  # the dense output layer
+    with pytest.raises(ArtifactError, match="graph node 'out' \\(dense\\) has no weight"):
+        load_calibration(path)
+
+
+def test_missing_graph_node_is_an_artifact_error(tmp_path):
+    path = tmp_path / "m.h5"
+    save_calibration(path, make_artifact())
+    with h5py.File(path, "a") as f:
+        del f["graph/nodes/0002"]  # r1: c2 then reads a node that is not there
+    with pytest.raises(ArtifactError, match="graph node 'c2': inputs \\['r1'\\] are not nodes "
+                                            "stored before it"):
+        load_calibration(path)
+
+
+def test_weight_of_the_wrong_shape_is_an_artifact_error(tmp_path):
+    path = tmp_path / "m.h5"
+    save_calibration(path, make_artifact())
+    with h5py.File(path, "a") as f:
+        del f["graph/nodes/0008/weight"]
+        f["graph/nodes/0008"].create_dataset("weight", data=np.ones((3, 60)))
+    with pytest.raises(ArtifactError, match="node out") as info:
+        load_calibration(path)
+    assert str(path) in str(info.value)
+
+
+def test_stored_shape_that_does_not_match_the_weights_is_refused(tmp_path):
+    path = tmp_path / "m.h5"
+    save_calibration(path, make_artifact())
+    with h5py.File(path, "a") as f:
+        f["graph/nodes/0008"].attrs["shape"] = "[4]"
+    with pytest.raises(ArtifactError, match="graph node 'out': stored shape \\(4,\\), its "
+                                            "parameters give \\(3,\\)"):
+        load_calibration(path)
+
+
+def test_group_replaced_by_a_dataset_is_an_artifact_error(tmp_path):
+    path = tmp_path / "m.h5"
+    save_calibration(path, make_artifact())
+    with h5py.File(path, "a") as f:
+        del f["scales"]
+        f.create_dataset("scales", data=np.ones(4))
+    with pytest.raises(ArtifactError, match="incomplete or corrupt"):
+        load_calibration(path)

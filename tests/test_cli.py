@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +135,110 @@ def test_too_many_samples_is_an_error(models, tmp_path, capsys):
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "5000 calibration samples" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["inspect", "{model}"], ["ops"], ["profiles"],
+                                     ["calibrate", "{model}", "-o", "{out}"],
+                                     ["export", "{model}"], ["run", "{out}"],
+                                     ["report", "{model}", "--calibration", "{out}",
+                                      "-o", "{out}"]])
+def test_unknown_option_is_a_usage_error(models, tmp_path, capsys, command):
+    argv = [a.format(model=models["ok"], out=tmp_path / "x.h5") for a in command]
+    with pytest.raises(SystemExit) as info:
+        main(argv + ["--frobnicate", "3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --frobnicate 3" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["convert", "model.onnx"])
+    assert info.value.code == 2
+    assert "invalid choice: 'convert'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value"), [("--samples", "0"), ("--samples", "-5"),
+                                               ("--eval-samples", "0"),
+                                               ("--eval-timesteps", "8,0")])
+def test_non_positive_counts_are_usage_errors(models, tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", models["ok"], option, value, "-o", str(tmp_path / "x.h5")])
+    assert info.value.code == 2
+    assert option in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_directory_is_an_error(models, tmp_path, capsys, monkeypatch):
+    from snn2hw import fileio
+
+    real_access = os.access
+    monkeypatch.setattr(fileio.os, "access", lambda path, mode: (
+        False if Path(path) == tmp_path and mode == os.W_OK else real_access(path, mode)))
+    assert main(["calibrate", models["ok"], "--timesteps", "8", "-o",
+                 str(tmp_path / "x.h5")]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "is not writable" in lines[0] and str(tmp_path) in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores directory permissions")
+def test_read_only_output_directory_is_an_error(models, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["calibrate", models["ok"], "--timesteps", "8", "-o",
+                     str(ro / "x.h5")]) == 2
+    finally:
+        ro.chmod(0o755)
+    assert "is not writable" in error_lines(capsys.readouterr().err)[0]
+    assert list(ro.iterdir()) == []
+
+
+def test_export_output_equal_to_model_is_refused(models, capsys):
+    before = open(models["ok"], "rb").read()
+    assert main(["export", models["ok"], "-o", models["ok"]]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "overwrite the input file" in lines[0]
+    assert open(models["ok"], "rb").read() == before
+
+
+def test_report_output_equal_to_calibration_is_refused(models, tmp_path, capsys):
+    calib = tmp_path / "m.calib.h5"
+    calib.write_bytes(b"calibration")
+    assert main(["report", models["ok"], "--calibration", str(calib), "-o", str(calib)]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and f"overwrite the input file {calib}" in lines[0]
+    assert calib.read_bytes() == b"calibration"
+
+
+def test_run_report_equal_to_the_data_file_is_refused(tmp_path, capsys):
+    export_file, data_file = tmp_path / "net.h5", tmp_path / "d.npz"
+    export_file.write_bytes(b"export")
+    data_file.write_bytes(b"data")
+    assert main(["run", str(export_file), "--data", str(data_file), "--report",
+                 str(data_file)]) == 2
+    assert "overwrite the input file" in error_lines(capsys.readouterr().err)[0]
+    assert data_file.read_bytes() == b"data"
+
+
+def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
+    from snn2hw.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match="no such model file"):
+        main(["--debug", "inspect", str(tmp_path / "absent.onnx")])
+
+
+def test_internal_bug_is_not_turned_into_a_user_error(models, monkeypatch):
+    """Only Snn2hwError becomes `error: ...` and exit 2; a bug propagates (exit 1 with a
+    traceback from the interpreter)."""
+    from snn2hw import commands
+
+    def broken(model):
+        raise ZeroDivisionError("bug")
+    monkeypatch.setattr(commands, "inspect_model", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["inspect", models["ok"]])

@@ -1,6 +1,8 @@
 """Data sets: built-in digits and user .npz files, with clear DataErrors for bad files."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -211,3 +213,37 @@ def test_npz_corrupt_member(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="cannot read the arrays"):
         data.from_npz(path, SHAPE, 10)
+
+
+# --------------------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("dtype", ["U1", "complex64", "bool", "datetime64[s]"])
+def test_npz_x_of_a_non_real_number_dtype(tmp_path, dtype):
+    arrays = good()
+    path = write(tmp_path, x=np.zeros((12, *SHAPE), dtype=dtype), y=arrays["y"])
+    with pytest.raises(DataError, match=re.escape(f"x has dtype {np.dtype(dtype)}; expected "
+                                                  "a real number array")):
+        data.from_npz(path, SHAPE, 10)
+
+
+@pytest.mark.parametrize("dtype", ["U2", "complex64", "datetime64[s]"])
+def test_npz_y_of_a_non_integer_dtype(tmp_path, dtype):
+    path = write(tmp_path, x=good()["x"], y=np.zeros(12, dtype=dtype))
+    with pytest.raises(DataError, match="y must hold integer class labels"):
+        data.from_npz(path, SHAPE, 10)
+
+
+def test_npz_nan_label(tmp_path):
+    y = good()["y"].astype(np.float64)
+    y[4] = np.nan
+    with pytest.raises(DataError, match="y must hold integer class labels"):
+        data.from_npz(write(tmp_path, x=good()["x"], y=y), SHAPE, 10)
+
+
+def test_npz_integer_x_is_accepted_as_float(tmp_path):
+    arrays = good()
+    x = (arrays["x"] * 255).astype(np.uint8)
+    ds = data.from_npz(write(tmp_path, x=x, y=arrays["y"]), SHAPE, 10)
+    assert ds.x_train.dtype == np.float32
+    np.testing.assert_array_equal(ds.x_train, x[:9].astype(np.float32))

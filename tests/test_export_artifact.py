@@ -198,3 +198,44 @@ def test_prepare_network_picks_the_fixed_simulator_for_integer_thresholds():
     assert prepare_network(make().qnet).dtype == torch.float32
     assert hasattr(prepare_network(make().qnet).layers[0].neuron, "saturated")
     assert not hasattr(prepare_network(make(False).qnet).layers[0].neuron, "saturated")
+
+
+@pytest.mark.parametrize("member", ["graph", "graph/nodes", "scales", "scales/values",
+                                    "layers"])
+def test_missing_group_is_named(tmp_path, member):
+    path = tmp_path / "net.h5"
+    save_export(path, make())
+    with h5py.File(path, "a") as f:
+        del f[member]
+    with pytest.raises(ArtifactError, match=f"incomplete or corrupt export file: missing "
+                                            f".*{member}"):
+        load_export(path)
+
+
+def test_missing_layer_is_refused(tmp_path):
+    """Without layer 0000 (c1), the output layer reads from a layer that is not stored."""
+    path = tmp_path / "net.h5"
+    save_export(path, make())
+    with h5py.File(path, "a") as f:
+        del f["layers"]["0000"]
+    with pytest.raises(ArtifactError, match="layer 'out' reads from 'r1', which is not the "
+                                            "input or a stored layer"):
+        load_export(path)
+
+
+def test_layer_without_synapses_is_refused(tmp_path):
+    path = tmp_path / "net.h5"
+    save_export(path, make())
+    with h5py.File(path, "a") as f:
+        del f["layers"]["0001"]["synapses"]["0000"]
+    with pytest.raises(ArtifactError, match="layer 'out' has no synapses"):
+        load_export(path)
+
+
+def test_synapse_shape_that_does_not_match_its_layers_is_refused(tmp_path):
+    path = tmp_path / "net.h5"
+    save_export(path, make())
+    with h5py.File(path, "a") as f:
+        f["layers"]["0001"]["synapses"]["0000"].attrs["out_shape"] = "[11]"
+    with pytest.raises(ArtifactError, match="synapse 'r1' -> 'out' maps"):
+        load_export(path)

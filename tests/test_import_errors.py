@@ -13,8 +13,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import onnx_builders as ob  # noqa: E402
 
-from snn2hw.errors import ModelFileError, UnsupportedModelError  # noqa: E402
+from snn2hw.errors import InputError, ModelFileError, UnsupportedModelError  # noqa: E402
 from snn2hw.importer import MAX_OPSET, MIN_OPSET, import_onnx, layer_table  # noqa: E402
+from snn2hw.modelfile import (  # noqa: E402
+    MEMORY_LIMIT_ENV, default_memory_limit, physical_memory)
 
 
 def _bad_model(opset: int = 13) -> onnx.ModelProto:
@@ -357,3 +359,235 @@ def test_hash_covers_external_data(tmp_path):
     plain = ob.save(_tiny_model(), tmp_path / "plain.onnx")
     import hashlib
     assert file_hash(plain) == hashlib.sha256(plain.read_bytes()).hexdigest()
+
+
+# --- graph structure, tensor values and sizes ---------------------------------------------
+
+def _write(model: onnx.ModelProto, path: Path) -> Path:
+    """Write without onnx.save's checks, as a broken exporter would."""
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_graph_with_a_cycle_names_the_nodes(tmp_path):
+    model = _tiny_model()
+    model.graph.node[0].input[0] = "y"  # fc reads relu's output, relu reads fc's
+    with pytest.raises(ModelFileError, match="cycle") as info:
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+    assert "'fc' (Gemm)" in str(info.value) and "'relu' (Relu)" in str(info.value)
+
+
+def test_cycle_report_leaves_out_nodes_after_it(tmp_path):
+    nodes = [oh.make_node("Add", ["x", "b"], ["a"], name="add"),
+             oh.make_node("Relu", ["a"], ["b"], name="loop"),
+             oh.make_node("Relu", ["b"], ["y"], name="after")]
+    graph = oh.make_graph(nodes, "g", [ob.vi("x", ("N", 4))], [ob.vi("y", ("N", 4))])
+    model = oh.make_model_gen_version(graph, opset_imports=[oh.make_opsetid("", 13)])
+    with pytest.raises(ModelFileError, match="cycle through node\\(s\\) 'add' \\(Add\\), "
+                                             "'loop' \\(Relu\\);"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def test_dangling_input_names_node_and_tensor(tmp_path):
+    model = _tiny_model()
+    model.graph.node[1].input[0] = "produced_by_nothing"
+    with pytest.raises(ModelFileError, match="node 'relu' \\(Relu\\) reads tensor "
+                                             "'produced_by_nothing'.*dangling"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def test_output_produced_by_nothing_is_named(tmp_path):
+    model = _tiny_model()
+    model.graph.output[0].name = "nowhere"
+    with pytest.raises(ModelFileError, match="graph output 'nowhere' is produced by no node"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_initializer_is_named(bad, tmp_path):
+    model = _tiny_model()
+    weight = next(t for t in model.graph.initializer if t.name == "W")
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values[1, 2] = bad
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, "W"))
+    with pytest.raises(ModelFileError, match="initializer 'W' contains .* of 12; weights "
+                                             "must be finite"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_non_finite_constant_node_is_named(tmp_path):
+    nodes = [ob.const_node("k", np.array([1.0, np.nan, 2.0], np.float32)),
+             oh.make_node("Add", ["x", "k"], ["y"], name="add")]
+    model = ob.make_model(nodes, ("N", 3), "y", (), 13)
+    with pytest.raises(ModelFileError, match="constant 'const_k' \\(Constant\\) contains 1 "
+                                             "NaN"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_non_finite_float_attribute_is_named(tmp_path):
+    model = _tiny_model()
+    model.graph.node[0].attribute.append(oh.make_attribute("alpha", float("nan")))
+    with pytest.raises(ModelFileError, match="node 'fc' \\(Gemm\\): attribute alpha = nan"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_folding_to_non_finite_weights_is_refused(tmp_path):
+    """A negative epsilon makes sqrt(var + eps) NaN: finite inputs, NaN after folding."""
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             oh.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"], name="bn",
+                          epsilon=-2.0)]
+    inits = [ob.init("w", ob.rand(rng, 2, 1, 3, 3))] + [
+        ob.init(k, np.ones(2)) for k in "sbmv"]
+    model = ob.make_model(nodes, ("N", 1, 5, 5), "y", inits, 13)
+    with pytest.raises(ModelFileError, match="node 'conv': weight is not finite after "
+                                             "folding"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_initializer_with_more_data_than_its_dims_is_named(tmp_path):
+    model = _tiny_model()
+    weight = next(t for t in model.graph.initializer if t.name == "W")
+    weight.dims[1] = 3  # 12 values stored, 9 declared
+    with pytest.raises(ModelFileError, match=r"initializer 'W' cannot be decoded \(data type "
+                                             r"1, dims \[3, 3\]\)"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def test_initializer_with_less_data_than_its_dims_is_named(tmp_path):
+    model = _tiny_model()
+    weight = next(t for t in model.graph.initializer if t.name == "W")
+    weight.dims[1] = 5  # 12 values stored, 15 declared
+    with pytest.raises(ModelFileError, match="tensor name: W"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def test_initializer_of_an_unknown_data_type_is_named(tmp_path):
+    model = _tiny_model()
+    next(t for t in model.graph.initializer if t.name == "C").data_type = 99
+    with pytest.raises(ModelFileError, match="'C'"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def test_zero_sized_input_dimension_is_refused(tmp_path):
+    nodes = [oh.make_node("Relu", ["x"], ["y"], name="relu")]
+    model = ob.make_model(nodes, ("N", 3, 0, 4), "y", (), 13, out_shape=("N", 3, 0, 4))
+    with pytest.raises(ModelFileError, match="dimension 2 is not a fixed positive size \\(0\\)"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_zero_sized_batch_dimension_is_refused(tmp_path):
+    model = _tiny_model(x_shape=(0, 4))
+    with pytest.raises(ModelFileError, match="batch dimension 0"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def test_zero_sized_weight_gives_an_empty_layer_named(tmp_path):
+    nodes = [oh.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)]
+    model = ob.make_model(nodes, ("N", 4), "y", [ob.init("W", np.zeros((0, 4)))], 13)
+    with pytest.raises(InputError, match="node fc: output shape \\(0,\\) has an empty "
+                                         "dimension"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_absurdly_large_input_is_refused_before_allocating(tmp_path):
+    nodes = [oh.make_node("Relu", ["x"], ["r"], name="relu"),
+             oh.make_node("GlobalAveragePool", ["r"], ["y"], name="gap")]
+    model = ob.make_model(nodes, ("N", 3, 100_000, 100_000), "y", (), 13)
+    with pytest.raises(ModelFileError) as info:
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+    message = str(info.value)
+    # 2 tensors of 3e10 float64 values (x and r), plus the tiny output
+    assert "needs about 447 GiB for one sample" in message
+    assert "largest activation 'x' (1, 3, 100000, 100000)" in message
+    assert "above the memory limit of" in message
+    assert info.value.facts["estimate"] > info.value.facts["limit"]
+
+
+def test_memory_limit_is_a_parameter(tmp_path):
+    path = ob.save(_tiny_model(), tmp_path / "m.onnx")
+    # weights 3*4 + 3, activations 4 + 3 + 3 values per sample, 8 bytes each
+    import_onnx(path, memory_limit=(15 + 10) * 8)
+    with pytest.raises(ModelFileError, match=r"needs about 200 B .* limit of 199 B "
+                                             r"\(memory_limit\)"):
+        import_onnx(path, memory_limit=199)
+
+
+def test_memory_limit_from_the_environment(tmp_path, monkeypatch):
+    path = ob.save(_tiny_model(), tmp_path / "m.onnx")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "0.1K")
+    with pytest.raises(ModelFileError, match=f"limit of 102 B \\({MEMORY_LIMIT_ENV}\\)"):
+        import_onnx(path)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1G")
+    import_onnx(path)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(InputError, match=f"{MEMORY_LIMIT_ENV}='lots' is not a positive size"):
+        import_onnx(path)
+
+
+def test_default_memory_limit_is_half_the_physical_memory(monkeypatch):
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    limit, source = default_memory_limit()
+    assert limit == physical_memory() // 2 and source == "half of the physical memory"
+
+
+def test_huge_declared_initializer_is_refused_before_decoding(tmp_path):
+    """Declared dims of 4e10 values with external data: refused on the estimate, before
+    the (here absent) data would be read."""
+    path = _external_model(tmp_path, "w.bin", tmp_path / "model" / "w.bin")
+    model = onnx.load(str(path), load_external_data=False)
+    weight = next(t for t in model.graph.initializer if t.name == "W")
+    del weight.dims[:]
+    weight.dims.extend([200_000, 200_000])
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelFileError, match="weights 298 GiB"):
+        import_onnx(path)
+
+
+@pytest.mark.parametrize("message", ["tensor", "graph", "node", "opset"])
+def test_valid_protobuf_that_is_not_a_model(message, tmp_path):
+    """Other ONNX messages parse as a ModelProto with unknown or wrong fields."""
+    proto = {"tensor": lambda: onnx.numpy_helper.from_array(np.ones((3, 4), np.float32), "t"),
+             "graph": lambda: _tiny_model().graph,
+             "node": lambda: oh.make_node("Relu", ["x"], ["y"], name="relu"),
+             "opset": lambda: oh.make_opsetid("", 13)}[message]()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelFileError, match="not an ONNX model"):
+        import_onnx(path)
+
+
+def test_malformed_attribute_fails_shape_inference_after_the_scan(tmp_path):
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1])]
+    model = ob.make_model(nodes, ("N", 1, 5, 5), "y", [ob.init("w", ob.rand(rng, 2, 1, 3, 3))],
+                          13, out_shape=("N", 2, 5, 5))
+    with pytest.raises(ModelFileError, match="fails ONNX shape inference: .*conv"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_invalid_auto_pad_is_unsupported(tmp_path):
+    rng = np.random.default_rng(0)
+    nodes = [oh.make_node("Conv", ["x", "w"], ["y"], name="conv", auto_pad="SAME_MIDDLE")]
+    model = ob.make_model(nodes, ("N", 1, 5, 5), "y", [ob.init("w", ob.rand(rng, 2, 1, 3, 3))],
+                          13, out_shape=("N", 2, 5, 5))
+    with pytest.raises(UnsupportedModelError, match="auto_pad 'SAME_MIDDLE'"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_global_pool_of_a_vector_is_refused(tmp_path):
+    nodes = [oh.make_node("GlobalAveragePool", ["x"], ["y"], name="gap")]
+    model = ob.make_model(nodes, ("N", 4), "y", (), 13, out_shape=("N", 4))
+    with pytest.raises(UnsupportedModelError, match="gap .*needs an image input"):
+        import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+def test_constant_folding_error_names_the_node(tmp_path):
+    """Reshape of a 6-value constant to 4 values: numpy's complaint, as this node's."""
+    nodes = [oh.make_node("Reshape", ["k", "s"], ["k2"], name="bad_fold"),
+             oh.make_node("Add", ["x", "k2"], ["y"], name="add")]
+    inits = [ob.init("k", np.ones(6)), ob.init("s", np.array([4]))]
+    model = ob.make_model(nodes, ("N", 4), "y", inits, 13, out_shape=("N", 4))
+    with pytest.raises(UnsupportedModelError, match="bad_fold .*cannot evaluate it on its "
+                                                    "constant inputs: ValueError"):
+        import_onnx(_write(model, tmp_path / "m.onnx"))

@@ -31,12 +31,31 @@ def spatial_attrs(ctx, node, in_hw, kernel):
     return stride, dilation, padding
 
 
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def auto_pad_problem(info, node) -> str | None:
+    mode = info.attrs(node).get("auto_pad", b"NOTSET")
+    mode = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
+    if mode not in AUTO_PADS:
+        return f"auto_pad {mode!r} is not one of {', '.join(AUTO_PADS)}"
+    return None
+
+
 def _validate_conv(info, node):
+    if auto_pad_problem(info, node):
+        return auto_pad_problem(info, node)
     w = info.const_shape(node.input[1])
     if w is None:
         return "weights are not a constant initializer"
     if len(w) != 4:
         return f"only 2-D convolution is supported (weight rank {len(w)})"
+    if len(node.input) > 2 and node.input[2]:
+        b = info.const_shape(node.input[2])
+        if b is None:
+            return "bias is not a constant initializer"
+        if b and tuple(b) != (w[0],):
+            return f"bias of shape {tuple(b)} is not one value per output channel ({w[0]})"
     return None
 
 
@@ -47,6 +66,8 @@ def convert_conv(ctx, node):
     bias = ctx.const(node.input[2]).astype(np.float64) if has_bias else None
     src = ctx.source(node.input[0])
     in_shape = ctx.shape_of(node.input[0])
+    if len(in_shape) != 3:
+        ctx.fail(node, f"needs an image input (C, H, W), got shape {tuple(in_shape)}")
     stride, dilation, padding = spatial_attrs(ctx, node, in_shape[1:], weight.shape[2:])
     groups = int(ctx.attrs(node).get("group", 1))
     ctx.emit(ir.Conv(ctx.name(node), [src], weight=weight, bias=bias, stride=stride,
@@ -54,8 +75,11 @@ def convert_conv(ctx, node):
 
 
 def _validate_bn(info, node):
-    if any(info.const_shape(name) is None for name in node.input[1:5]):
+    shapes = [info.const_shape(name) for name in node.input[1:5]]
+    if any(shape is None for shape in shapes):
         return "scale, bias, mean and variance must be constants (export in eval mode)"
+    if any(len(shape) != 1 for shape in shapes if shape):
+        return f"scale, bias, mean and variance must be 1-D, have shapes {shapes}"
     if (len(node.output) > 1 and any(node.output[1:])) or info.attrs(node).get("training_mode"):
         return "training-mode BatchNormalization (export in eval mode)"
     return None
@@ -65,7 +89,8 @@ def _validate_bn(info, node):
 def convert_batchnorm(ctx, node):
     scale, beta, mean, var = (ctx.const(n).astype(np.float64) for n in node.input[1:5])
     eps = float(ctx.attrs(node).get("epsilon", 1e-5))
-    gain = scale / np.sqrt(var + eps)
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN is refused after import
+        gain = scale / np.sqrt(var + eps)
     shift = beta - mean * gain
     producer = ctx.producer(node.input[0])
     if isinstance(producer, (ir.Conv, ir.Dense)) and ctx.sole_consumer(node.input[0]):

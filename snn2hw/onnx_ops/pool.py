@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from .. import ir
 from . import register
-from .conv import spatial_attrs
+from .conv import auto_pad_problem, spatial_attrs
 
 
 def _validate_avgpool(info, node):
     attrs = info.attrs(node)
+    if auto_pad_problem(info, node):
+        return auto_pad_problem(info, node)
     if attrs.get("ceil_mode", 0):
         return "ceil_mode=1 is not supported (export with ceil_mode=False)"
     if len(attrs.get("kernel_shape", [])) != 2:
@@ -21,7 +23,7 @@ def _validate_avgpool(info, node):
 def convert_avgpool(ctx, node):
     attrs = ctx.attrs(node)
     kernel = tuple(int(k) for k in attrs["kernel_shape"])
-    in_shape = ctx.shape_of(node.input[0])
+    in_shape = image_shape(ctx, node)
     stride, _, padding = spatial_attrs(ctx, node, in_shape[1:], kernel)
     if "strides" not in attrs:
         stride = (1, 1)
@@ -31,8 +33,16 @@ def convert_avgpool(ctx, node):
              node.output[0])
 
 
+def image_shape(ctx, node) -> tuple[int, int, int]:
+    """The (C, H, W) input of a spatial op; anything else fails naming the node."""
+    shape = ctx.shape_of(node.input[0])
+    if len(shape) != 3:
+        ctx.fail(node, f"needs an image input (C, H, W), got shape {tuple(shape)}")
+    return shape
+
+
 def _global(ctx, node, name, flatten: bool):
-    c, h, w = ctx.shape_of(node.input[0])
+    c, h, w = image_shape(ctx, node)
     ctx.emit(ir.AvgPool(name, [ctx.source(node.input[0])], kernel=(h, w), stride=(h, w)),
              node.output[0] if not flatten else node.output[0] + "/pooled")
     if flatten:

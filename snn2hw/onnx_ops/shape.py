@@ -41,6 +41,9 @@ def _validate_reshape(info, node):
         return None
     if not info.is_const(node.input[1]):
         return "target shape is not a constant"
+    target = info.const_value(node.input[1])
+    if target is not None and target.ndim != 1:
+        return f"target shape must be a 1-D tensor, has shape {tuple(target.shape)}"
     return None
 
 
