@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lava-samples", type=int, default=5)
     p.add_argument("--lava-timesteps", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reset", default=None, help="passed to deep_digits (default: its own)")
+    p.add_argument("--percentile", default=None, help="passed to deep_digits")
     args = p.parse_args(argv)
 
     from snn2hw.deploy import export_model, run_export
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--workdir", str(args.workdir), "--seed", str(args.seed), "--nets",
               ",".join(nets), "--timesteps", ",".join(map(str, timesteps)),
               "--eval-samples", str(args.eval_samples)]
+    for opt in ("reset", "percentile"):
+        if getattr(args, opt) is not None:
+            common += [f"--{opt}", str(getattr(args, opt))]
     code = deep.main(common)
     if code:
         return code

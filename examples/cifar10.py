@@ -117,6 +117,7 @@ def add_arguments(p: argparse.ArgumentParser, *, archs: Sequence[str], epochs: i
     p.add_argument("--methods", type=deep_digits.methods_list, default=["spike-norm"],
                    help="calibration methods, comma-separated (default spike-norm; "
                         "spike-norm,max-act compares both)")
+    deep_digits.add_neuron_options(p, "zero", 100.0)  # the paper's Spike-Norm by default
     p.add_argument("--calib-timesteps", type=int, default=512,
                    help="time steps of the Spike-Norm calibration (default 512)")
     p.add_argument("--calib-samples", type=int, default=256,
@@ -355,7 +356,8 @@ def reproduce(args: argparse.Namespace, data, input_shape: tuple[int, ...], clas
                                   timesteps=args.timesteps,
                                   calib_timesteps=args.calib_timesteps,
                                   calib_samples=args.calib_samples, seed=args.seed,
-                                  device=args.device, save_dir=args.workdir, log=log)
+                                  device=args.device, save_dir=args.workdir, log=log,
+                                  reset=args.reset, percentile=args.percentile)
     samples = next(iter(reports.values()))["evaluation"]["samples"]
     log(f"\n== Summary: {data_name} test images ({samples}), seed {args.seed}; calibration "
         f"T = {args.calib_timesteps} on {args.calib_samples} training images")

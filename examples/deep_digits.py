@@ -68,6 +68,9 @@ NETS = {
     "resnet20": {"width": 0.25, "dropout": 0.0, "epochs": 15, "lr": 2e-3},
 }
 LABELS = {"vgg16": "VGG-16", "resnet20": "ResNet-20", "resnet34": "ResNet-34"}
+# Conversion settings for both methods: reset by subtraction and the 99.9th percentile
+# (the paper's rule, --reset zero --percentile 100, fails on ResNet-20; see the docstring).
+RESET, PERCENTILE = "subtract", 99.9
 MAX_SHIFT = 3  # pixels at 32 x 32, about 3/4 of an original 8 x 8 pixel
 
 
@@ -77,6 +80,17 @@ def load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def add_neuron_options(p: argparse.ArgumentParser, reset: str, percentile: float) -> None:
+    """``--reset`` and ``--percentile``, as ``snn2hw calibrate`` has them."""
+    from snn2hw.cli import percentile_value
+
+    p.add_argument("--reset", choices=["zero", "subtract"], default=reset,
+                   help=f"neuron reset after a spike (default {reset})")
+    p.add_argument("--percentile", type=percentile_value, default=percentile,
+                   help="threshold = this percentile of the positive currents/activations "
+                   f"instead of the maximum, for both methods (default {percentile:g})")
 
 
 def timesteps_list(text: str) -> list[int]:
@@ -116,7 +130,8 @@ def network_info(model: str | Path) -> dict:
 def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
             timesteps: Sequence[int], calib_timesteps: int, calib_samples: int, seed: int,
             eval_samples: int | None = None, device: str = "cpu",
-            save_dir: str | Path | None = None,
+            save_dir: str | Path | None = None, reset: str = "zero",
+            percentile: float = 100.0,
             log: Callable[[str], None] = print) -> dict[str, dict]:
     """Calibrate ``model`` with each method on ``data_spec`` (``digits`` or an .npz file),
     evaluate at every T, save ``<model>.<method>.calib.h5`` in ``save_dir`` (default: beside
@@ -132,7 +147,8 @@ def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
             f"{calib_samples} samples), evaluate at T = {','.join(map(str, timesteps))} ...")
         art, _ = calibrate_model(model, data_spec, method, calib_timesteps, calib_samples,
                                  seed, eval_samples=eval_samples,
-                                 eval_timesteps=list(timesteps), device=device)
+                                 eval_timesteps=list(timesteps), device=device,
+                                 reset=reset, percentile=percentile)
         save_calibration(Path(save_dir or model.parent) / f"{model.stem}.{method}.calib.h5", art)
         report = dict(art.report)
         report["seconds"] = time.monotonic() - start
@@ -197,6 +213,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="training images used for calibration (default 256)")
     p.add_argument("--eval-samples", type=int, default=None,
                    help="test images evaluated (default: all 450)")
+    add_neuron_options(p, RESET, PERCENTILE)
     p.add_argument("--methods", type=methods_list, default=list(METHODS),
                    help="calibration methods (default spike-norm,max-act)")
     p.add_argument("--device", default="cpu", help="simulator device (default cpu)")
@@ -298,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports = convert(path, "digits", methods=args.methods, timesteps=args.timesteps,
                           calib_timesteps=args.calib_timesteps,
                           calib_samples=args.calib_samples, seed=args.seed,
-                          eval_samples=args.eval_samples, device=args.device)
+                          eval_samples=args.eval_samples, device=args.device,
+                          reset=args.reset, percentile=args.percentile)
         rows.append((LABELS[net], info, reports))
 
     samples = rows[0][2][args.methods[0]]["evaluation"]["samples"]

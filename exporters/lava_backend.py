@@ -1,6 +1,9 @@
 """Build and run the Lava (lava-nc 0.10.0) process graph of a :class:`QuantizedNetwork`.
 
-Only standard lava-nc processes are used (no custom ProcessModels):
+Only standard lava-nc processes are used, except for networks whose neurons reset by
+subtraction (``qnet.reset == "subtract"``): their layers are
+:class:`snn2hw.exporters.lava_procs.subtract_lif.LIFResetSubtract`, ``LIFReset`` with Lava's
+own models but for the one line that resets v.
 
 * input  -- ``lava.proc.io.source.RingBuffer`` holding the signed input spikes of all
   samples back to back: column ``k*T + j`` is sample ``k``, 0-based step ``j``; at Lava
@@ -10,8 +13,9 @@ Only standard lava-nc processes are used (no custom ProcessModels):
   spike received at step t is delivered at t+1+d, sparse/models.py:359-372) or, by
   default because DelaySparse's CPU model is ~50x slower, ``Sparse`` followed by
   ``lag - 1`` identity ``Sparse`` relays (see :func:`_connection`).
-* layer -- ``lava.proc.lif.process.LIFReset`` with du=4095, dv=0 (fixed_pt) or du=1, dv=0
-  (floating_pt), ``reset_interval=T`` and ``reset_offset=(depth + 1) % T``.
+* layer -- ``lava.proc.lif.process.LIFReset`` (or ``LIFResetSubtract``) with du=4095,
+  dv=0 (fixed_pt) or du=1, dv=0 (floating_pt), ``reset_interval=T`` and
+  ``reset_offset=(depth + 1) % T``.
 * output -- per recorded layer either a ``lava.proc.io.extractor.Extractor`` (default:
   streams one spike vector per step to this process, drained while the run goes on) or a
   ``lava.proc.io.sink.RingBuffer`` (buffer N*T, read with ``data.get()`` after the run).
@@ -362,6 +366,9 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
     from lava.proc.io.sink import RingBuffer as SinkBuffer
     from lava.proc.io.source import RingBuffer as SourceBuffer
     from lava.proc.lif.process import LIFReset
+
+    if getattr(qnet, "reset", "zero") == "subtract":
+        from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
 
     n, t, _ = spikes.shape
     num_steps = n * t

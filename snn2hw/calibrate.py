@@ -12,6 +12,11 @@ of a layer fed by one source is ``scale(layer) / scale(source)``.
   once, from the stored spikes of its sources, so the cost is linear in depth.
 - ``max-act`` (Diehl et al. 2015, data-based normalisation): scale = maximum ANN activation
   of the layer on the calibration set.
+
+Both take ``percentile`` (default 100: the maximum, as the papers) to use a percentile of the
+positive currents or activations instead, and ``reset`` (``zero``, the default, or
+``subtract``), the reset mode of the neurons to be deployed; both are recorded in the
+calibration's ``params`` and carried into exports.
 """
 from __future__ import annotations
 
@@ -23,7 +28,9 @@ import torch
 
 from . import ann
 from .encoding import PoissonEncoder
-from .simulate import IFNeuron, delayed, idle_steps, layer_current, prepare_float_layer
+from .errors import InputError
+from .simulate import (IFNeuron, check_reset, delayed, idle_steps, layer_current,
+                       prepare_float_layer)
 from .snn import SpikingNetwork
 
 
@@ -34,6 +41,11 @@ class Calibration:
     params: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     rate_scales: dict[str, float] | None = None  # measured source scales (rate matching)
+
+    @property
+    def reset(self) -> str:
+        """The neurons' reset mode the thresholds were chosen for (older files: zero)."""
+        return str(self.params.get("reset", "zero"))
 
     @property
     def source_scales(self) -> dict[str, float]:
@@ -56,9 +68,11 @@ def thresholds(net: SpikingNetwork, scales: dict[str, float],
 
 
 def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
-                   device: str = "cpu") -> dict[str, dict[str, float]]:
-    """Per spiking layer: max, mean and 99.9th percentile of the ANN activation, and the
-    fraction of positive activations, over ``x``."""
+                   device: str = "cpu", percentile: float = 100.0
+                   ) -> dict[str, dict[str, float]]:
+    """Per spiking layer: max, mean and 99.9th percentile of the ANN activation, the
+    fraction of positive activations, and ``top``: the ``percentile`` of the positive
+    activations (the max at 100), over ``x``."""
     names = [layer.name for layer in net.layers]
     values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     top = {name: float("-inf") for name in names}
@@ -79,16 +93,23 @@ def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
     stats = {}
     for name in names:
         v = np.concatenate(values[name]) if values[name] else np.zeros(1, np.float32)
+        positive = v[v > 0]
         stats[name] = {"max": top[name], "mean": total[name] / max(count[name], 1),
+                       "top": (top[name] if percentile >= 100 or not len(positive) else
+                               float(np.percentile(positive, percentile, method="higher"))),
                        "p99.9": float(np.percentile(v, 99.9)),
                        "active_fraction": float((v > 0).mean())}
     return stats
 
 
 def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
-            device: str = "cpu", **_: object) -> Calibration:
-    top = {name: st["max"] for name, st in
-           ann_statistics(net, x, batch_size=batch_size, device=device).items()}
+            device: str = "cpu", reset: str = "zero", percentile: float = 100.0,
+            **_: object) -> Calibration:
+    """Scale = the largest ANN activation of each layer, or with ``percentile`` < 100 that
+    percentile of its positive activations (Rueckauer et al. 2017's robust variant)."""
+    top = {name: st["top"] for name, st in
+           ann_statistics(net, x, batch_size=batch_size, device=device,
+                          percentile=percentile).items()}
     scales = {net.input: input_scale(x)}
     warnings = []
     for layer in net.layers:
@@ -96,11 +117,15 @@ def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
             warnings.append(f"layer {layer.name}: no positive activation on the calibration "
                             "set; it will never spike")
         scales[layer.name] = top[layer.name] if top[layer.name] > 0 else 1.0
-    return Calibration("max-act", scales, {"samples": len(x)}, warnings)
+    params = {"samples": len(x), "reset": check_reset(reset)}
+    if percentile < 100:
+        params["percentile"] = percentile
+    return Calibration("max-act", scales, params, warnings)
 
 
 def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                batch_size: int = 64, device: str = "cpu", rate_match: bool = True,
+               percentile: float = 100.0, reset: str = "zero",
                progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
     """Sengupta et al.'s Spike-Norm, layer by layer. With ``rate_match`` (default) each
     balanced layer's *source scale* is then measured on the calibration set: the mean ANN
@@ -109,15 +134,23 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     somewhat less than activation / threshold; using the measured scale for the gains of
     the synapses it drives keeps each junction's branches and each layer's bias current in
     the right proportion to the spike input. In a plain bias-free chain it changes no spike
-    (the next threshold scales along with the gains)."""
+    (the next threshold scales along with the gains).
+
+    ``percentile`` < 100 sets each threshold to that percentile of the positive input
+    currents instead of their maximum (a robust Spike-Norm, in the spirit of Rueckauer et
+    al. 2017's percentile normalisation): the maximum of a Poisson-driven current is a rare
+    coincidence of input spikes, and a threshold set by it makes deep layers fire so rarely
+    that little information arrives within T steps. ``reset`` is the neuron's reset mode
+    (see :class:`snn2hw.simulate.IFNeuron`); the calibration runs the neurons it will
+    deploy. Measured on ResNet-20 (``examples/deep_digits.py``), the paper's rule (maximum,
+    reset to zero) leaves the last stage almost silent, while the 99.9th percentile with
+    reset by subtraction keeps its accuracy within T = 1024 (README, "Going deeper")."""
     dev = torch.device(device)
     dtype = torch.float32
     n = len(x)
     scales = {net.input: input_scale(x)}
     sources = dict(scales)  # source scales: what one spike per step stands for
-    ann_mean = ({name: st["mean"] for name, st in
-                 ann_statistics(net, x, batch_size=256, device=device).items()}
-                if rate_match else {})
+    stats = ann_statistics(net, x, batch_size=256, device=device)
     encoder = PoissonEncoder(x, scales[net.input], seed)
     # Spikes of every layer still needed later, int8 on the CPU, time-major: (T, N, *shape).
     store = {net.input: torch.from_numpy(np.moveaxis(encoder.full(0, n, timesteps), 1, 0)
@@ -129,16 +162,20 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             # Provisional threshold 1: the currents come out in ANN units.
             ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, dtype, sources)
             top = float("-inf")
+            hist = CurrentHistogram() if percentile < 100 else None
             for start in range(0, n, batch_size):
                 current = _current(ann_units, store, start, start + batch_size, dev, dtype)
                 top = max(top, float(current.max()))
+                if hist is not None:
+                    hist.add(current)
+            if hist is not None and top > 0:
+                top = min(top, hist.quantile(percentile / 100))
             if top <= 0:
-                warnings.append(f"layer {layer.name}: receives no positive input current; "
-                                "it will never spike")
-                top = 1.0
+                top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
+                                          timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
             spikes = torch.empty((timesteps, n, *layer.shape), dtype=torch.int8)
-            neuron = IFNeuron(1.0)
+            neuron = IFNeuron(1.0, reset)
             for start in range(0, n, batch_size):
                 stop = min(n, start + batch_size)
                 current = _current(ann_units, store, start, stop, dev, dtype) / top
@@ -151,15 +188,61 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             if rate_match and not layer.is_output:
                 active = spikes[min(layer.depth, timesteps - 1):]
                 rate = float(active.sum(dtype=torch.float64)) / max(active.numel(), 1)
-                if rate > 0 and ann_mean[layer.name] > 0:
-                    sources[layer.name] = ann_mean[layer.name] / rate
+                if rate > 0 and stats[layer.name]["mean"] > 0:
+                    sources[layer.name] = stats[layer.name]["mean"] / rate
             store[layer.name] = spikes
             for src in list(store):  # free spike trains no later layer reads
                 if last_use.get(src, -1) <= index and src != layer.name:
                     del store[src]
-    params = {"timesteps": timesteps, "seed": seed, "samples": n, "rate_match": rate_match}
+    params = {"timesteps": timesteps, "seed": seed, "samples": n, "rate_match": rate_match,
+              "reset": reset}
+    if percentile < 100:
+        params["percentile"] = percentile
     return Calibration("spike-norm", scales, params, warnings,
                        sources if rate_match else None)
+
+
+def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timesteps: int,
+                        warnings: list[str]) -> float:
+    """Scale of a layer that received no positive current in the calibration run (its
+    inputs were too sparse, or it is dead). Its largest ANN activation (the max-act rule)
+    keeps it in proportion with the rest; a layer without positive ANN activation gets
+    its largest source scale, so that no single input spike can make it fire."""
+    if ann_max > 0:
+        warnings.append(f"layer {layer.name}: no positive input current in {timesteps} "
+                        f"calibration steps; its scale falls back to its largest ANN "
+                        f"activation {ann_max:.6g} (max-act)")
+        return ann_max
+    warnings.append(f"layer {layer.name}: no positive input current and no positive ANN "
+                    "activation on the calibration set; it will stay silent")
+    return max(sources[t.source] for t in layer.terms)
+
+
+class CurrentHistogram:
+    """Streaming histogram of positive currents on fixed log2 bins (64 per octave, 2^-64 to
+    2^64): quantiles to 1.1 % relative resolution, independent of batch order."""
+
+    PER_OCTAVE, LOW, HIGH = 64, -64, 64
+
+    def __init__(self) -> None:
+        self.bins = (self.HIGH - self.LOW) * self.PER_OCTAVE
+        self.counts = torch.zeros(self.bins, dtype=torch.float64)
+
+    def add(self, current: torch.Tensor) -> None:
+        pos = current[current > 0].double()
+        if pos.numel() == 0:
+            return
+        index = ((torch.log2(pos) - self.LOW) * self.PER_OCTAVE).floor().clamp(0, self.bins - 1)
+        self.counts += torch.bincount(index.long(), minlength=self.bins).double().cpu()
+
+    def quantile(self, q: float) -> float:
+        """Upper edge of the bin holding the ``q`` quantile (a slight over-estimate)."""
+        total = float(self.counts.sum())
+        if total == 0:
+            return 0.0
+        cum = torch.cumsum(self.counts, 0)
+        index = int(torch.searchsorted(cum, torch.tensor(q * total, dtype=torch.float64)))
+        return float(2.0 ** (self.LOW + (min(index, self.bins - 1) + 1) / self.PER_OCTAVE))
 
 
 def _current(layer, store, start, stop, dev, dtype):
@@ -174,9 +257,11 @@ METHODS: dict[str, Callable[..., Calibration]] = {"spike-norm": spike_norm, "max
 
 
 def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Calibration:
+    check_reset(options.get("reset", "zero"))
+    percentile = options.get("percentile", 100.0)
+    if not 50.0 <= percentile <= 100.0:
+        raise InputError(f"percentile must be between 50 and 100, got {percentile}")
     if method not in METHODS:
-        from .errors import InputError
-
         raise InputError(f"unknown calibration method {method!r}; known: "
                          f"{', '.join(METHODS)}")
     return METHODS[method](net, x, **options)

@@ -35,6 +35,27 @@ def float_list(text: str) -> list[float]:
                                          ) from None
 
 
+def percentile_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 50.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must be between 50 and 100, got {value:g}")
+    return value
+
+
+def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False) -> None:
+    p.add_argument("--reset", default=None if export else "zero",
+                   choices=["zero", "subtract"],
+                   help="neuron reset after a spike: to zero (default"
+                   + (": the calibration's, else zero" if export else "")
+                   + "; as the paper and Loihi's stock LIF) or by subtracting the threshold")
+    p.add_argument("--percentile", type=percentile_value, default=100.0,
+                   help="threshold = this percentile of the positive currents (spike-norm) "
+                   "or activations (max-act) instead of the maximum (default 100)")
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits",
                    help="'digits' (built in) or an .npz file with x (N,C,H,W) and y (N,)")
@@ -61,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     _add_data_options(p)
     p.add_argument("--method", default="spike-norm", choices=["spike-norm", "max-act"])
+    _add_neuron_options(p)
     p.add_argument("--no-rate-match", dest="rate_match", action="store_false",
                    help="spike-norm: use the thresholds as the spike trains' scales instead "
                    "of measuring them (see README, 'Rate matching')")
@@ -87,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.set_defaults(data=None)
     p.add_argument("--method", default="spike-norm", choices=["spike-norm", "max-act"])
+    _add_neuron_options(p, export=True)
     p.add_argument("--timesteps", type=positive_int, default=256,
                    help="time steps for calibration and for the float/fixed comparison")
     p.add_argument("--samples", type=positive_int, default=256)

@@ -46,10 +46,12 @@ def calibrate_command(args) -> int:
     art, net = calibrate_model(args.model, args.data, args.method, args.timesteps,
                                args.samples, args.seed, args.eval_samples,
                                args.eval_timesteps, args.device, args.mean, args.std,
-                               args.rate_match)
+                               args.rate_match, args.reset, args.percentile)
     rep = art.report
-    print(f"{rep['method']}: T = {args.timesteps}, {args.samples} calibration samples, "
-          f"seed {args.seed}, input scale {rep['input_scale']:.4g}")
+    robust = f", {args.percentile:g}th percentile" if args.percentile < 100 else ""
+    print(f"{rep['method']}{robust}, reset {args.reset}: T = {args.timesteps}, "
+          f"{args.samples} calibration samples, seed {args.seed}, "
+          f"input scale {rep['input_scale']:.4g}")
     print(table(["layer", "shape", "threshold", "scale", "spikes/neuron/step"],
                 [[la["name"], tuple(la["shape"]), la["threshold"], la["scale"],
                   la["spikes_per_neuron_per_step"]] for la in rep["layers"]]))
@@ -130,7 +132,7 @@ def export_command(args) -> int:
         check_output_path(args.report, (args.model, args.data, output))
     art = export_model(args.model, args.profile, args.calibration, args.data, args.method,
                        args.timesteps, args.samples, args.seed, args.eval_samples,
-                       args.device, args.mean, args.std)
+                       args.device, args.mean, args.std, args.reset, args.percentile)
     print(f"profile {art.qnet.profile}, thresholds from {art.method}")
     _export_tables(art)
     save_export(output, art)
@@ -147,7 +149,7 @@ def run_command(args) -> int:
     from .errors import BackendError
 
     if args.report:
-        check_output_path(args.report, (args.export,))
+        check_output_path(args.report, (args.export, args.data))
     rep = run_export(args.export, args.data, args.samples, args.timesteps, args.seed,
                      args.timeout, args.device)
     print(f"{rep.samples} samples, T = {rep.timesteps}, profile {rep.profile}")
@@ -197,7 +199,8 @@ def report_command(args) -> int:
     with Progress(len(x) * args.timesteps, "simulate") as bar:
         rep = analyze(net, art.calibration.scales, x, args.timesteps, args.seed, y=y,
                       device=args.device, progress=bar,
-                      source_scales=art.calibration.source_scales)
+                      source_scales=art.calibration.source_scales,
+                      reset=art.calibration.reset)
     rep = {"model": str(args.model), "calibration": str(args.calibration),
            "method": art.calibration.method, "data": args.data} | rep
     inp = rep["input"]

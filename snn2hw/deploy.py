@@ -10,7 +10,7 @@ import torch
 from . import data, profiles, simulate, snn
 from .artifact import load_calibration
 from .encoding import PoissonEncoder
-from .errors import InputError
+from .errors import HardwareLimitError, InputError
 from .export import ExportArtifact, load_export
 from .fixed import prepare_fixed, saturation
 from .importer import file_hash, import_onnx
@@ -36,7 +36,8 @@ def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Pre
             device=dev)
         syn = [simulate.Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         layers.append(simulate.PreparedLayer(la.name, la.shape, syn, bias,
-                                             simulate.IFNeuron(float(la.threshold)),
+                                             simulate.IFNeuron(float(la.threshold),
+                                                               qnet.reset),
                                              la.is_output, la.depth))
     return simulate.Prepared(qnet.input, qnet.input_shape, layers, dev, torch.float64)
 
@@ -50,7 +51,10 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
                  data_spec: str | None = None, method: str = "spike-norm",
                  timesteps: int = 256, samples: int = 256, seed: int = 0,
                  eval_samples: int | None = None, device: str = "cpu",
-                 mean=None, std=None) -> ExportArtifact:
+                 mean=None, std=None, reset: str | None = None,
+                 percentile: float = 100.0) -> ExportArtifact:
+    """Quantise ``model`` for a profile, with the thresholds of ``calibration`` (whose
+    reset mode it keeps), or calibrating now with ``method``, ``reset``, ``percentile``."""
     profile = profiles.load(profile_name)
     graph = import_onnx(model)
     sha = file_hash(model)
@@ -58,6 +62,10 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     if calibration:
         cal_art = load_calibration(calibration, expected_sha256=sha)
         cal, preprocess = cal_art.calibration, data.Preprocess.from_json(cal_art.preprocess)
+        if reset is not None and reset != cal.reset:
+            raise InputError(f"{calibration}: thresholds were calibrated for reset "
+                             f"{cal.reset!r}, not {reset!r}; calibrate again with --reset "
+                             f"{reset}")
         if mean or std:
             preprocess = data.Preprocess(tuple(mean) if mean else preprocess.mean,
                                          tuple(std) if std else preprocess.std)
@@ -70,9 +78,14 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     net = snn.lower(graph)
     if not calibration:
         x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
-        cal = run_calibration(net, x_cal, method, timesteps, seed, device)
-    qnet = (quantize(net, cal.scales, profile, cal.source_scales) if profile.quantize
-            else float_network(net, cal.scales, profile.name, cal.source_scales))
+        cal = run_calibration(net, x_cal, method, timesteps, seed, device,
+                              reset=reset or "zero", percentile=percentile)
+    if cal.reset not in profile.resets:
+        raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
+                                 f"{cal.reset!r}; it supports: {', '.join(profile.resets)}")
+    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset)
+            if profile.quantize
+            else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset))
     report = {"profile": profile.name, "layers": {la.name: la.report for la in qnet.layers}}
     if profile.fixed is not None:
         report["loihi2"] = network_usage(qnet, profiles.load(RESOURCES_PROFILE))
@@ -80,6 +93,7 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
         x, y = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
         report["evaluation"] = compare_float_fixed(net, cal.scales, qnet, x, y, timesteps,
                                                    seed, device, cal.source_scales)
+        report["evaluation"]["reset"] = cal.reset
     toml_text = Path(profile.path).read_text() if Path(profile.path).is_file() else \
         profiles.resources.files(profiles.PACKAGE).joinpath(f"{profile.name}.toml").read_text()
     return ExportArtifact(qnet, graph, cal.scales, toml_text, sha, cal.method, cal.params,
@@ -90,7 +104,8 @@ def compare_float_fixed(net, scales, qnet, x, y, timesteps, seed, device,
                         source_scales=None) -> dict:
     """Float SNN vs the exported network on the same input spikes."""
     out = {"samples": len(x), "timesteps": timesteps}
-    float_prep = simulate.prepare_float(net, scales, device, source_scales=source_scales)
+    float_prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
+                                        reset=qnet.reset)
     for label, prep in (("float", float_prep),
                         ("exported", prepare_network(qnet, device))):
         enc = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)

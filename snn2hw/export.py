@@ -3,7 +3,8 @@
 Format ``snn2hw-export`` version 1, HDF5:
   attrs     format, format_version, snn2hw_version, profile, profile_toml, onnx_sha256,
             calibration (method, params JSON), seed, preprocess, input, input_shape,
-            input_scale, state_bits, threshold_shift, current_shift, report (JSON)
+            input_scale, state_bits, threshold_shift, current_shift, reset (zero or
+            subtract; absent in older files: zero), report (JSON)
   graph/    the ANN IR (as in calibration files), scales/ the calibrated layer scales
             (values) and source scales (source_values, when they differ)
   layers/NNNN   attrs name, shape, depth, threshold, bias_exp, is_output, scale, report;
@@ -22,9 +23,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import __version__, ir
-from .artifact import _ds, open_artifact, read_graph, write_graph
+from .artifact import CORRUPT, _ds, open_artifact, read_graph, require, write_graph
 from .errors import ArtifactError
 from .fileio import atomic_path
+from .profiles import RESETS
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 EXPORT_FORMAT = "snn2hw-export"
@@ -99,7 +101,7 @@ def save_export(path: str | Path, art: ExportArtifact) -> None:
             f.attrs["input"] = q.input
             f.attrs["input_shape"] = _tuple_json(q.input_shape)
             f.attrs["input_scale"] = q.input_scale
-            for key in ("state_bits", "threshold_shift", "current_shift"):
+            for key in ("state_bits", "threshold_shift", "current_shift", "reset"):
                 f.attrs[key] = getattr(q, key)
             f.attrs["report"] = json.dumps(art.report, sort_keys=True)
             write_graph(f.create_group("graph"), art.graph)
@@ -140,9 +142,34 @@ def _read_layer(g: h5py.Group) -> QuantLayer:
                       float(g.attrs["scale"]), json.loads(g.attrs["report"]))
 
 
+def _check_connections(path, qnet: QuantizedNetwork) -> None:
+    """Every layer is fed, by the input or another stored layer, with matching shapes: a
+    deleted layer or synapse is refused, not run as a silent network."""
+    shapes = {qnet.input: tuple(qnet.input_shape)}
+    for la in qnet.layers:
+        if la.name in shapes:
+            raise ArtifactError(f"{path}: layer name {la.name!r} is used twice")
+        shapes[la.name] = tuple(la.shape)
+    for la in qnet.layers:
+        if not la.synapses:
+            raise ArtifactError(f"{path}: layer {la.name!r} has no synapses")
+        for syn in la.synapses:
+            if syn.source not in shapes:
+                raise ArtifactError(f"{path}: layer {la.name!r} reads from {syn.source!r}, "
+                                    "which is not the input or a stored layer")
+            if (tuple(syn.in_shape), tuple(syn.out_shape)) != (shapes[syn.source],
+                                                               shapes[la.name]):
+                raise ArtifactError(f"{path}: synapse {syn.source!r} -> {la.name!r} maps "
+                                    f"{tuple(syn.in_shape)} -> {tuple(syn.out_shape)}, but "
+                                    f"the layers have shapes {shapes[syn.source]} and "
+                                    f"{shapes[la.name]}")
+
+
 def load_export(path: str | Path) -> ExportArtifact:
     f = open_artifact(path, EXPORT_FORMAT, FORMAT_VERSION)
     with f:
+        require(f, path, ("graph", "graph/nodes", "scales", "scales/values", "layers"),
+                "export")
         try:
             layers = [_read_layer(f["layers"][k]) for k in sorted(f["layers"])]
             qnet = QuantizedNetwork(str(f.attrs["input"]),
@@ -150,7 +177,11 @@ def load_export(path: str | Path) -> ExportArtifact:
                                     float(f.attrs["input_scale"]), layers,
                                     str(f.attrs["profile"]), int(f.attrs["state_bits"]),
                                     int(f.attrs["threshold_shift"]),
-                                    int(f.attrs["current_shift"]))
+                                    int(f.attrs["current_shift"]),
+                                    str(f.attrs.get("reset", "zero")))
+            if qnet.reset not in RESETS:
+                raise ArtifactError(f"{path}: unknown neuron reset {qnet.reset!r}; known: "
+                                    f"{', '.join(RESETS)}")
             names = json.loads(f["scales"].attrs["names"])
             scales = dict(zip(names, map(float, f["scales"]["values"][()])))
             sources = (dict(zip(names, map(float, f["scales"]["source_values"][()])))
@@ -160,11 +191,14 @@ def load_export(path: str | Path) -> ExportArtifact:
                                  str(f.attrs["method"]), json.loads(f.attrs["params"]),
                                  int(f.attrs["seed"]), str(f.attrs["preprocess"]),
                                  json.loads(f.attrs["report"]), sources)
-        except (KeyError, ValueError, TypeError) as exc:
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc.message}") from None
+        except CORRUPT as exc:
             raise ArtifactError(f"{path}: incomplete or corrupt export file "
                                 f"({exc.__class__.__name__}: {exc})") from None
     if not layers or sum(la.is_output for la in layers) != 1:
         raise ArtifactError(f"{path}: export must have exactly one output layer")
+    _check_connections(path, qnet)
     if not np.isfinite(qnet.input_scale) or qnet.input_scale <= 0:
         raise ArtifactError(f"{path}: input scale {qnet.input_scale} must be positive")
     return art

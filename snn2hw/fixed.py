@@ -8,16 +8,19 @@ import numpy as np
 import torch
 
 from .qnet import QuantizedNetwork
-from .simulate import Prepared, PreparedLayer, Synapse
+from .simulate import Prepared, PreparedLayer, Synapse, check_reset
 
 
 class FixedIFNeuron:
     """Bit-accurate Loihi/Lava LIF with du = 4095, dv = 0 (see :mod:`snn2hw.qnet`), on
     integer values held exactly in float64:
-        u = wrap(a << shift);  v = clip(v + u + bias_v, +-v_max);  s = v > thr << shift."""
+        u = wrap(a << shift);  v = clip(v + u + bias_v, +-v_max);  s = v > thr << shift;
+    then v = 0 (``zero``) or v -= thr << shift (``subtract``) where s."""
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
-                 shift: int, device, threshold_shift: int | None = None) -> None:
+                 shift: int, device, threshold_shift: int | None = None,
+                 reset: str = "zero") -> None:
+        self.reset = check_reset(reset)
         self.threshold = float(threshold << (shift if threshold_shift is None
                                              else threshold_shift))
         self.bias = None if bias_v is None else torch.as_tensor(
@@ -47,7 +50,10 @@ class FixedIFNeuron:
             over.add_(magnitude.gt_(self.v_max))  # counts the steps v is clipped
             v.clamp_(-self.v_max, self.v_max)
             torch.gt(v, self.threshold, out=fired)
-            v.masked_fill_(fired, 0)
+            if self.reset == "zero":
+                v.masked_fill_(fired, 0)
+            else:  # v -= threshold << shift where fired (exact in float64)
+                v.sub_(fired.to(v.dtype), alpha=self.threshold)
             out[t] = fired
         self.saturated += int(over.sum())
         return v
@@ -59,7 +65,7 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu") -> Prepared:
     for la in qnet.layers:
         syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
-                               qnet.current_shift, dev, qnet.threshold_shift)
+                               qnet.current_shift, dev, qnet.threshold_shift, qnet.reset)
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth))
     # Spike buffers and synapse products in float32 (exact, see IntSynapse.apply); the

@@ -60,11 +60,13 @@ class Evaluation:
 def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray,
              y: np.ndarray, timesteps: list[int], seed: int, device: str = "cpu",
              batch_size: int = 64, label: str = "simulate",
-             source_scales: dict[str, float] | None = None) -> Evaluation:
+             source_scales: dict[str, float] | None = None,
+             reset: str = "zero") -> Evaluation:
     """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)."""
     start = time.monotonic()
     ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
-    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales)
+    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
+                                  reset=reset)
     encoder = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
     top = max(timesteps)
     with Progress(len(x) * top, label) as bar:
@@ -81,11 +83,13 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
 
 def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timesteps: int,
                     seed: int, device: str = "cpu", batch_size: int = 64,
-                    rate_match: bool = True) -> Calibration:
+                    rate_match: bool = True, reset: str = "zero",
+                    percentile: float = 100.0) -> Calibration:
     total = len(x) * timesteps * len(net.layers)
     with Progress(total, f"calibrate {method}") as bar:
         return calibrate(method, net, x, timesteps=timesteps, seed=seed, device=device,
-                         batch_size=batch_size, progress=bar, rate_match=rate_match)
+                         batch_size=batch_size, progress=bar, rate_match=rate_match,
+                         reset=reset, percentile=percentile)
 
 
 def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation,
@@ -109,7 +113,8 @@ def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation
 def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: int,
                     samples: int, seed: int, eval_samples: int | None = None,
                     eval_timesteps: list[int] | None = None, device: str = "cpu",
-                    mean=None, std=None, rate_match: bool = True
+                    mean=None, std=None, rate_match: bool = True, reset: str = "zero",
+                    percentile: float = 100.0
                     ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
     graph = import_onnx(model)
@@ -118,10 +123,10 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
     net = snn.lower(graph)
     x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
     cal = run_calibration(net, x_cal, method, timesteps, seed, device,
-                          rate_match=rate_match)
+                          rate_match=rate_match, reset=reset, percentile=percentile)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev, eval_timesteps or [timesteps], seed,
-                  device, source_scales=cal.source_scales)
+                  device, source_scales=cal.source_scales, reset=cal.reset)
     report = calibration_report(net, cal, ev, timesteps,
                                 ann_statistics(net, x_cal, device=device))
     art = CalibrationArtifact(graph, cal, file_hash(model), preprocess.to_json(), report)

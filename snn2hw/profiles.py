@@ -55,6 +55,7 @@ class Profile:
     path: str = ""
     neuron_du: float = 4095
     neuron_dv: float = 0
+    resets: tuple[str, ...] = ("zero",)   # neuron reset modes the target can run
 
 
 # field -> (type, min, max); None bounds are open.
@@ -130,15 +131,15 @@ def parse(doc: dict, where: str) -> Profile:
         if (lava_tag == "fixed_pt") != quantize:
             raise ProfileError(f"profile {where}: lava_tag {lava_tag!r} does not match "
                                f"quantize = {str(quantize).lower()}", field="lava_tag")
-    reset = _str_field(doc, "neuron.reset", where, ("zero",))
+    resets = _resets(doc, where)
     du, dv = (_get(doc, f"neuron.{k}", where) for k in ("du", "dv"))
     for key, value in (("du", du), ("dv", dv)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ProfileError(f"profile {where}: field 'neuron.{key}' must be a non-negative "
                                f"number, got {value!r}", field=f"neuron.{key}")
-    if reset != "zero" or dv != 0:
-        raise ProfileError(f"profile {where}: only non-leaky reset-to-zero neurons (dv = 0) "
-                           "are supported", field="neuron.dv")
+    if dv != 0:
+        raise ProfileError(f"profile {where}: only non-leaky neurons (dv = 0) are supported",
+                           field="neuron.dv")
     hops = _int_field(doc, "timing.hops_per_synapse", where, 1, 1)
     del hops  # the only convention supported; validated so a profile cannot claim another
     res = {}
@@ -146,7 +147,21 @@ def parse(doc: dict, where: str) -> Profile:
         res = {key: _int_field(doc, f"resources.{key}", where, 1, 1 << 40)
                for key in _RESOURCE_FIELDS}
     return Profile(name, str(doc.get("description", "")), kind, backend, quantize, lava_tag,
-                   fixed, res, where, du, dv)
+                   fixed, res, where, du, dv, resets)
+
+
+RESETS = ("zero", "subtract")
+
+
+def _resets(doc: dict, where: str) -> tuple[str, ...]:
+    """``neuron.reset``: one mode or a list of the modes the target runs."""
+    value = _get(doc, "neuron.reset", where)
+    values = [value] if isinstance(value, str) else value
+    if (not isinstance(values, list) or not values
+            or any(v not in RESETS for v in values)):
+        raise ProfileError(f"profile {where}: field 'neuron.reset' = {value!r}; expected one "
+                           f"or a list of {', '.join(RESETS)}", field="neuron.reset")
+    return tuple(dict.fromkeys(values))
 
 
 def known() -> list[str]:

@@ -5,7 +5,8 @@ All quantities are integers in *weight units*; the hardware view of a layer is:
     a[t]  = sum over synapses of  W_int @ s_source[t - lag]      (exact integer sums)
     u[t]  = wrap24(a[t] << 6)                                    (du = 4095: no current memory)
     v[t]  = clip(v[t-1] + u[t] + (bias_mant << bias_exp), +-(2**23 - 1))   (dv = 0: no leak)
-    s[t]  = v[t] > (threshold << 6);   v[t] = 0 where s[t]        (reset to zero)
+    s[t]  = v[t] > (threshold << 6);   v[t] = 0 where s[t]        (reset="zero")
+                                   or v[t] -= threshold << 6      (reset="subtract")
 
 which is Lava's bit-accurate LIF (``fixed_pt``) with ``du=4095, dv=0, vth=threshold``. A
 layer ``depth`` hops from the input is idle (v = 0, no spikes) for 0-based steps t < depth.
@@ -167,6 +168,7 @@ class QuantizedNetwork:
     state_bits: int = 24
     threshold_shift: int = 6
     current_shift: int = 6
+    reset: str = "zero"            # "zero" or "subtract" (see the module docstring)
 
     @property
     def output(self) -> QuantLayer:

@@ -34,6 +34,7 @@ from . import ann, ir
 from .errors import HardwareLimitError
 from .profiles import FixedPoint, Profile
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from .simulate import check_reset
 from .snn import SpikingLayer, SpikingNetwork, Term
 
 
@@ -196,7 +197,8 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
 
 
 def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
-             source_scales: dict[str, float] | None = None) -> QuantizedNetwork:
+             source_scales: dict[str, float] | None = None,
+             reset: str = "zero") -> QuantizedNetwork:
     """Integer network for a fixed-point profile; the float SNN is left unchanged."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
@@ -205,11 +207,13 @@ def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
     layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales)
               for la in net.layers]
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
-                            profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift)
+                            profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
+                            check_reset(reset))
 
 
 def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: str,
-                  source_scales: dict[str, float] | None = None) -> QuantizedNetwork:
+                  source_scales: dict[str, float] | None = None,
+                  reset: str = "zero") -> QuantizedNetwork:
     """The same graph without quantisation (threshold 1, float weights and bias), for
     floating-point backends."""
     source_scales = scales if source_scales is None else source_scales
@@ -223,4 +227,4 @@ def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: s
         layers.append(QuantLayer(la.name, la.shape, la.depth, syns, 1.0, bias, 0,
                                  la.is_output, 1.0, {"scale": 1.0}))
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
-                            profile_name)
+                            profile_name, reset=check_reset(reset))

@@ -34,11 +34,26 @@ class Synapse:
     apply: SynapseFn    # (M, *source_shape) -> (M, *layer_shape)
 
 
-class IFNeuron:
-    """Float IF neuron: v += a; spike where v > threshold; reset to zero."""
+RESETS = ("zero", "subtract")
 
-    def __init__(self, threshold: float = 1.0) -> None:
+
+def check_reset(reset: str) -> str:
+    if reset not in RESETS:
+        from .errors import InputError
+
+        raise InputError(f"unknown reset mode {reset!r}; known: {', '.join(RESETS)}")
+    return reset
+
+
+class IFNeuron:
+    """Float IF neuron: v += a; spike where v > threshold; then reset: to zero (``zero``,
+    the paper's and Loihi's stock neuron) or by subtracting the threshold (``subtract``,
+    which keeps the charge above threshold for the next spike, as in Rueckauer et al.
+    2017)."""
+
+    def __init__(self, threshold: float = 1.0, reset: str = "zero") -> None:
         self.threshold = threshold
+        self.reset = check_reset(reset)
 
     def initial(self, shape, device, dtype) -> torch.Tensor:
         return torch.zeros(shape, device=device, dtype=dtype)
@@ -53,7 +68,10 @@ class IFNeuron:
         for t in range(idle, current.shape[0]):
             v.add_(current[t])
             torch.gt(v, self.threshold, out=fired)
-            v.masked_fill_(fired, 0)
+            if self.reset == "zero":
+                v.masked_fill_(fired, 0)
+            else:
+                v.sub_(fired.to(v.dtype), alpha=self.threshold)
             out[t] = fired
         return v
 
@@ -114,8 +132,8 @@ def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
 
 
 def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
-                        dtype: torch.dtype, source_scales: dict[str, float] | None = None
-                        ) -> PreparedLayer:
+                        dtype: torch.dtype, source_scales: dict[str, float] | None = None,
+                        reset: str = "zero") -> PreparedLayer:
     """One float layer, threshold normalised to 1: gains source_scale(source)/scale(layer)
     (``source_scales`` defaults to ``scales``; see :mod:`snn2hw.snn`)."""
     source_scales = scales if source_scales is None else source_scales
@@ -125,8 +143,8 @@ def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
            for t in layer.terms]
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
-    return PreparedLayer(layer.name, layer.shape, syn, bias, IFNeuron(1.0), layer.is_output,
-                         layer.depth)
+    return PreparedLayer(layer.name, layer.shape, syn, bias, IFNeuron(1.0, reset),
+                         layer.is_output, layer.depth)
 
 
 def idle_steps(depth: int, t0: int, steps: int) -> int:
@@ -137,10 +155,11 @@ def idle_steps(depth: int, t0: int, steps: int) -> int:
 
 def prepare_float(net: SpikingNetwork, scales: dict[str, float], device: str = "cpu",
                   dtype: torch.dtype = torch.float32,
-                  source_scales: dict[str, float] | None = None) -> Prepared:
+                  source_scales: dict[str, float] | None = None,
+                  reset: str = "zero") -> Prepared:
     """Float SNN with thresholds normalised to 1 (see :mod:`snn2hw.snn`)."""
     dev = torch.device(device)
-    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales)
+    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset)
               for layer in net.layers]
     return Prepared(net.input, net.input_shape, layers, dev, dtype)
 

@@ -200,13 +200,14 @@ def _record_batch(sizes: list[int], timesteps: int, budget_bytes: float) -> int:
 def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timesteps: int,
             seed: int, y: np.ndarray | None = None, device: str = "cpu",
             batch_size: int = 64, record_budget: float = 64e6, progress=None,
-            source_scales: dict[str, float] | None = None) -> dict:
+            source_scales: dict[str, float] | None = None, reset: str = "zero") -> dict:
     """Run the float SNN on ``x`` for ``timesteps`` steps (input spikes as in
     :func:`snn2hw.pipeline.evaluate`) and return the per-layer sparsity report (a dict of
     plain ints, floats, strings, lists and ``None``; see the module docstring)."""
     if len(x) == 0:
         raise ValueError("no samples to analyse")
-    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales)
+    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
+                                  reset=reset)
     shapes = {net.input: tuple(net.input_shape)} | {la.name: tuple(la.shape)
                                                     for la in net.layers}
     names = list(shapes)

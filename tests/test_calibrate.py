@@ -83,11 +83,15 @@ def three_layer_net(seed=1):
     return g, [("r1", w1, b1), ("r2", w2, None), ("out", w3, b3)]
 
 
-def naive_spike_norm(layers, x, timesteps, seed, rate_match=False):
+def naive_spike_norm(layers, x, timesteps, seed, rate_match=False, reset="zero",
+                     percentile=None, given=None):
     """Algorithm 1 in numpy: Poisson input from default_rng([seed, 0, i]) (the documented
     calibration stream), then per layer: current in ANN units, threshold = its maximum,
-    spikes of an IF neuron (v += I / threshold; fire if v > 1; reset to 0). The layer k
-    hops from the input is idle (no current, no bias) during steps t < k."""
+    spikes of an IF neuron (v += I / threshold; fire if v > 1; reset to 0, or v -= 1 with
+    ``subtract``). The layer k hops from the input is idle (no current, no bias) during
+    steps t < k. With ``percentile``, the threshold is instead that percentile of the
+    positive currents (recorded as "pXX:" + name) and the run goes on with the thresholds
+    ``given`` (the tool's, which are binned), so that each layer is checked on its own."""
     n = len(x)
     in_scale = float(np.abs(x).max())
     x_ann, a = {}, x.astype(np.float64)
@@ -110,13 +114,18 @@ def naive_spike_norm(layers, x, timesteps, seed, rate_match=False):
             current += b
         current[:, :depth] = 0
         top = current.max()
+        if percentile is not None:
+            scales["p:" + name] = np.percentile(current[current > 0], percentile,
+                                                method="higher")
+            scales["max:" + name] = top
+            top = given[name]
         scales[name] = top
         v = np.zeros((n, w.shape[0]))
         out = np.zeros_like(current)
         for t in range(timesteps):
             v += current[:, t] / top
             out[:, t] = v > 1
-            v[v > 1] = 0
+            v[v > 1] -= 1 if reset == "subtract" else v[v > 1]
         assert 0 < out.mean() < 1, f"{name}: test network must spike, not saturate"
         s, src_scale = out, top
         if rate_match:  # what one spike per step stands for: mean activation / mean rate
@@ -154,6 +163,84 @@ def test_spike_norm_rate_match_measures_source_scales():
         assert cal.source_scales[name] != pytest.approx(cal.scales[name], rel=1e-3)
 
 
+def test_spike_norm_with_reset_by_subtraction_matches_naive_simulation():
+    g, layers = three_layer_net()
+    x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
+    cal = calibrate.calibrate("spike-norm", snn.lower(g), x, timesteps=48, seed=5,
+                              batch_size=10, rate_match=True, reset="subtract")
+    want = naive_spike_norm(layers, x, 48, 5, rate_match=True, reset="subtract")
+    zero = naive_spike_norm(layers, x, 48, 5, rate_match=True)
+    assert cal.params["reset"] == "subtract" and cal.reset == "subtract"
+    for name in ("r1", "r2", "out"):
+        assert cal.scales[name] == pytest.approx(want[name], rel=1e-5), name
+    for name in ("r1", "r2"):
+        assert cal.source_scales[name] == pytest.approx(want["source:" + name], rel=1e-5)
+    # subtraction keeps the charge above threshold: more spikes, a smaller source scale
+    assert want["source:r1"] < zero["source:r1"]
+
+
+@pytest.mark.parametrize("percentile", [99.0, 90.0])
+def test_spike_norm_percentile_is_the_percentile_of_positive_currents(percentile):
+    g, layers = three_layer_net()
+    x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
+    cal = calibrate.calibrate("spike-norm", snn.lower(g), x, timesteps=48, seed=5,
+                              batch_size=10, rate_match=False, percentile=percentile)
+    want = naive_spike_norm(layers, x, 48, 5, percentile=percentile, given=cal.scales)
+    assert cal.params["percentile"] == percentile
+    for name in ("r1", "r2", "out"):
+        exact = want["p:" + name]
+        # the histogram has 64 log2 bins per octave; the upper bin edge is returned
+        assert exact <= cal.scales[name] <= exact * 2 ** (1 / 64) * (1 + 1e-6), name
+        assert cal.scales[name] < want["max:" + name], name  # below the maximum
+
+
+def test_max_act_percentile_is_the_percentile_of_positive_activations():
+    g, layers = three_layer_net()
+    x = np.random.default_rng(4).uniform(-1, 1, (40, 10)).astype(np.float32)
+    cal = calibrate.calibrate("max-act", snn.lower(g), x, percentile=99.0)
+    a = x.astype(np.float64)
+    for name, w, b in layers:
+        a = a @ w.T + (0 if b is None else b)
+        want = np.percentile(a[a > 0].astype(np.float32), 99.0, method="higher")
+        assert cal.scales[name] == pytest.approx(want, rel=1e-6), name
+        a = np.maximum(a, 0)
+    assert cal.params == {"samples": 40, "reset": "zero", "percentile": 99.0}
+
+
+@pytest.mark.parametrize("value", [49.9, 100.5, float("nan")])
+def test_percentile_out_of_range_is_an_input_error(value):
+    from snn2hw.errors import InputError
+
+    g, _ = three_layer_net()
+    with pytest.raises(InputError, match="percentile must be between 50 and 100"):
+        calibrate.calibrate("spike-norm", snn.lower(g), np.zeros((2, 10), np.float32),
+                            timesteps=4, seed=0, percentile=value)
+
+
+def test_spike_norm_silent_layer_falls_back_to_its_ann_maximum():
+    # T = 2: the layer two hops from the input is idle for both steps and receives no
+    # current at all; its scale must not be a tiny default that makes it fire on anything.
+    g, _ = three_layer_net()
+    net = snn.lower(g)
+    x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
+    cal = calibrate.calibrate("spike-norm", net, x, timesteps=2, seed=5)
+    ann_max = calibrate.calibrate("max-act", net, x).scales
+    assert cal.scales["r2"] == pytest.approx(ann_max["r2"], rel=1e-9)
+    assert any("r2: no positive input current in 2 calibration steps" in w and "max-act" in w
+               for w in cal.warnings)
+
+
+def test_spike_norm_dead_layer_gets_its_sources_scale_and_a_warning():
+    g = build([ir.Input("input", [], (3,)),
+               ir.Dense("d1", ["input"], weight=np.ones((2, 3)), bias=np.full(2, -10.0)),
+               ir.ReLU("r1", ["d1"]),
+               ir.Dense("out", ["r1"], weight=np.ones((2, 2)))])
+    x = np.random.default_rng(0).uniform(-1, 1, (10, 3)).astype(np.float32)
+    cal = calibrate.calibrate("spike-norm", snn.lower(g), x, timesteps=8, seed=0)
+    assert cal.scales["r1"] == pytest.approx(cal.scales["input"])
+    assert any("r1" in w and "will stay silent" in w for w in cal.warnings)
+
+
 def test_spike_norm_is_deterministic_and_seed_dependent():
     g, _ = three_layer_net()
     net = snn.lower(g)
@@ -163,7 +250,8 @@ def test_spike_norm_is_deterministic_and_seed_dependent():
     c = calibrate.calibrate("spike-norm", net, x, timesteps=32, seed=12)
     assert a.scales == b.scales
     assert a.scales != c.scales
-    assert a.params == {"timesteps": 32, "seed": 11, "samples": 16, "rate_match": True}
+    assert a.params == {"timesteps": 32, "seed": 11, "samples": 16, "rate_match": True,
+                        "reset": "zero"}
     assert a.rate_scales == b.rate_scales
 
 

@@ -239,3 +239,19 @@ def test_synapse_shape_that_does_not_match_its_layers_is_refused(tmp_path):
         f["layers"]["0001"]["synapses"]["0000"].attrs["out_shape"] = "[11]"
     with pytest.raises(ArtifactError, match="synapse 'r1' -> 'out' maps"):
         load_export(path)
+
+
+def test_reset_mode_round_trips_and_older_files_mean_zero(tmp_path):
+    art = make()
+    art.qnet.reset = "subtract"
+    path = tmp_path / "net.h5"
+    save_export(path, art)
+    assert load_export(path).qnet.reset == "subtract"
+    with h5py.File(path, "a") as f:
+        del f.attrs["reset"]  # files written before reset modes existed
+    assert load_export(path).qnet.reset == "zero"
+    with h5py.File(path, "a") as f:
+        f.attrs["reset"] = "soft"
+    with pytest.raises(ArtifactError, match="unknown neuron reset 'soft'; known: zero, "
+                                            "subtract"):
+        load_export(path)

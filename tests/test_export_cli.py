@@ -82,7 +82,8 @@ def test_export_calibrates_with_the_models_dataset_and_writes_a_loadable_file(
     q = art.qnet
     assert q.profile == "loihi_sim" and art.method == "spike-norm"
     assert art.onnx_sha256 == file_hash(models["digits"])
-    assert art.params == {"timesteps": 32, "seed": 0, "samples": 32, "rate_match": True}
+    assert art.params == {"timesteps": 32, "seed": 0, "samples": 32, "rate_match": True,
+                          "reset": "zero"}
     assert [la.is_output for la in q.layers] == [False, True]
     assert all(isinstance(la.threshold, int) and la.threshold > 0 for la in q.layers)
     for la in q.layers:
@@ -178,3 +179,50 @@ def test_float_profile_export_keeps_float_weights(models, tmp_path, capsys):
     assert "loihi2" not in art.report
     w = art.qnet.layers[0].synapses[0].weight
     assert not np.allclose(w, np.rint(w))  # not quantised
+
+
+def test_export_with_reset_by_subtraction_carries_it_into_the_file(models, tmp_path, capsys):
+    out = tmp_path / "sub.h5"
+    code = main(["export", models["digits"], "--method", "max-act", "--reset", "subtract",
+                 "--percentile", "99.5", "--samples", "20", "--eval-samples", "10",
+                 "--timesteps", "32", "-o", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    art = load_export(out)
+    assert art.qnet.reset == "subtract"
+    assert art.params["reset"] == "subtract" and art.params["percentile"] == 99.5
+    assert art.report["evaluation"]["reset"] == "subtract"
+
+
+def test_export_reset_other_than_the_calibrations_is_exit_2(models, tmp_path, capsys):
+    calib = tmp_path / "plain.calib.h5"
+    make_calibration(models["plain"], calib)  # max-act, reset zero
+    code = main(["export", models["plain"], "--calibration", str(calib), "--reset",
+                 "subtract", "-o", str(tmp_path / "x.h5")])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert error_lines(err) == [f"error: {calib}: thresholds were calibrated for reset "
+                                "'zero', not 'subtract'; calibrate again with --reset subtract"]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_export_to_a_profile_without_the_reset_mode_is_exit_3(models, tmp_path, capsys):
+    text = resources.files("snn2hw.hw_profiles").joinpath("loihi_sim.toml").read_text()
+    custom = tmp_path / "loihi1.toml"
+    custom.write_text(text.replace('name = "loihi_sim"', 'name = "loihi1"')
+                      .replace('reset = ["zero", "subtract"]', 'reset = "zero"'))
+    code = main(["export", models["digits"], "--method", "max-act", "--reset", "subtract",
+                 "--samples", "20", "--profile", str(custom), "-o", str(tmp_path / "x.h5")])
+    _, err = capsys.readouterr()
+    assert code == 3
+    assert error_lines(err) == ["error: profile loihi1 has no neuron with reset 'subtract'; "
+                                "it supports: zero"]
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("value", ["49", "101", "x"])
+def test_export_percentile_out_of_range_is_a_usage_error(models, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["export", models["digits"], "--percentile", value, "-o", str(tmp_path / "x.h5")])
+    assert exc.value.code == 2
+    assert "--percentile" in capsys.readouterr().err

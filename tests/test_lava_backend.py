@@ -106,7 +106,10 @@ def reference(qnet, spikes, fixed=True):
             else:
                 v = v + a[:, step] + bias
             fired = v > thr
-            v[fired] = 0
+            if qnet.reset == "subtract":
+                v[fired] -= thr
+            else:
+                v[fired] = 0
             s[:, step] = fired
         trains[layer.name] = s
     return {la.name: trains[la.name].astype(np.int8) for la in qnet.layers}
@@ -272,6 +275,23 @@ def test_fixed_conv_network_matches_reference():
 def test_residual_network_with_delays_matches_reference():
     qnet, spikes = residual_net()
     assert_same_spikes(run_lava(qnet, spikes, T), reference(qnet, spikes))
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("tag", ["fixed_pt", "floating_pt"])
+def test_reset_by_subtraction_matches_reference(tag):
+    # LIFResetSubtract (exporters/lava_procs): Lava's LIFReset models with v -= vth.
+    if tag == "fixed_pt":
+        qnet, spikes = residual_net(seed=5)
+    else:
+        qnet, spikes = conv_net(seed=6, fixed=False)
+    qnet.reset = "subtract"
+    expected = reference(qnet, spikes, fixed=tag == "fixed_pt")
+    qnet.reset = "zero"
+    as_zero = reference(qnet, spikes, fixed=tag == "fixed_pt")
+    assert any((expected[k] != as_zero[k]).any() for k in expected), "reset made no difference"
+    qnet.reset = "subtract"
+    assert_same_spikes(run_lava(qnet, spikes, T, tag=tag), expected)
 
 
 @pytest.mark.lava

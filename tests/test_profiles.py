@@ -156,3 +156,16 @@ def test_resources_profile_missing_resource_is_named():
     del doc["resources"]["fan_in_per_core"]
     with pytest.raises(ProfileError, match=r"resources\.fan_in_per_core"):
         profiles.parse(doc, "broken")
+
+
+def test_neuron_reset_is_one_mode_or_a_list():
+    doc = sim_doc()
+    assert profiles.parse(doc, "x").resets == ("zero", "subtract")
+    doc["neuron"]["reset"] = "zero"
+    assert profiles.parse(doc, "x").resets == ("zero",)
+    for bad in ("soft", [], ["zero", "soft"], 3):
+        doc["neuron"]["reset"] = bad
+        with pytest.raises(ProfileError, match=r"'neuron\.reset' = .*expected one or a list "
+                                               r"of zero, subtract") as exc:
+            profiles.parse(doc, "broken")
+        assert exc.value.facts["field"] == "neuron.reset"

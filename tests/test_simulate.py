@@ -12,6 +12,7 @@ import torch
 
 from snn2hw import ir, simulate, snn
 from snn2hw.encoding import PoissonEncoder
+from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes as build
 
 F64 = torch.float64
@@ -57,11 +58,13 @@ def past(train: np.ndarray, t: int, lag: int) -> np.ndarray:
     return train[:, t - lag].astype(np.float64)
 
 
-def naive_run(layers, s_in: np.ndarray, timesteps: int) -> dict[str, np.ndarray]:
+def naive_run(layers, s_in: np.ndarray, timesteps: int, reset: str = "zero"
+              ) -> dict[str, np.ndarray]:
     """Step-by-step IF simulation: ``layers`` = [(name, shape, depth, current(spikes, t))].
 
-    v += a; spike where v > 1; reset to 0. All layers advance together, one step at a
-    time, so a layer at step t sees only spikes of steps < t. A layer ``depth`` hops from
+    v += a; spike where v > 1; reset to 0 (or v -= 1 with ``subtract``). All layers
+    advance together, one step at a time, so a layer at step t sees only spikes of steps
+    < t. A layer ``depth`` hops from
     the input is idle (no current, bias included) during steps t < depth."""
     n = s_in.shape[0]
     spikes = {"input": s_in.astype(np.float64)}
@@ -76,12 +79,15 @@ def naive_run(layers, s_in: np.ndarray, timesteps: int) -> dict[str, np.ndarray]
             v[name] = v[name] + current(spikes, t)
             fired = v[name] > 1.0
             spikes[name][:, t] = fired
-            v[name][fired] = 0.0
+            if reset == "subtract":
+                v[name][fired] -= 1.0
+            else:
+                v[name][fired] = 0.0
     return spikes
 
 
-def run_sim(graph, scales, x, timesteps, seed=3, **kw):
-    prep = simulate.prepare_float(snn.lower(graph), scales, dtype=F64)
+def run_sim(graph, scales, x, timesteps, seed=3, reset="zero", **kw):
+    prep = simulate.prepare_float(snn.lower(graph), scales, dtype=F64, reset=reset)
     enc = PoissonEncoder(x, scales["input"], seed, stream=1)
     return simulate.simulate(prep, enc, timesteps, **kw)
 
@@ -180,10 +186,10 @@ def residual_net(rng, input_skip=False):
     return g, scales, layers
 
 
-def check_against_naive(graph, scales, layers, x, timesteps, **sim_kw):
+def check_against_naive(graph, scales, layers, x, timesteps, reset="zero", **sim_kw):
     names = [name for name, _, _, _ in layers]
-    res = run_sim(graph, scales, x, timesteps, record=names, **sim_kw)
-    ref = naive_run(layers, input_spikes(x, scales["input"], timesteps), timesteps)
+    res = run_sim(graph, scales, x, timesteps, record=names, reset=reset, **sim_kw)
+    ref = naive_run(layers, input_spikes(x, scales["input"], timesteps), timesteps, reset)
     for name in names:
         want = ref[name].reshape(len(x), timesteps, -1)
         assert want.sum() > 0, f"test network too quiet: {name} never spikes"
@@ -272,6 +278,30 @@ def test_residual_network_matches_naive_loop_with_delays():
     g, scales, layers = residual_net(rng)
     x = rng.uniform(-1, 1, (6, 6)).astype(np.float32)
     check_against_naive(g, scales, layers(scales), x, 40, time_chunk=3)
+
+
+def test_reset_by_subtraction_matches_naive_loop_and_differs_from_reset_to_zero():
+    rng = np.random.default_rng(13)
+    g, scales, layers = residual_net(rng)
+    x = rng.uniform(-1, 1, (6, 6)).astype(np.float32)
+    sub = check_against_naive(g, scales, layers(scales), x, 40, reset="subtract",
+                              time_chunk=3)
+    zero = run_sim(g, scales, x, 40)
+    assert not np.array_equal(sub.counts[40], zero.counts[40])
+
+
+def test_if_neuron_reset_modes_by_hand():
+    # constant current 0.75, threshold 1: v = .75 1.5* .75 1.5* ... with reset to zero
+    # (5 spikes in 10 steps); .75 1.5*(.5) 1.25*(.25) 1.0 1.75*(.75) ... by subtraction
+    # (7 spikes, the ideal rate 0.75 up to the charge still held).
+    current = torch.full((10, 1, 1), 0.75, dtype=F64)
+    for reset, want in (("zero", [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]),
+                        ("subtract", [0, 1, 1, 0, 1, 1, 1, 0, 1, 1])):
+        out = torch.empty_like(current)
+        simulate.IFNeuron(1.0, reset).integrate(current, torch.zeros((1, 1), dtype=F64), out)
+        assert out.reshape(-1).tolist() == want, reset
+    with pytest.raises(InputError, match="unknown reset mode 'soft'; known: zero, subtract"):
+        simulate.IFNeuron(1.0, "soft")
 
 
 def test_residual_input_shortcut_matches_naive_loop():
