@@ -41,16 +41,18 @@ def _properties(fuzz):
     def onnxruntime(case):
         fuzz.check_import_matches_onnxruntime(*case)
 
-    def lava(case):
-        fuzz.check_reference_matches_lava(*case)
+    def lava(pair):
+        case, reset = pair
+        fuzz.check_reference_matches_lava(*case, reset=reset)
 
     return outcomes, {
         "import": (fuzz.networks(), onnxruntime),
         "deep": (fuzz.networks(image=True, min_ops=3, max_ops=8), onnxruntime),
         "mutation": (fuzz.st.tuples(fuzz.networks(max_ops=3), fuzz.EDITS), mutation),
         "fields": (fuzz.st.tuples(fuzz.networks(max_ops=3), fuzz.PROTO_EDITS), fields),
-        "lava": (fuzz.networks(image=True, max_ops=3, must=("conv", "relu", "residual")),
-                 lava),
+        "lava": (fuzz.st.tuples(fuzz.networks(image=True, max_ops=3,
+                                              must=("conv", "relu", "residual")),
+                                fuzz.st.sampled_from(["zero", "subtract"])), lava),
     }
 
 

@@ -93,6 +93,26 @@ def test_calibrate_end_to_end_writes_artifact_and_report(models, tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "x.h5"]
 
 
+def test_calibrate_reset_and_percentile_reach_the_artifact(models, tmp_path, capsys):
+    out_h5 = tmp_path / "x.h5"
+    code = main(["calibrate", models["ok"], "--timesteps", "24", "--samples", "24",
+                 "--eval-samples", "20", "--reset", "subtract", "--percentile", "99.9",
+                 "-o", str(out_h5)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "spike-norm, 99.9th percentile, reset subtract: T = 24" in out
+    cal = load_calibration(out_h5, expected_sha256=file_hash(models["ok"])).calibration
+    assert cal.reset == "subtract" and cal.params["percentile"] == 99.9
+
+
+@pytest.mark.parametrize("args", [["--reset", "soft"], ["--percentile", "30"]])
+def test_calibrate_bad_neuron_options_are_usage_errors(models, tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", models["ok"], *args, "-o", str(tmp_path / "x.h5")])
+    assert info.value.code == 2
+    assert args[0] in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "abc"])
 def test_non_positive_timesteps_is_an_argparse_error(models, tmp_path, capsys, value):
     with pytest.raises(SystemExit) as info:

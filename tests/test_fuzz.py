@@ -378,7 +378,8 @@ def check_mutated_import(model: onnx.ModelProto, edits, proto_edits=()) -> str:
 
 
 def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
-                                 timesteps: int = 12, samples: int = 2) -> None:
+                                 timesteps: int = 12, samples: int = 2,
+                                 reset: str = "zero") -> None:
     """Quantise for loihi_sim; Lava and the fixed-point reference give the same spikes."""
     from snn2hw import profiles, simulate, snn
     from snn2hw.calibrate import calibrate
@@ -396,7 +397,7 @@ def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
     x = np.concatenate([x, sample_input(model, seed=2)])[:max(samples, 2)]
     cal = calibrate("max-act", net, x)
     profile = profiles.load("loihi_sim")
-    qnet = quantize(net, cal.scales, profile, cal.source_scales)
+    qnet = quantize(net, cal.scales, profile, cal.source_scales, reset)
     names = [la.name for la in qnet.layers]
     spikes = PoissonEncoder(x, qnet.input_scale, 0, 1).full(0, len(x), timesteps)
     spikes = spikes.reshape(len(x), timesteps, -1)
@@ -441,9 +442,10 @@ def test_mutated_model_fields_raise_only_our_errors(case, proto_edits):
 
 @pytest.mark.lava
 @LAVA
-@given(networks(image=True, max_ops=2, must=("conv", "relu", "residual")))
-def test_random_network_reference_matches_lava(case):
-    check_reference_matches_lava(*case)
+@given(networks(image=True, max_ops=2, must=("conv", "relu", "residual")),
+       st.sampled_from(["zero", "subtract"]))
+def test_random_network_reference_matches_lava(case, reset):
+    check_reference_matches_lava(*case, reset=reset)
 
 
 def test_mutation_changes_the_bytes():
