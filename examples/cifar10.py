@@ -16,7 +16,12 @@ Usage::
         [--batch-size 128] [--optimizer adam|sgd] [--lr LR] [--weight-decay WD]
         [--dropout P] [--batchnorm] [--bias] [--device auto|cpu|cuda] [--amp] [--seed 0]
         [--workdir build/cifar10] [--timesteps 2500] [--methods spike-norm]
+        [--reset zero|subtract] [--percentile 100]
         [--calib-timesteps 512] [--calib-samples 256] [--eval-samples N]
+
+``--reset`` and ``--percentile`` default to the paper's Spike-Norm (reset to zero, the
+maximum current); ``--reset subtract --percentile 99.9`` is what converts ResNet-20 on
+digits within 1,024 steps (see ``examples/deep_digits.py``).
 
 Data (``--data``): an .npz file with ``x`` of shape (N, 3, 32, 32), uint8 (0-255) or float,
 and ``y`` (N,) integer labels in [0, 10); ``x_test``/``y_test`` are the test split if

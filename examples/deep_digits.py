@@ -19,25 +19,25 @@ model (``WORKDIR/<net>.<method>.calib.h5``, ready for ``snn2hw export --calibrat
 The script ends with one table: ANN accuracy, SNN accuracy per method and T, the mean
 spike rate and the time each conversion took.
 
-Measured with the defaults (seed 0; 19 minutes on two CPU cores shared with other jobs,
-6 of them training; about 7 GB of memory at most, for Spike-Norm's stored spike trains)::
+Both methods run with reset by subtraction and the 99.9th percentile by default (``--reset
+subtract --percentile 99.9``; ``--reset zero --percentile 100`` is the paper's rule). Measured
+with the defaults (seed 0; 14 minutes on two CPU cores, models reused; the same figures as
+``benchmarks/depth.py --eval-samples 450``)::
 
     network    spiking layers / hops  ANN      method      T=128    T=256    T=512    T=1024
-    VGG-16     16 / 16                98.44 %  spike-norm  10.00 %  95.56 %  98.44 %  98.44 %
-                                               max-act     89.11 %  98.44 %  98.44 %  98.44 %
-    ResNet-20  20 / 20                98.67 %  spike-norm  10.00 %  10.00 %  13.33 %  12.67 %
-                                               max-act     10.00 %  58.44 %  87.11 %  94.00 %
+    VGG-16     16 / 16                98.44 %  spike-norm  98.22 %  98.44 %  98.44 %  98.44 %
+                                               max-act     98.44 %  98.44 %  98.44 %  98.44 %
+    ResNet-20  20 / 20                98.67 %  spike-norm  74.00 %  93.11 %  96.44 %  97.78 %
+                                               max-act     98.00 %  98.44 %  98.00 %  98.44 %
 
-VGG-16 converts without loss at T = 512 with either method. ResNet-20 does not convert
-with Spike-Norm within 1,024 steps: Spike-Norm sets a threshold to the largest input
-current, and at an identity junction that includes a whole shortcut spike on top of the
-branch's current, so the firing rate roughly halves at every block (from 0.045 spikes per
-neuron per step after the first conv to about 1e-4 in the last stage); the last layers
-receive no input within the 256 calibration steps. The paper simulates 2,500 steps;
-max-act's lower thresholds reach 94 % at T = 1,024. Each network's per-layer thresholds
-and rates are in the ``.calib.h5`` reports. Training is bit-for-bit repeatable for a given
-``--threads``; on a busy machine ``--threads 1`` is often much faster than two threads
-(the weights then differ in their last bits).
+With the paper's rule (the largest current, reset to zero) Spike-Norm does not convert
+ResNet-20 within 1,024 steps (10.00 / 10.00 / 14.22 / 12.44 %): at an identity junction
+the largest current includes a whole shortcut spike on top of the branch's current, so the
+firing rate roughly halves at every block and the last stage receives almost nothing
+within the window. README, "Going deeper", has each option's share. Each network's
+per-layer thresholds and rates are in the ``.calib.h5`` reports. Training is bit-for-bit
+repeatable for a given ``--threads``; on a busy machine ``--threads 1`` is often much
+faster than two threads (the weights then differ in their last bits).
 
 Usage::
 
@@ -45,6 +45,7 @@ Usage::
         [--timesteps 128,256,512,1024] [--calib-timesteps 256] [--calib-samples 256]
         [--eval-samples N] [--nets vgg16,resnet20] [--vgg16-width 0.125]
         [--resnet20-width 0.25] [--epochs N] [--device cpu] [--threads 2]
+        [--methods spike-norm,max-act] [--reset subtract] [--percentile 99.9]
 
 This file also holds the conversion and table helpers that ``examples/cifar10.py`` and
 ``examples/imagenet.py`` reuse.

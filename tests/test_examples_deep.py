@@ -180,10 +180,18 @@ def test_deep_digits_tiny(tmp_path, capsys):
         assert (work / f"resnet20.{method}.calib.h5").is_file()
     assert "ResNet-20" in out and "20 / 20" in out and "max-act" in out
     assert _metadata(work / "resnet20.onnx")["snn2hw.dataset"] == "digits"
+    from snn2hw.artifact import load_calibration
+
+    def params(method):
+        return load_calibration(work / f"resnet20.{method}.calib.h5").calibration.params
+
+    for method in ("spike-norm", "max-act"):  # the example's defaults reach the calibration
+        assert params(method)["reset"] == "subtract" and params(method)["percentile"] == 99.9
     # reused unless --force; a file of another width is refused
     quick = ["--methods", "max-act", "--timesteps", "4", "--eval-samples", "4"]
-    assert _run("deep_digits", [*argv, *quick]) == 0
+    assert _run("deep_digits", [*argv, *quick, "--reset", "zero", "--percentile", "100"]) == 0
     assert "reused existing" in capsys.readouterr().out
+    assert params("max-act")["reset"] == "zero" and "percentile" not in params("max-act")
     with pytest.raises(SystemExit) as exc:
         _run("deep_digits", [*argv, "--resnet20-width", "0.125", *quick])
     assert exc.value.code == 2
