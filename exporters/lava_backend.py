@@ -421,6 +421,7 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
 
 
 EXTRACTOR_BUFFER = 64
+END_GRACE = 2.0  # seconds to keep draining after the run ended with steps still missing
 
 
 def _run_config(tag: str):
@@ -499,7 +500,12 @@ def run_graph(graph: Graph, tag: str, poll: float = 0.05, stop_timeout: float = 
         runner = threading.Thread(target=target, daemon=True, name="lava-run")
         runner.start()
         last_check = 0.0
+        ended_at = None  # when the run was first seen finished with steps still missing
         while True:
+            # Read "finished" before draining: the run may end (its last messages landing
+            # in the pipes) while we drain, and only a drain that starts after the end is
+            # sure to see every message sent before it.
+            finished = not runner.is_alive()
             moved = False
             for name, (port, buf) in streams.items():
                 while got[name] < steps and port.probe():
@@ -507,7 +513,7 @@ def run_graph(graph: Graph, tag: str, poll: float = 0.05, stop_timeout: float = 
                     got[name] += 1
                     moved = True
             done = all(n == steps for n in got.values())
-            if not runner.is_alive() and done:
+            if finished and done:
                 break
             now = time.perf_counter()
             if not moved or now - last_check > poll:
@@ -515,12 +521,18 @@ def run_graph(graph: Graph, tag: str, poll: float = 0.05, stop_timeout: float = 
                 failure = _actor_failure(proc.runtime)
                 if failure:
                     raise BackendError(f"a Lava process failed: {failure}")
-                if not runner.is_alive() and errors:
+                if finished and errors:
                     raise BackendError(f"Lava run failed: {errors[0]}") from errors[0]
-                if not runner.is_alive() and not done:
-                    raise BackendError("Lava run ended before every step was received")
+                if finished and not done and not moved:
+                    ended_at = now if ended_at is None else ended_at
+                    if now - ended_at > END_GRACE:
+                        raise BackendError("Lava run ended before every step was received "
+                                           f"({min(got.values())} of {steps})")
                 if not moved:
-                    runner.join(0.005 if streams else poll)
+                    if finished:
+                        time.sleep(0.005)
+                    else:
+                        runner.join(0.005 if streams else poll)
         if errors:
             raise BackendError(f"Lava run failed: {errors[0]}") from errors[0]
         t2 = time.perf_counter()
