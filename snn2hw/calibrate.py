@@ -228,12 +228,18 @@ class CurrentHistogram:
         self.bins = (self.HIGH - self.LOW) * self.PER_OCTAVE
         self.counts = torch.zeros(self.bins, dtype=torch.float64)
 
+    CHUNK = 1 << 22  # elements per pass: bounds the float64/int64 temporaries to ~32 MB
+
     def add(self, current: torch.Tensor) -> None:
-        pos = current[current > 0].double()
-        if pos.numel() == 0:
-            return
-        index = ((torch.log2(pos) - self.LOW) * self.PER_OCTAVE).floor().clamp(0, self.bins - 1)
-        self.counts += torch.bincount(index.long(), minlength=self.bins).double().cpu()
+        flat = current.reshape(-1)
+        for start in range(0, flat.numel(), self.CHUNK):
+            part = flat[start:start + self.CHUNK]
+            pos = part[part > 0].double()
+            if pos.numel() == 0:
+                continue
+            index = ((torch.log2(pos) - self.LOW) * self.PER_OCTAVE).floor_()
+            index = index.clamp_(0, self.bins - 1).long()
+            self.counts += torch.bincount(index, minlength=self.bins).double().cpu()
 
     def quantile(self, q: float) -> float:
         """Upper edge of the bin holding the ``q`` quantile (a slight over-estimate)."""

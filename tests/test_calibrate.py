@@ -319,3 +319,21 @@ def test_spike_norm_snn_accuracy_close_to_ann_on_digits():
     # and the SNN is still learning at T=32: accuracy grows with time
     pred32, _ = res.predictions(32)
     assert float((pred32 == y_te).mean()) <= snn_acc + 0.01
+
+
+def test_current_histogram_quantile_is_chunk_independent_and_one_bin_above(monkeypatch):
+    values = torch.from_numpy(np.random.default_rng(9).lognormal(0, 2, (50, 37)))
+    values[::3] *= -1  # negative and zero currents are not counted
+    values[1, :5] = 0
+    whole = calibrate.CurrentHistogram()
+    whole.add(values)
+    monkeypatch.setattr(calibrate.CurrentHistogram, "CHUNK", 7)
+    chunked = calibrate.CurrentHistogram()
+    chunked.add(values[:20])
+    chunked.add(values[20:])
+    assert torch.equal(whole.counts, chunked.counts)
+    positive = values[values > 0].numpy()
+    assert whole.counts.sum() == len(positive)
+    for q in (0.5, 0.9, 0.999):
+        exact = np.percentile(positive, 100 * q, method="higher")
+        assert exact <= whole.quantile(q) <= exact * 2 ** (1 / 64) * (1 + 1e-9), q
