@@ -152,19 +152,23 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     sources = dict(scales)  # source scales: what one spike per step stands for
     stats = ann_statistics(net, x, batch_size=256, device=device)
     encoder = PoissonEncoder(x, scales[net.input], seed)
-    # Spikes of every layer still needed later, int8 on the CPU, time-major: (T, N, *shape).
-    store = {net.input: torch.from_numpy(np.moveaxis(encoder.full(0, n, timesteps), 1, 0)
-                                         .copy())}
+    # Spikes of every layer still needed later, on the CPU, time-major: (T, N, *shape).
+    store = SpikeStore()
+    store.put_signed(net.input, np.moveaxis(encoder.full(0, n, timesteps), 1, 0))
+    sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
+                                                         for la in net.layers}
     last_use = net.last_use()
     warnings = []
     with torch.no_grad():
         for index, layer in enumerate(net.layers):
             # Provisional threshold 1: the currents come out in ANN units.
             ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, dtype, sources)
+            batch = layer_batch(batch_size, timesteps,
+                                max([layer.size] + [sizes[s] for s in layer.sources]))
             top = float("-inf")
             hist = CurrentHistogram() if percentile < 100 else None
-            for start in range(0, n, batch_size):
-                current = _current(ann_units, store, start, start + batch_size, dev, dtype)
+            for start in range(0, n, batch):
+                current = _current(ann_units, store, start, start + batch, dev, dtype)
                 top = max(top, float(current.max()))
                 if hist is not None:
                     hist.add(current)
@@ -174,26 +178,27 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
-            spikes = torch.empty((timesteps, n, *layer.shape), dtype=torch.int8)
+            store.new_binary(layer.name, timesteps, n, layer.shape)
             neuron = IFNeuron(1.0, reset)
-            for start in range(0, n, batch_size):
-                stop = min(n, start + batch_size)
+            first = min(layer.depth, timesteps - 1)  # rates count the steps after the idle ones
+            fired = 0.0
+            for start in range(0, n, batch):
+                stop = min(n, start + batch)
                 current = _current(ann_units, store, start, stop, dev, dtype) / top
                 v = neuron.initial((stop - start, *layer.shape), dev, dtype)
                 out = torch.empty_like(current)
                 neuron.integrate(current, v, out)
-                spikes[:, start:stop] = out.to(torch.int8).cpu()
+                store.write(layer.name, start, out)
+                fired += float(out[first:].sum(dtype=torch.float64))
                 if progress:
                     progress((stop - start) * timesteps)
             if rate_match and not layer.is_output:
-                active = spikes[min(layer.depth, timesteps - 1):]
-                rate = float(active.sum(dtype=torch.float64)) / max(active.numel(), 1)
+                rate = fired / max((timesteps - first) * n * layer.size, 1)
                 if rate > 0 and stats[layer.name]["mean"] > 0:
                     sources[layer.name] = stats[layer.name]["mean"] / rate
-            store[layer.name] = spikes
-            for src in list(store):  # free spike trains no later layer reads
+            for src in store.names():  # free spike trains no later layer reads
                 if last_use.get(src, -1) <= index and src != layer.name:
-                    del store[src]
+                    store.drop(src)
     params = {"timesteps": timesteps, "seed": seed, "samples": n, "rate_match": rate_match,
               "reset": reset}
     if percentile < 100:
@@ -251,8 +256,54 @@ class CurrentHistogram:
         return float(2.0 ** (self.LOW + (min(index, self.bins - 1) + 1) / self.PER_OCTAVE))
 
 
-def _current(layer, store, start, stop, dev, dtype):
-    inputs = [delayed(store[s.source][:, start:stop].to(dev, dtype), s.lag)
+BATCH_BYTES = 1 << 30  # Spike-Norm: largest float32 (T, batch, neurons) tensor per layer
+
+
+def layer_batch(batch_size: int, timesteps: int, neurons: int) -> int:
+    """Samples per batch for a layer: ``batch_size``, fewer where one (T, batch, neurons)
+    float32 current or input tensor would exceed ``BATCH_BYTES`` (full-size networks)."""
+    return max(1, min(batch_size, BATCH_BYTES // max(1, 4 * timesteps * neurons)))
+
+
+class SpikeStore:
+    """Spike trains (T, N, *shape) kept on the CPU between layers: the signed input spikes
+    as int8, the 0/1 spikes of layers bit-packed along the neurons (8 per byte), so that
+    Spike-Norm's memory for stored trains is an eighth of a byte per neuron-step."""
+
+    def __init__(self) -> None:
+        self._trains: dict[str, tuple[np.ndarray, tuple[int, ...], bool]] = {}
+
+    def names(self) -> list[str]:
+        return list(self._trains)
+
+    def put_signed(self, name: str, spikes: np.ndarray) -> None:
+        self._trains[name] = (np.ascontiguousarray(spikes, dtype=np.int8),
+                              tuple(spikes.shape[2:]), False)
+
+    def new_binary(self, name: str, timesteps: int, n: int, shape: tuple[int, ...]) -> None:
+        size = int(np.prod(shape))
+        self._trains[name] = (np.zeros((timesteps, n, (size + 7) // 8), np.uint8),
+                              tuple(shape), True)
+
+    def write(self, name: str, start: int, spikes: torch.Tensor) -> None:
+        packed, _, _ = self._trains[name]
+        bits = spikes.to(torch.uint8).cpu().numpy().reshape(spikes.shape[0], spikes.shape[1], -1)
+        packed[:, start:start + spikes.shape[1]] = np.packbits(bits, axis=-1)
+
+    def window(self, name: str, start: int, stop: int, dev, dtype) -> torch.Tensor:
+        data, shape, packed = self._trains[name]
+        part = data[:, start:stop]
+        if packed:
+            part = np.unpackbits(part, axis=-1, count=int(np.prod(shape)))
+        return torch.from_numpy(part.reshape(part.shape[0], part.shape[1], *shape)).to(
+            dev, dtype)
+
+    def drop(self, name: str) -> None:
+        del self._trains[name]
+
+
+def _current(layer, store: SpikeStore, start, stop, dev, dtype):
+    inputs = [delayed(store.window(s.source, start, stop, dev, dtype), s.lag)
               for s in layer.synapses]
     current = layer_current(layer, inputs)
     current[:idle_steps(layer.depth, 0, current.shape[0])] = 0  # idle: nothing arrives yet

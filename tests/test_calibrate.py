@@ -337,3 +337,40 @@ def test_current_histogram_quantile_is_chunk_independent_and_one_bin_above(monke
     for q in (0.5, 0.9, 0.999):
         exact = np.percentile(positive, 100 * q, method="higher")
         assert exact <= whole.quantile(q) <= exact * 2 ** (1 / 64) * (1 + 1e-9), q
+
+
+def test_layer_batch_bounds_the_largest_float_tensor():
+    assert calibrate.layer_batch(64, 256, 8192) == 64           # digits VGG-16: unchanged
+    assert calibrate.layer_batch(64, 512, 64 * 32 * 32) == 8     # full-size VGG-16, T=512
+    assert calibrate.layer_batch(64, 2500, 64 * 224 * 224) == 1  # never below one sample
+
+
+def test_spike_store_round_trips_packed_and_signed_trains():
+    rng = np.random.default_rng(3)
+    store = calibrate.SpikeStore()
+    signed = rng.integers(-1, 2, size=(7, 5, 2, 3)).astype(np.int8)
+    store.put_signed("in", signed)
+    binary = (rng.random((7, 5, 3, 5)) < 0.3).astype(np.float32)  # 15 neurons: not 8k
+    store.new_binary("l", 7, 5, (3, 5))
+    store.write("l", 0, torch.from_numpy(binary[:, :2]))
+    store.write("l", 2, torch.from_numpy(binary[:, 2:]))
+    got = store.window("l", 1, 4, "cpu", torch.float32)
+    assert got.shape == (7, 3, 3, 5) and torch.equal(got, torch.from_numpy(binary[:, 1:4]))
+    assert torch.equal(store.window("in", 0, 5, "cpu", torch.float32),
+                       torch.from_numpy(signed).float())
+    store.drop("in")
+    assert store.names() == ["l"]
+
+
+def test_spike_norm_does_not_depend_on_the_batch_memory_cap(monkeypatch):
+    g, _ = three_layer_net()
+    net = snn.lower(g)
+    x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
+    full = calibrate.calibrate("spike-norm", net, x, timesteps=48, seed=5, percentile=99.0)
+    monkeypatch.setattr(calibrate, "BATCH_BYTES", 4 * 48 * 16 * 3)  # 3 samples per batch
+    assert calibrate.layer_batch(64, 48, 16) == 3
+    small = calibrate.calibrate("spike-norm", net, x, timesteps=48, seed=5, percentile=99.0)
+    for name, value in full.scales.items():
+        assert small.scales[name] == pytest.approx(value, rel=1e-6), name
+    for name, value in full.source_scales.items():
+        assert small.source_scales[name] == pytest.approx(value, rel=1e-6), name
