@@ -110,6 +110,24 @@ def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation
     }
 
 
+QUIET_RATE = 1e-3  # spikes per neuron per step below which a hidden layer carries too little
+
+
+def quiet_layer_warnings(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation) -> list[str]:
+    """A hint when hidden layers barely fire in the evaluation run: with the paper's rule
+    (largest current, reset to zero) deep and residual networks starve their last layers."""
+    quiet = [la.name for la in net.layers
+             if not la.is_output and ev.rates.get(la.name, 1.0) < QUIET_RATE]
+    if not quiet:
+        return []
+    names = ", ".join(quiet[:3]) + (f" and {len(quiet) - 3} more" if len(quiet) > 3 else "")
+    hint = ("; deep networks often need --percentile 99.9 --reset subtract (README, "
+            "'Going deeper')" if cal.reset == "zero" or "percentile" not in cal.params
+            else "; a longer window (T) may help")
+    return [f"{len(quiet)} hidden layer(s) fire below {QUIET_RATE:g} spikes per neuron per "
+            f"step at T = {max(ev.snn_accuracy)}: {names}{hint}"]
+
+
 def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: int,
                     samples: int, seed: int, eval_samples: int | None = None,
                     eval_timesteps: list[int] | None = None, device: str = "cpu",
@@ -129,6 +147,7 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
                   device, source_scales=cal.source_scales, reset=cal.reset)
     report = calibration_report(net, cal, ev, timesteps,
                                 ann_statistics(net, x_cal, device=device))
+    report["warnings"] = list(cal.warnings) + quiet_layer_warnings(net, cal, ev)
     art = CalibrationArtifact(graph, cal, file_hash(model), preprocess.to_json(), report)
     return art, net
 

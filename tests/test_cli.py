@@ -105,6 +105,25 @@ def test_calibrate_reset_and_percentile_reach_the_artifact(models, tmp_path, cap
     assert cal.reset == "subtract" and cal.params["percentile"] == 99.9
 
 
+@pytest.mark.parametrize("extra, hint", [
+    ([], "deep networks often need --percentile 99.9 --reset subtract"),
+    (["--reset", "subtract", "--percentile", "99.9"], "a longer window (T) may help")])
+def test_calibrate_warns_when_hidden_layers_barely_fire(models, tmp_path, capsys,
+                                                       monkeypatch, extra, hint):
+    from snn2hw import pipeline
+
+    args = ["calibrate", models["ok"], "--timesteps", "16", "--samples", "16",
+            "--eval-samples", "10", *extra, "-o", str(tmp_path / "x.h5")]
+    monkeypatch.setattr(pipeline, "QUIET_RATE", 0.0)  # nothing fires below 0
+    assert main(args) == 0
+    assert "fire below" not in capsys.readouterr().out
+    monkeypatch.setattr(pipeline, "QUIET_RATE", 1.0)  # every hidden layer fires below 1
+    assert main(args) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "fire below 1 spikes" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and hint in lines[0]
+    assert "at T = 16:" in lines[0]
+
+
 @pytest.mark.parametrize("args", [["--reset", "soft"], ["--percentile", "30"]])
 def test_calibrate_bad_neuron_options_are_usage_errors(models, tmp_path, capsys, args):
     with pytest.raises(SystemExit) as info:
