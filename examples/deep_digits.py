@@ -86,8 +86,9 @@ def load_example(name: str):
 def add_neuron_options(p: argparse.ArgumentParser, reset: str, percentile: float) -> None:
     """``--reset`` and ``--percentile``, as ``snn2hw calibrate`` has them."""
     from snn2hw.cli import percentile_value
+    from snn2hw.profiles import RESETS
 
-    p.add_argument("--reset", choices=["zero", "subtract"], default=reset,
+    p.add_argument("--reset", choices=RESETS, default=reset,
                    help=f"neuron reset after a spike (default {reset})")
     p.add_argument("--percentile", type=percentile_value, default=percentile,
                    help="threshold = this percentile of the positive currents/activations "

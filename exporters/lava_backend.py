@@ -367,7 +367,7 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
     from lava.proc.io.source import RingBuffer as SourceBuffer
     from lava.proc.lif.process import LIFReset
 
-    if getattr(qnet, "reset", "zero") == "subtract":
+    if qnet.reset == "subtract":
         from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
 
     n, t, _ = spikes.shape

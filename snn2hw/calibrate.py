@@ -29,8 +29,8 @@ import torch
 from . import ann
 from .encoding import PoissonEncoder
 from .errors import InputError
-from .simulate import (IFNeuron, check_reset, delayed, idle_steps, layer_current,
-                       prepare_float_layer)
+from .profiles import check_reset
+from .simulate import IFNeuron, delayed, idle_steps, layer_current, prepare_float_layer
 from .snn import SpikingNetwork
 
 

@@ -11,6 +11,7 @@ import sys
 
 from . import __version__
 from .errors import Interrupted, Snn2hwError
+from .profiles import RESETS
 
 
 def positive_int(text: str) -> int:
@@ -47,7 +48,7 @@ def percentile_value(text: str) -> float:
 
 def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False) -> None:
     p.add_argument("--reset", default=None if export else "zero",
-                   choices=["zero", "subtract"],
+                   choices=RESETS,
                    help="neuron reset after a spike: to zero (default"
                    + (": the calibration's, else zero" if export else "")
                    + "; as the paper and Loihi's stock LIF) or by subtracting the threshold")

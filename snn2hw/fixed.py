@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from .qnet import QuantizedNetwork
-from .simulate import Prepared, PreparedLayer, Synapse, check_reset
+from .profiles import check_reset
+from .simulate import Prepared, PreparedLayer, Synapse
 
 
 class FixedIFNeuron:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import ProfileError
+from .errors import InputError, ProfileError
 
 PACKAGE = "snn2hw.hw_profiles"
 
@@ -150,7 +150,14 @@ def parse(doc: dict, where: str) -> Profile:
                    fixed, res, where, du, dv, resets)
 
 
-RESETS = ("zero", "subtract")
+RESETS = ("zero", "subtract")  # neuron reset after a spike: v = 0, or v -= threshold
+
+
+def check_reset(reset: str) -> str:
+    """``reset`` if it is a known mode, else an InputError listing the known ones."""
+    if reset not in RESETS:
+        raise InputError(f"unknown reset mode {reset!r}; known: {', '.join(RESETS)}")
+    return reset
 
 
 def _resets(doc: dict, where: str) -> tuple[str, ...]:

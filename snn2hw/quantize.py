@@ -32,9 +32,8 @@ import torch
 
 from . import ann, ir
 from .errors import HardwareLimitError
-from .profiles import FixedPoint, Profile
+from .profiles import FixedPoint, Profile, check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
-from .simulate import check_reset
 from .snn import SpikingLayer, SpikingNetwork, Term
 
 

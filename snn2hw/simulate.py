@@ -22,6 +22,7 @@ import torch
 
 from . import ann, ir
 from .encoding import PoissonEncoder
+from .profiles import check_reset
 from .snn import SpikingNetwork
 
 SynapseFn = Callable[[torch.Tensor], torch.Tensor]
@@ -32,17 +33,6 @@ class Synapse:
     source: str
     lag: int            # steps between a source spike and its arrival (1 + delay)
     apply: SynapseFn    # (M, *source_shape) -> (M, *layer_shape)
-
-
-RESETS = ("zero", "subtract")
-
-
-def check_reset(reset: str) -> str:
-    if reset not in RESETS:
-        from .errors import InputError
-
-        raise InputError(f"unknown reset mode {reset!r}; known: {', '.join(RESETS)}")
-    return reset
 
 
 class IFNeuron:

@@ -1,4 +1,5 @@
-"""Shared helpers for building small ONNX models with onnx.helper in the importer tests.
+"""Shared helpers for building small ONNX models in the tests: with onnx.helper for the
+importer tests, and by exporting torch modules (:func:`export_torch`) for the pipeline.
 
 ``tests`` is not a package (a package of that name collides with one lava installs), so
 test modules load this file with a ``sys.path`` insert of the tests directory.
@@ -92,6 +93,29 @@ def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
     assert err <= allowed, f"max abs error {err:.3g} > {allowed:.3g}"
 
 
+def export_torch(model, path, metadata: dict[str, str] | None = None,
+                 input_shape: tuple[int, ...] = (1, 1, 8, 8)) -> str:
+    """Export a torch module with the TorchScript exporter (opset 17), input "x", output
+    "y", a dynamic batch dimension and optional metadata; the path as a string."""
+    import warnings
+
+    import torch
+
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (torch.zeros(*input_shape),), str(path), dynamo=False,
+                          opset_version=17, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    if metadata:
+        proto = onnx.load(str(path))
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(path))
+    return str(path)
+
+
 def tiny_torch_onnx(path, seed: int = 5, dataset: str | None = "digits",
                     two_convs: bool = False) -> Path:
     """A small 1x8x8 conv net exported by torch (TorchScript exporter, opset 17), with the
@@ -105,12 +129,6 @@ def tiny_torch_onnx(path, seed: int = 5, dataset: str | None = "digits",
         layers += [torch.nn.Conv2d(6, 8, 3, padding=1), torch.nn.ReLU()]
     channels = 8 if two_convs else 4
     model = torch.nn.Sequential(*layers, torch.nn.Flatten(),
-                                torch.nn.Linear(channels * 4 * 4, 10)).eval()
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False,
-                      opset_version=17)
-    proto = onnx.load(str(path))
-    if dataset is not None:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "snn2hw.dataset", dataset
-    onnx.save(proto, str(path))
+                                torch.nn.Linear(channels * 4 * 4, 10))
+    export_torch(model, path, None if dataset is None else {"snn2hw.dataset": dataset})
     return Path(path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +16,8 @@ from snn2hw.artifact import load_calibration
 from snn2hw.cli import main
 from snn2hw.importer import file_hash, import_onnx
 
-
-def export(model: nn.Module, path) -> str:
-    model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 1, 8, 8), str(path), dynamo=False,
-                          opset_version=17, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    return str(path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_builders import export_torch  # noqa: E402
 
 
 def tiny(pool: type[nn.Module] = nn.AvgPool2d) -> nn.Module:
@@ -37,8 +30,8 @@ def tiny(pool: type[nn.Module] = nn.AvgPool2d) -> nn.Module:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    return {"ok": export(tiny(), d / "tiny.onnx"),
-            "maxpool": export(tiny(nn.MaxPool2d), d / "maxpool.onnx")}
+    return {"ok": export_torch(tiny(), d / "tiny.onnx"),
+            "maxpool": export_torch(tiny(nn.MaxPool2d), d / "maxpool.onnx")}
 
 
 def error_lines(err: str) -> list[str]:

@@ -3,11 +3,11 @@ loadable export file."""
 from __future__ import annotations
 
 import json
-import warnings
+import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from snn2hw.cli import main
 from snn2hw.export import load_export
 from snn2hw.importer import file_hash, import_onnx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_builders import export_torch  # noqa: E402
+
 SHIPPED = ("loihi_sim", "loihi_float", "loihi2")
 
 
@@ -29,28 +32,12 @@ def tiny(seed: int) -> nn.Module:
                              nn.Flatten(), nn.Linear(64, 10))
 
 
-def export_onnx(model: nn.Module, path, metadata: dict[str, str] | None = None) -> str:
-    model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 1, 8, 8), str(path), dynamo=False,
-                          opset_version=17, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    if metadata:
-        proto = onnx.load(str(path))
-        for key, value in metadata.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(path))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    return {"digits": export_onnx(tiny(0), d / "digits.onnx", {"snn2hw.dataset": "digits"}),
-            "plain": export_onnx(tiny(0), d / "plain.onnx"),
-            "other": export_onnx(tiny(1), d / "other.onnx", {"snn2hw.dataset": "digits"})}
+    return {"digits": export_torch(tiny(0), d / "digits.onnx", {"snn2hw.dataset": "digits"}),
+            "plain": export_torch(tiny(0), d / "plain.onnx"),
+            "other": export_torch(tiny(1), d / "other.onnx", {"snn2hw.dataset": "digits"})}
 
 
 def make_calibration(model: str, path) -> dict[str, float]:

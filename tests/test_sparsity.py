@@ -7,7 +7,8 @@ the per-neuron spike counts the simulator records. MACs are checked against hand
 from __future__ import annotations
 
 import json
-import warnings
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,9 @@ from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
 from snn2hw.encoding import PoissonEncoder
 from snn2hw.importer import graph_from_nodes as build
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_builders import export_torch  # noqa: E402
 
 # --------------------------------------------------------------------------- explicit matrices
 
@@ -244,13 +248,7 @@ def export(seed: int, path) -> str:
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(),
                               nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10, bias=False))
-    model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 1, 8, 8), str(path), dynamo=False,
-                          opset_version=17, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    return str(path)
+    return export_torch(model, path)
 
 
 @pytest.fixture(scope="module")
