@@ -54,7 +54,7 @@ class FixedIFNeuron:
             if self.reset == "zero":
                 v.masked_fill_(fired, 0)
             else:  # v -= threshold << shift where fired (exact in float64)
-                v.sub_(fired.to(v.dtype), alpha=self.threshold)
+                v.sub_(magnitude.copy_(fired), alpha=self.threshold)
             out[t] = fired
         self.saturated += int(over.sum())
         return v

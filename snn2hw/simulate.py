@@ -54,14 +54,15 @@ class IFNeuron:
         membrane potential (``v`` is updated in place). The first ``idle`` steps are
         skipped: no integration, no spikes."""
         fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        spikes = None if self.reset == "zero" else torch.empty_like(v)  # fired, as numbers
         out[:idle] = 0
         for t in range(idle, current.shape[0]):
             v.add_(current[t])
             torch.gt(v, self.threshold, out=fired)
-            if self.reset == "zero":
+            if spikes is None:
                 v.masked_fill_(fired, 0)
             else:
-                v.sub_(fired.to(v.dtype), alpha=self.threshold)
+                v.sub_(spikes.copy_(fired), alpha=self.threshold)
             out[t] = fired
         return v
 
