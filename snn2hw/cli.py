@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="export file (default: MODEL.PROFILE.h5)")
     p.add_argument("--report", help="also write the numbers as JSON here")
 
+    p = sub.add_parser("verify", help="check from its integers alone that an export keeps "
+                       "every fixed-point guarantee (exit 3 if not)")
+    p.add_argument("export")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     p = sub.add_parser("run", help="run an exported network on Lava's CPU backend and "
                        "compare it with the reference simulator spike for spike")
     p.add_argument("export")
@@ -175,6 +180,12 @@ def cmd_export(args) -> int:
     return export_command(args)
 
 
+def cmd_verify(args) -> int:
+    from .commands import verify_command
+
+    return verify_command(args)
+
+
 def cmd_run(args) -> int:
     from .commands import run_command
 
@@ -190,6 +201,7 @@ def cmd_report(args) -> int:
 COMMANDS = {"inspect": cmd_inspect, "ops": cmd_ops, "calibrate": cmd_calibrate,
             "profiles": cmd_profiles, "export": cmd_export, "run": cmd_run}
 COMMANDS["report"] = cmd_report
+COMMANDS["verify"] = cmd_verify
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,12 +135,42 @@ def export_command(args) -> int:
                        args.device, args.mean, args.std, args.reset, args.percentile)
     print(f"profile {art.qnet.profile}, thresholds from {art.method}")
     _export_tables(art)
+    from .verify import require, verify_artifact
+
+    require(verify_artifact(art), "export")  # no file is written when a guarantee fails
     save_export(output, art)
     if args.report:
         from .cli import json_dump
 
         write_text(args.report, json_dump(art.report) + "\n")
     print(f"wrote {output}")
+    return 0
+
+
+def verify_command(args) -> int:
+    from .verify import require, verify_file
+
+    ver = verify_file(args.export)
+    if args.json:
+        from .cli import json_dump
+
+        print(json_dump(ver.as_dict()))
+    elif not ver.fixed:
+        print(f"profile {ver.profile} is floating point: no fixed-point registers to check")
+    else:
+        print(f"profile {ver.profile}: {ver.state_bits}-bit state, input << "
+              f"{ver.current_shift}; worst case of one step, in v units")
+        print(table(["layer", "input +", "input -", "|bias|", "threshold", "worst",
+                     "state max", "headroom bits", "u wraps", "v clips"],
+                    [[b.name, b.input_pos, b.input_neg, b.bias, b.threshold, b.worst, b.v_max,
+                      f"{b.headroom_bits:.2f}", "yes" if b.u_wraps else "no",
+                      "yes" if b.v_clips else "no"] for b in ver.budgets]))
+        for problem in ver.problems:
+            print(f"fails: {problem}")
+    require(ver, str(args.export))
+    if not args.json and ver.fixed:
+        print("every guarantee holds: u cannot wrap, and no neuron at or below its threshold "
+              "can reach the clip of v in one step")
     return 0
 
 

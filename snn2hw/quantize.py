@@ -8,11 +8,14 @@ so the ratios Spike-Norm set are kept. ``theta`` is the largest integer that
 - uses the weight range fully without clipping (largest positive weight -> ``weights.max``,
   most negative -> ``weights.min``),
 - fits the threshold's bits,
-- keeps the worst-case accumulated input plus bias plus threshold within the state
-  (``state.bits``: no wrap of u, no clipping of v), and
+- keeps the worst-case one-step input plus bias plus threshold within the state
+  (``state.bits``: no wrap of u, no clipping of v from at or below threshold), and
 - leaves the bias representable as mantissa << exponent.
 
-When a limit other than the weight range decides ``theta``, the report says which. Clipping
+These limits are first estimated on the float weights; the state bound is then checked on
+the final rounded, clipped integers (:mod:`snn2hw.budget`, the check ``snn2hw verify``
+runs) and ``theta`` is lowered until it holds ("<bits>-bit state after rounding"). When a
+limit other than the weight range decides ``theta``, the report says which. Clipping
 can then only come from rounding at the range ends and is counted per layer.
 
 Average pooling, flatten and dense/conv chains are folded into one synapse: a convolution
@@ -30,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from . import ann, ir
+from . import ann, budget, ir
 from .errors import HardwareLimitError
 from .profiles import FixedPoint, Profile, check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
@@ -94,23 +97,6 @@ def _scaled(syn: IntSynapse, factor: float) -> IntSynapse:
     return replace(syn, csr=syn.csr * factor)
 
 
-def _row_sums(syn: IntSynapse, signed_source: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per target neuron, the largest positive and negative input one step can bring
-    (binary sources: sums of positive / negative weights; signed sources: sum of |w|)."""
-    if syn.kind == "conv":
-        pos = replace(syn, weight=np.maximum(syn.weight, 0))
-        neg = replace(syn, weight=np.maximum(-syn.weight, 0))
-        ones = torch.ones((1, *syn.in_shape), dtype=torch.float64)
-        p = pos.apply(ones).reshape(-1).numpy()
-        n = neg.apply(ones).reshape(-1).numpy()
-    else:
-        p = np.asarray(syn.csr.maximum(0).sum(axis=1)).reshape(-1)
-        n = np.asarray((-syn.csr).maximum(0).sum(axis=1)).reshape(-1)
-    if signed_source:
-        p = n = p + n
-    return p, n
-
-
 def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | None,
                   signed: list[bool]) -> tuple[int, str]:
     """The integer threshold theta and the limit that decided it."""
@@ -125,7 +111,7 @@ def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | Non
                                      -fp.weight_min / top_neg)
     pos = neg = 0.0
     for syn, sgn in zip(syns, signed):
-        p, n = _row_sums(syn, sgn)
+        p, n = budget.row_sums(syn, sgn)
         pos, neg = pos + p, neg + n
     b = np.zeros(1) if bias is None else bias.reshape(-1)
     worst = float(np.max(np.maximum(pos + np.maximum(b, 0), neg + np.maximum(-b, 0))))
@@ -166,6 +152,43 @@ def _to_int(syn: IntSynapse, fp: FixedPoint) -> tuple[IntSynapse, int]:
     return replace(syn, csr=csr), clipped
 
 
+def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: FixedPoint,
+              layer: str) -> tuple[list[IntSynapse], int, np.ndarray | None, int]:
+    """The layer's rounded, clipped integer synapses, clip count, bias mantissa and exp."""
+    int_syns, clipped = [], 0
+    for syn in syns:
+        q, c = _to_int(_scaled(syn, theta), fp)
+        int_syns.append(q)
+        clipped += c
+    bias_mant, bias_exp = None, fp.current_shift
+    if bias is not None:
+        bias_mant, bias_exp = _bias_fixed(fp, bias * theta * (1 << fp.current_shift), layer)
+    return int_syns, clipped, bias_mant, bias_exp
+
+
+def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray | None,
+                  signed: list[bool], fp: FixedPoint):
+    """theta from the float estimate, lowered until the state budget holds for the rounded
+    integers (rounding many equal weights up can push their sum past the estimate)."""
+    theta, limit = _choose_scale(fp, syns, bias, signed)
+    estimate = theta
+    while True:
+        ints = _integers(syns, bias, theta, fp, layer.name)
+        bias_v = None if ints[2] is None else ints[2].astype(np.int64) << ints[3]
+        worst = budget.layer_budget(layer.name, ints[0], signed, layer.size, bias_v, theta,
+                                    fp.state_bits, fp.current_shift, fp.threshold_shift)
+        if worst.holds:
+            return theta, limit, estimate, ints
+        # The budget grows about linearly with theta: jump close, then step down.
+        smaller = min(theta - 1, math.floor(theta * fp.v_max / worst.worst))
+        limit = f"{fp.state_bits}-bit state after rounding"
+        if smaller < 1:
+            raise HardwareLimitError(f"layer {layer.name}: cannot fit: even a threshold of 1 "
+                                     f"weight unit overflows the {fp.state_bits}-bit state",
+                                     layer=layer.name, limit=limit)
+        theta = smaller
+
+
 def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
                    fp: FixedPoint, input_name: str,
                    source_scales: dict[str, float] | None = None) -> QuantLayer:
@@ -175,22 +198,16 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
                     source_scales[t.source] / scale) for t in layer.terms]
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
     signed = [t.source == input_name for t in layer.terms]
-    theta, limit = _choose_scale(fp, syns, bias, signed)
-    int_syns, clipped = [], 0
-    for syn in syns:
-        q, c = _to_int(_scaled(syn, theta), fp)
-        int_syns.append(q)
-        clipped += c
-    bias_mant, bias_exp = None, fp.current_shift
-    if bias is not None:
-        bias_mant, bias_exp = _bias_fixed(fp, bias * theta * (1 << fp.current_shift),
-                                          layer.name)
+    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp)
+    int_syns, clipped, bias_mant, bias_exp = ints
     n_weights = int(sum(s.values().size for s in int_syns))
     report = {"scale": theta, "limited_by": limit, "clipped_weights": clipped,
               "weights": n_weights,
               "max_abs_weight": int(max((np.abs(s.values()).max(initial=0) for s in int_syns),
                                         default=0)),
               "synapses": [s.kind for s in int_syns], "bias_exp": bias_exp}
+    if theta != estimate:  # only then, so that other exports stay byte-identical
+        report["scale_before_rounding_check"] = estimate
     return QuantLayer(layer.name, layer.shape, layer.depth, int_syns, theta, bias_mant,
                       bias_exp, layer.is_output, float(theta), report)
 
