@@ -1,5 +1,6 @@
 """The bit-accurate fixed-point simulator against a plain numpy integer implementation of
-the equations in snn2hw/qnet.py, spike for spike."""
+Lava's fixed_pt LIF (lava/proc/lif/models.py:145-192, written here with NumPy's own int32
+registers as Lava does, not with the simulator's float64 remainders), spike for spike."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,31 +62,38 @@ def apply_reference(syn: IntSynapse, s: np.ndarray) -> np.ndarray:
     return s @ syn.csr.toarray().astype(np.int64).T
 
 
+def lava_u(a: np.ndarray) -> np.ndarray:
+    """Lava's u for du = 4095 (lif/models.py:149-171): int32 a << 6, then one wrap."""
+    x = np.left_shift(a.astype(np.int32), 6)          # int32, as Lava's a_in
+    x = np.where(x > HALF, x - 2 * HALF, x)           # lines 161-165
+    return np.where(x <= -HALF, x + 2 * HALF, x)      # lines 166-170 (x > HALF excluded)
+
+
 def reference(qnet: QuantizedNetwork, s_in: np.ndarray):
-    """Every layer's spikes (N, T, size) and clipped neuron-steps, from qnet.py's equations
-    in integer numpy."""
+    """Every layer's spikes (N, T, size), clipped neuron-steps, wrapped neuron-steps and
+    neuron-steps where Lava's one-time wrap differs from a modulo-2**24 wrap."""
     n, steps = s_in.shape[:2]
     spikes = {qnet.input: s_in.reshape(n, steps, -1).astype(np.int64)}
-    saturated, wrapped = {}, {}
+    saturated, wrapped, not_modulo = {}, {}, {}
     for la in qnet.layers:
-        v = np.zeros((n, la.size), dtype=np.int64)
-        bias = 0 if la.bias_mant is None else la.bias_mant.astype(np.int64) << la.bias_exp
-        thr = la.threshold << qnet.threshold_shift
+        v = np.zeros((n, la.size), dtype=np.int32)
+        bias = np.zeros(la.size, np.int32) if la.bias_mant is None else np.left_shift(
+            la.bias_mant.astype(np.int32), la.bias_exp)
+        thr = np.int32(la.threshold << qnet.threshold_shift)
         out = np.zeros((n, steps, la.size), dtype=np.int64)
-        saturated[la.name] = wrapped[la.name] = 0
-        for t in range(steps):
+        saturated[la.name] = wrapped[la.name] = not_modulo[la.name] = 0
+        for t in range(la.depth, steps):  # idle before: nothing can have arrived yet
             a = np.zeros((n, la.size), dtype=np.int64)
             for syn in la.synapses:
                 if t - syn.lag >= 0:
                     a += apply_reference(syn, spikes[syn.source][:, t - syn.lag])
-            shifted = a << qnet.current_shift
-            u = (shifted + HALF) % (2 * HALF) - HALF
-            if t < la.depth:  # idle: nothing can have arrived yet
-                continue
-            wrapped[la.name] += int((u != shifted).sum())
-            v = v + u + bias
-            saturated[la.name] += int((np.abs(v) > V_MAX).sum())
-            v = np.clip(v, -V_MAX, V_MAX)
+            u = lava_u(a)
+            wrapped[la.name] += int((u != a * 64).sum())
+            not_modulo[la.name] += int(((a * 64 > 3 * HALF) | (a * 64 <= -3 * HALF)
+                                        | (a * 64 == HALF)).sum())
+            total = v + u.astype(np.int32) + bias             # int32 sum, lines 185-186
+            saturated[la.name] += int((np.abs(total) > V_MAX).sum())
+            v = np.clip(total, -V_MAX, V_MAX).astype(np.int32)
             fired = v > thr
             if qnet.reset == "subtract":
                 v[fired] -= thr
@@ -93,7 +101,7 @@ def reference(qnet: QuantizedNetwork, s_in: np.ndarray):
                 v[fired] = 0
             out[:, t] = fired
         spikes[la.name] = out
-    return spikes, saturated, wrapped
+    return spikes, saturated, wrapped, not_modulo
 
 
 @pytest.fixture(scope="module")
@@ -102,20 +110,21 @@ def runs():
     rng = np.random.default_rng(11)
     x = rng.uniform(-1, 1, size=(5, 1, 8, 8)).astype(np.float32)
     s_in = PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T)
-    ref, sat, wrapped = reference(qnet, s_in)
+    ref, sat, wrapped, not_modulo = reference(qnet, s_in)
     prep = prepare_fixed(qnet)
     res = simulate(prep, PoissonEncoder(x, 1.0, 3, 1), T, record=["input", "a", "b"],
                    batch_size=2, time_chunk=7)
-    return qnet, s_in, ref, sat, wrapped, prep, res
+    return qnet, s_in, ref, sat, (wrapped, not_modulo), prep, res
 
 
 def test_reference_case_exercises_every_rule(runs):
-    _, s_in, ref, sat, wrapped, _, _ = runs
+    _, s_in, ref, sat, (wrapped, not_modulo), _, _ = runs
     assert set(np.unique(s_in)) == {-1, 0, 1}
     for name in ("a", "b"):
         rate = ref[name].mean()
         assert 0.02 < rate < 0.9, (name, rate)
     assert sat["a"] > 0 and wrapped["b"] > 0
+    assert not_modulo["b"] > 0  # where a modulo-2**24 wrap would differ from Lava's
     assert not ref["a"][:, :, CLIP_NEURON].any()  # held at the negative clip
     assert not ref["a"][:, 0].any() and not ref["b"][:, :2].any()  # idle steps
 
@@ -149,11 +158,11 @@ def test_reset_by_subtraction_matches_integer_reference():
     qnet = hand_built()
     qnet.reset = "subtract"
     x = np.random.default_rng(12).uniform(-1, 1, size=(4, 1, 8, 8)).astype(np.float32)
-    ref, _, _ = reference(qnet, PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T))
+    ref, *_ = reference(qnet, PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T))
     res = simulate(prepare_fixed(qnet), PoissonEncoder(x, 1.0, 3, 1), T, record=["a", "b"],
                    batch_size=3, time_chunk=9)
     qnet.reset = "zero"
-    zero, _, _ = reference(qnet, PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T))
+    zero, *_ = reference(qnet, PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T))
     assert not np.array_equal(zero["a"], ref["a"])  # the reset mode matters here
     for name in ("a", "b"):
         assert np.array_equal(res.records[name].astype(np.int64), ref[name]), name
