@@ -16,8 +16,9 @@ What Lava does (``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed`` and
   if u <= -2**23. The range is therefore (-2**23, 2**23] (not [-2**23, 2**23)), and a
   value beyond +-3 * 2**23 stays outside it.
 - Voltage (lif/models.py:174-186). With dv = 0 the decay keeps v exactly;
-  ``v + u + (bias_mant << bias_exp)`` is summed in int32 (wraps modulo 2**32) and
-  clipped to [-(2**23 - 1), 2**23 - 1]. ``bias_mant << bias_exp`` is recomputed every step
+  ``v + u + (bias_mant << bias_exp)`` is summed in int32 and clipped to
+  [-(2**23 - 1), 2**23 - 1]. That sum cannot leave int32: after the wrap |u| <= 2**31 - 2**24,
+  |v| < 2**23 and |bias| <= 2**12 << 7. ``bias_mant << bias_exp`` is recomputed every step
   (lif/models.py:110-122, 438).
 - Spike (lif/models.py:422-424): ``v > vth << 6``, strict. Reset: ``v = 0`` at a spike
   (lif/models.py:188-192); with reset by subtraction ``v -= vth << 6``
@@ -64,7 +65,7 @@ def lava_current(a: torch.Tensor, shift: int, state_bits: int) -> torch.Tensor:
 class FixedIFNeuron:
     """Lava's bit-accurate LIF with du = 4095, dv = 0 (see the module docstring), on
     integer values held exactly in float64:
-        u = lava_wrap(a << shift);  v = clip(int32(v + u + bias_v), +-v_max);
+        u = lava_wrap(int32(a << shift));  v = clip(v + u + bias_v, +-v_max);
         s = v > thr << shift;  then v = 0 (``zero``) or v -= thr << shift (``subtract``)."""
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
@@ -89,16 +90,12 @@ class FixedIFNeuron:
         drive = lava_current(current, self.shift, self.state_bits)
         if self.bias is not None:
             drive += self.bias
-        # v + u + bias can leave the int32 register only if u is far outside the state.
-        wide = drive.numel() > 0 and float(drive.abs().max()) + self.v_max >= _REG_HALF
         fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
         magnitude = torch.empty_like(v)
         over = torch.zeros(v.shape, dtype=torch.float64, device=v.device)
         out[:idle] = 0
         for t in range(idle, current.shape[0]):
             v.add_(drive[t])
-            if wide:
-                v.copy_(wrap_register(v))
             torch.abs(v, out=magnitude)
             over.add_(magnitude.gt_(self.v_max))  # counts the steps v is clipped
             v.clamp_(-self.v_max, self.v_max)

@@ -1,0 +1,199 @@
+"""Three-way agreement on integer networks that drive Lava's fixed-point LIF to its edges:
+the reference simulator (snn2hw.fixed), the independent model of tests/lava_model.py
+(written from Lava's source, sharing no code with snn2hw) and, in the ``lava`` tests, a
+real Lava run. Edges: near-limit weights, large fan-in (u at and beyond the wrap, and
+a << 6 beyond int32), bias mantissa +-max with the largest exponent, v at its clip, the
+threshold at its largest value, v exactly at the threshold, both reset modes, delays."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lava_model  # noqa: E402
+
+from snn2hw.encoding import PoissonEncoder  # noqa: E402
+from snn2hw.fixed import prepare_fixed  # noqa: E402
+from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer  # noqa: E402
+from snn2hw.simulate import simulate  # noqa: E402
+
+QUICK = settings(max_examples=40, derandomize=True, deadline=None, database=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+LAVA = settings(QUICK, max_examples=3)
+HALF = 1 << 23
+VTH_MAX = (1 << 17) - 1
+
+
+def matrix(source: str, lag: int, in_size: int, dense: np.ndarray) -> IntSynapse:
+    return IntSynapse(source, lag, (in_size,), (dense.shape[0],), "matrix",
+                      csr=sp.csr_matrix(dense.astype(np.int32)))
+
+
+def reference_spikes(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int):
+    """(input spikes (N, T, in), {layer: reference spikes (N, T, size)})."""
+    enc = PoissonEncoder(x, 1.0, 3, 1)
+    spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
+    names = [la.name for la in qnet.layers]
+    res = simulate(prepare_fixed(qnet), PoissonEncoder(x, 1.0, 3, 1), timesteps, record=names)
+    return spikes, {k: v.astype(np.int8) for k, v in res.records.items()}
+
+
+def assert_same(got: dict, want: dict, what: str) -> None:
+    for name, w in want.items():
+        diff = np.argwhere(got[name] != w)
+        assert diff.size == 0, f"{what}, layer {name}: {len(diff)} spikes differ, first " \
+                               f"(sample, step, neuron) {diff[0].tolist()}"
+
+
+# --------------------------------------------------------------------------------------
+# A hand-made network at the edges (deterministic input: |x| = 1 spikes every step)
+# --------------------------------------------------------------------------------------
+
+FAN_IN = 1600
+
+
+def edge_net(reset: str = "zero") -> QuantizedNetwork:
+    """Layer "a" (threshold 2**17 - 1):
+      0: 512 weights -256: a = +-2**17, a << 6 = +-2**23 (Lava's u range is (-2**23, 2**23])
+      1: 1600 weights -256: |a << 6| > 3 * 2**23, outside the range even after the wrap
+      2: bias 4095 << 7 and small weights: climbs to the upper clip and spikes there
+      3: bias -4096 << 7: held at the lower clip
+      4: near-limit mixed weights over the whole fan-in
+    Layer "b" (threshold 100) from "a" and, delayed, from the input; v lands exactly on
+    the threshold for neuron 0. Layer "out" from "b"."""
+    rng = np.random.default_rng(4)
+    wa = np.zeros((5, FAN_IN), dtype=np.int64)
+    wa[0, :512] = -256
+    wa[1, :] = -256
+    wa[2, :4] = 3
+    wa[4] = rng.choice([-256, -255, 254, 255, 0], size=FAN_IN)
+    bias_a = np.array([0, 0, 4095, -4096, 0], dtype=np.int32)
+    a = QuantLayer("a", (5,), 1, [matrix("input", 1, FAN_IN, wa)], VTH_MAX, bias_a, 7)
+    wb = rng.integers(-40, 60, size=(6, 5))
+    wb[0] = [100, 0, 0, 0, 0]
+    skip = np.zeros((6, FAN_IN), dtype=np.int64)
+    skip[1:, :64] = rng.integers(-3, 4, size=(5, 64))
+    b = QuantLayer("b", (6,), 2, [matrix("a", 1, 5, wb), matrix("input", 2, FAN_IN, skip)],
+                   100, rng.integers(-20, 20, size=6).astype(np.int32), 6)
+    out = QuantLayer("out", (3,), 3, [matrix("b", 1, 6, rng.integers(-80, 120, size=(3, 6)))],
+                     90, None, is_output=True)
+    return QuantizedNetwork("input", (FAN_IN,), 1.0, [a, b, out], "edge", reset=reset)
+
+
+def edge_input() -> np.ndarray:
+    """Sample 0: every input -1 (a = +2**17 for neuron 0); sample 1: every input +1."""
+    return np.stack([-np.ones(FAN_IN), np.ones(FAN_IN)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_edge_network_reference_matches_the_independent_model(reset):
+    qnet = edge_net(reset)
+    spikes, ref = reference_spikes(qnet, edge_input(), 20)
+    assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
+    # Lava's one-time wrap, not a modulo: u = +2**23 for a << 6 = +-2**23 (a modulo wrap
+    # gives -2**23), and a << 6 = 25,165,824 + 2**20 stays positive (modulo: negative).
+    assert ref["a"][:, 1:, 0].all() and ref["a"][0, 1:, 1].all()
+    assert not ref["a"][1, :, 1].any()
+    assert not ref["a"][:, :, 3].any() and ref["a"][:, 1:, 2].any()
+
+
+def test_input_beyond_int32_after_the_shift_wraps_like_lava():
+    """a = 140,000 * 255: a << 6 leaves int32 (Lava shifts an int32 a_in)."""
+    n_in = 140_000
+    w = np.full((2, n_in), 255, dtype=np.int64)
+    w[1, : n_in // 2] = -256
+    layer = QuantLayer("a", (2,), 1, [matrix("input", 1, n_in, w)], 5, None, is_output=True)
+    qnet = QuantizedNetwork("input", (n_in,), 1.0, [layer], "wide")
+    x = np.stack([np.ones(n_in), -np.ones(n_in)]).astype(np.float32)
+    spikes, ref = reference_spikes(qnet, x, 4)
+    assert (int(w[0].sum()) << 6) >= 1 << 31
+    assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
+
+
+# --------------------------------------------------------------------------------------
+# Random networks at the edges
+# --------------------------------------------------------------------------------------
+
+@st.composite
+def edge_networks(draw):
+    """input -> a -> b (+ delayed input -> b), weights small or at the limits, fan-in up
+    to 2,100, bias mantissa and exponent anywhere in range (extremes likely), threshold
+    small or maximal, either reset; input values in {-1, -0.5, 0, 0.5, 1}."""
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    n_in = draw(st.sampled_from([6, 30, 520, 2100]))
+    sizes = (draw(st.integers(2, 8)), draw(st.integers(2, 6)))
+    limit = draw(st.booleans())
+
+    def weights(rows, cols, density):
+        vals = (rng.choice([-256, -255, 255, 254], size=(rows, cols)) if limit
+                else rng.integers(-60, 90, size=(rows, cols)))
+        return vals * (rng.random((rows, cols)) < density)
+
+    def bias(size):
+        if not draw(st.booleans()):
+            return None, 6
+        mant = rng.choice([-4096, 4095, -1, 0, 7], size=size) if draw(st.booleans()) \
+            else rng.integers(-4096, 4096, size=size)
+        return mant.astype(np.int32), draw(st.sampled_from([0, 6, 7]))
+
+    thr = [draw(st.sampled_from([1, 60, 2000, VTH_MAX])) for _ in range(2)]
+    mant_a, exp_a = bias(sizes[0])
+    a = QuantLayer("a", (sizes[0],), 1, [matrix("input", 1, n_in,
+                                                weights(sizes[0], n_in, 0.7))],
+                   thr[0], mant_a, exp_a)
+    syn_b = [matrix("a", 1, sizes[0], weights(sizes[1], sizes[0], 0.8))]
+    if draw(st.booleans()):
+        syn_b.append(matrix("input", 2, n_in, weights(sizes[1], n_in, 0.3)))
+    mant_b, exp_b = bias(sizes[1])
+    b = QuantLayer("b", (sizes[1],), 2, syn_b, thr[1], mant_b, exp_b, is_output=True)
+    reset = draw(st.sampled_from(["zero", "subtract"]))
+    qnet = QuantizedNetwork("input", (n_in,), 1.0, [a, b], "edge", reset=reset)
+    x = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], size=(2, n_in)).astype(np.float32)
+    if draw(st.booleans()):  # every input of a sample agrees: the largest one-step input
+        x[0] = draw(st.sampled_from([-1.0, 1.0]))
+    return qnet, x, draw(st.integers(4, 12))
+
+
+@QUICK
+@given(edge_networks())
+def test_random_edge_network_reference_matches_the_independent_model(case):
+    qnet, x, timesteps = case
+    spikes, ref = reference_spikes(qnet, x, timesteps)
+    assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
+
+
+# --------------------------------------------------------------------------------------
+# The same against a real Lava run (child process, watchdog)
+# --------------------------------------------------------------------------------------
+
+def three_way(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int) -> dict:
+    from snn2hw import profiles
+    from snn2hw.exporters.watchdog import run_lava
+
+    spikes, ref = reference_spikes(qnet, x, timesteps)
+    assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
+    limits = profiles.load("loihi_sim").fixed
+    lava = run_lava(qnet, spikes, timesteps, limits=limits)
+    assert_same(lava.spikes, ref, "Lava")
+    return ref
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_edge_network_lava_reference_and_model_agree(reset):
+    ref = three_way(edge_net(reset), edge_input(), 10)
+    assert ref["a"][:, 1:, 0].all() and ref["a"][0, 1:, 1].all()  # the wrap corners
+
+
+@pytest.mark.lava
+@LAVA
+@given(edge_networks())
+def test_random_edge_network_lava_reference_and_model_agree(case):
+    three_way(*case)
