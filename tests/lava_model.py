@@ -13,6 +13,9 @@ and runs, Lava step by Lava step, with NumPy int32 registers as Lava's CPU model
   the buffer computed on the previous step (initially 0), then receives and computes the
   int32 product ``weights.dot(s_in)`` (graded) or the sum of the columns of the spiking
   inputs (binary). A synapse with lag L > 1 is one Sparse plus L - 1 identity relays.
+  Neither Sparse nor Dense (proc/dense/models.py:77-107, the same arithmetic) nor
+  DelaySparse (proc/sparse/models.py:313-372) wraps or saturates the sum at 24 bits;
+  only the int32 of the ``a_out`` channel bounds it.
 * The LIF input port sums every connected ``a_out`` (magma/core/model/py/ports.py:333-351)
   into an int32 vector.
 * ``LIFReset`` fixed_pt (proc/lif/models.py, ``AbstractPyLifModelFixed`` lines 72-216 and
