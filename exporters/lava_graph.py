@@ -1,0 +1,166 @@
+"""The Lava process graph of a :class:`QuantizedNetwork` (see :mod:`.lava_backend` for the
+layout and the time mapping). Lava is imported inside the functions only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .lava_checks import pack_input, synapse_matrix
+
+# Message bits of the synapses fed by the (signed, graded) input spikes.
+INPUT_MESSAGE_BITS = 8
+# Message bits of synapses fed by LIF layers. LIF spikes are 0/1, so binary (0) and graded
+# (> 0) interpretation give identical sums (the fixed model sums int32 weights either way).
+# On the CPU backend the binary path is slower: it slices the CSR matrix by a boolean
+# column mask every step (``weights[:, s].sum(axis=1)``, sparse/models.py:101-102), while
+# the graded path is one CSR mat-vec (``weights.dot(s)``, sparse/models.py:97-99).
+# Measured on a 5-layer, 12k-neuron, 2.2M-synapse net (2 cores): 80-95 steps/s binary
+# vs 190-260 graded, identical spikes.
+# Loihi hardware would receive binary spikes from LIF neurons; pass 0 to build that graph.
+HIDDEN_MESSAGE_BITS = 1
+# How spikes leave Lava: "extractor" (streamed, fast) or "sink" (RingBuffer + Var.get).
+READER = "extractor"
+# How a lag > 1 is realised: "relay" (Sparse + identity Sparse relays, fast) or
+# "delaysparse" (Lava's DelaySparse, the Loihi mapping, ~50x slower on the CPU).
+DELAY = "relay"
+
+
+@dataclass
+class Graph:
+    source: Any
+    neurons: dict[str, Any]
+    synapses: list[Any]
+    readers: dict[str, Any]       # name -> Extractor or sink RingBuffer
+    reader: str                   # "extractor" or "sink"
+    num_steps: int
+
+
+def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, tag: str,
+                delay: str = "relay") -> list[Any]:
+    """The processes of one synapse, in signal order (first has ``s_in``, last ``a_out``).
+
+    lag 1: one ``Sparse``. Sparse is chosen over Conv/Dense: a conv layer expressed as a
+    CSR matrix is bit-identical and ~3x faster per step on the CPU backend (the Conv model
+    runs a dense convolution every step; Dense does a dense mat-vec over every neuron
+    pair), and Sparse has a bit-accurate Loihi model.
+
+    lag > 1, ``delay="delaysparse"``: one ``DelaySparse`` with every delay ``lag - 1``
+    (delivers at t+1+d: sparse/models.py:359-372; bit-exact). It is the Loihi mapping
+    (synaptic delays) but its CPU model rebuilds the delay-stacked weight matrix every
+    step (``get_delay_wgts_mat``, sparse/models.py:226-261, incl. a CSR element
+    assignment): 5 steps/s instead of 260 on a 12k-neuron net.
+    ``delay="relay"`` (default, fast): ``Sparse(W)`` followed by ``lag - 1`` graded
+    ``Sparse(identity)`` relays. Each Sparse sends the previous step's product, so every
+    relay adds exactly one step, and an identity mat-vec passes integer (or float)
+    currents unchanged: bit-identical to DelaySparse, at the cost of one light process
+    per extra step. (Synapse-to-synapse chaining is a CPU device, not a Loihi mapping.)
+
+    ``num_weight_bits=9`` with ``sign_mode=SignMode.MIXED`` go into ``proc_params``
+    (Sparse takes no such named arguments but forwards **kwargs to AbstractProcess,
+    sparse/process.py:59-70; the fixed model reads them, sparse/models.py:82-91): it then
+    clips to [-256, 255] and truncates 8 - 9 + 1 = 0 low bits (weightutils.py:230-247,
+    275-290), so integer weights stay exact. Without them a mixed-sign matrix loses its
+    lowest bit, and num_weight_bits=9 with an inferred EXCITATORY mode (all weights >= 0)
+    shifts by -1, which numpy turns into all-zero weights -- so MIXED is always given.
+    """
+    from lava.proc.sparse.process import DelaySparse, Sparse
+    from lava.utils.weightutils import SignMode
+
+    def kwargs(bits: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"num_message_bits": bits}
+        if tag == "fixed_pt":
+            kw.update(num_weight_bits=9, sign_mode=SignMode.MIXED, weight_exp=0)
+        return kw
+
+    if lag == 1:
+        return [Sparse(weights=weights, **kwargs(message_bits))]
+    if delay == "delaysparse":
+        # Delays as a sparse matrix with the weights' pattern: an int ``delays`` would be
+        # expanded by Lava's builder into a fully populated (out x in) matrix
+        # (py_builder.py:406-409).
+        delays = sp.csr_matrix((np.full(weights.nnz, lag - 1, dtype=np.int64),
+                                weights.indices.copy(), weights.indptr.copy()),
+                               shape=weights.shape)
+        return [DelaySparse(weights=weights, delays=delays, max_delay=lag - 1,
+                            **kwargs(message_bits))]
+    if delay != "relay":
+        raise ValueError(f"unknown delay mode {delay!r}")
+    chain = [Sparse(weights=weights, **kwargs(message_bits))]
+    eye = sp.identity(weights.shape[0], dtype=weights.dtype, format="csr")
+    for _ in range(lag - 1):
+        relay = Sparse(weights=eye, **kwargs(RELAY_MESSAGE_BITS))
+        chain[-1].a_out.connect(relay.s_in)
+        chain.append(relay)
+    return chain
+
+
+RELAY_MESSAGE_BITS = 24     # relays carry dendritic sums (24-bit on Loihi), graded
+
+
+def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
+                record: list[str] | None = None,
+                hidden_message_bits: int = HIDDEN_MESSAGE_BITS,
+                reader: str = READER, delay: str = DELAY) -> Graph:
+    from lava.proc.io.extractor import Extractor
+    from lava.proc.io.sink import RingBuffer as SinkBuffer
+    from lava.proc.io.source import RingBuffer as SourceBuffer
+    from lava.proc.lif.process import LIFReset
+
+    if qnet.reset == "subtract":
+        from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
+
+    n, t, _ = spikes.shape
+    num_steps = n * t
+    fixed = tag == "fixed_pt"
+    data = pack_input(spikes, np.int32 if fixed else np.float64)
+    source = SourceBuffer(data=data)
+    outports = {qnet.input: source.s_out}
+    neurons: dict[str, Any] = {}
+    for layer in sorted(qnet.layers, key=lambda la: la.depth):
+        size = layer.size
+        if fixed:
+            bias = (np.zeros(size, np.int32) if layer.bias_mant is None
+                    else np.asarray(layer.bias_mant).reshape(-1).astype(np.int32))
+            params = dict(du=4095, dv=0, vth=int(layer.threshold), bias_mant=bias,
+                          bias_exp=int(layer.bias_exp))
+        else:
+            bias = (np.zeros(size) if layer.bias_mant is None
+                    else np.asarray(layer.bias_mant, dtype=np.float64).reshape(-1))
+            params = dict(du=1.0, dv=0.0, vth=float(layer.threshold), bias_mant=bias,
+                          bias_exp=0)
+        neurons[layer.name] = LIFReset(shape=(size,), reset_interval=t,
+                                       reset_offset=(int(layer.depth) + 1) % t,
+                                       name=f"lif:{layer.name}", **params)
+        outports[layer.name] = neurons[layer.name].s_out
+    synapses = []
+    for layer in qnet.layers:
+        for syn in layer.synapses:
+            bits = INPUT_MESSAGE_BITS if syn.source == qnet.input else hidden_message_bits
+            chain = _connection(synapse_matrix(syn, tag), int(syn.lag), bits, tag, delay)
+            outports[syn.source].connect(chain[0].s_in)
+            # Several synapses into one layer: Lava sums every connected a_out
+            # (PyInPortVectorDense.recv, magma/core/model/py/ports.py:333-351).
+            chain[-1].a_out.connect(neurons[layer.name].a_in)
+            synapses.extend(chain)
+    names = [la.name for la in qnet.layers] if record is None else list(record)
+    if reader not in ("extractor", "sink"):
+        raise ValueError(f"unknown reader {reader!r}")
+    readers = {}
+    for name in names:
+        shape = (neurons[name].a_in.shape[0],)
+        if reader == "sink":
+            readers[name] = SinkBuffer(shape=shape, buffer=num_steps)
+            neurons[name].s_out.connect(readers[name].a_in)
+        else:
+            # Shared-memory ring of EXTRACTOR_BUFFER vectors; drained during the run.
+            readers[name] = Extractor(shape=shape,
+                                      buffer_size=max(1, min(num_steps, EXTRACTOR_BUFFER)))
+            neurons[name].s_out.connect(readers[name].in_port)
+    return Graph(source, neurons, synapses, readers, reader, num_steps)
+
+
+
+EXTRACTOR_BUFFER = 64
