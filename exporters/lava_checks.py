@@ -3,17 +3,38 @@ exactly on the Lava backend, the input spikes, the packing of samples into one r
 exact synapse matrices. Imports no Lava."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import scipy.sparse as sp
 
-from snn2hw.errors import HardwareLimitError
+from snn2hw import profiles
+from snn2hw.errors import HardwareLimitError, InputError
+from snn2hw.profiles import DEFAULT_PROFILES, FixedPoint, Profile
+
+from .lava_limits import check_profile
 
 TAGS = ("fixed_pt", "floating_pt")
 
-# The fixed-point limits checked before a run (weights, vth, bias mantissa/exponent) come
-# from the hardware profile (hw_profiles/loihi_sim.toml), which states what Lava's
-# bit-accurate models represent (lif/models.py:250-258, weightutils.py:250-295).
-DEFAULT_PROFILE = "loihi_sim"
+
+def resolve_profile(tag: str | None = None, profile: Profile | str | None = None,
+                    limits: FixedPoint | None = None) -> Profile:
+    """The profile of a Lava run: ``profile`` (a Profile, name or .toml path), else the
+    default profile of ``tag`` (fixed_pt unless given), with its fixed-point rules replaced
+    by ``limits`` if given."""
+    if profile is not None:
+        profile = profiles.load(profile) if isinstance(profile, str) else profile
+        if tag is not None and tag != profile.lava_tag:
+            raise ValueError(f"tag {tag!r} differs from profile {profile.name}'s "
+                             f"lava_tag {profile.lava_tag!r}")
+        if limits is not None:
+            raise ValueError("give a profile or fixed-point limits, not both")
+        return profile
+    tag = tag or "fixed_pt"
+    if tag not in TAGS:
+        raise ValueError(f"unknown Lava tag {tag!r}; expected one of {', '.join(TAGS)}")
+    profile = profiles.load(DEFAULT_PROFILES[tag])
+    return profile if limits is None else replace(profile, fixed=limits)
 
 
 def layer_sizes(qnet) -> dict[str, int]:
@@ -36,14 +57,28 @@ def _synapse_values(syn) -> np.ndarray:
     return np.asarray(syn.csr.data)
 
 
-def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None,
-                  limits=None) -> None:
-    """Raise before any Lava work if the network cannot run exactly on the Lava backend:
-    ``ValueError`` for a malformed network, :class:`HardwareLimitError` for a value that
-    does not fit the fixed-point registers (fixed_pt only) described by ``limits`` (a
-    :class:`snn2hw.profiles.FixedPoint`; default: the loihi_sim profile's)."""
-    if tag not in TAGS:
-        raise ValueError(f"unknown Lava tag {tag!r}; expected one of {', '.join(TAGS)}")
+def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
+                  limits: FixedPoint | None = None, *, profile: Profile | str | None = None
+                  ) -> Profile:
+    """Raise before any Lava work if the network cannot run exactly on the Lava backend
+    under its profile (see :func:`resolve_profile`): ``ValueError`` for a malformed
+    network, :class:`HardwareLimitError` for a profile Lava cannot run
+    (:func:`.lava_limits.check_profile`), a reset mode the profile lacks, or a value that
+    does not fit the profile's fixed-point registers. Returns the profile."""
+    profile = resolve_profile(tag, profile, limits)
+    _check_structure(qnet, record)
+    check_profile(profile)
+    if qnet.reset not in profile.resets:
+        raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
+                                 f"{qnet.reset!r}; it supports: {', '.join(profile.resets)}",
+                                 field="neuron.reset")
+    if profile.fixed is not None:
+        _check_numbers(qnet, profile)
+        _check_fixed(qnet, profile.fixed)
+    return profile
+
+
+def _check_structure(qnet, record: list[str] | None) -> None:
     sizes = layer_sizes(qnet)
     depth = {qnet.input: 0}
     names = [layer.name for layer in qnet.layers]
@@ -77,12 +112,20 @@ def check_network(qnet, tag: str = "fixed_pt", record: list[str] | None = None,
         unknown = [name for name in record if name not in names]
         if unknown:
             raise ValueError(f"cannot record unknown layer(s): {', '.join(unknown)}")
-    if tag != "fixed_pt":
-        return
-    if limits is None:
-        from snn2hw.profiles import load
 
-        limits = load(DEFAULT_PROFILE).fixed
+
+def _check_numbers(qnet, profile: Profile) -> None:
+    """The network's own state width and shifts (what the reference simulates) are the
+    profile's: a file whose numbers and profile disagree is refused."""
+    fx = profile.fixed
+    for key, field in (("state_bits", "state.bits"), ("threshold_shift", "threshold.shift"),
+                       ("current_shift", "state.current_shift")):
+        if int(getattr(qnet, key)) != getattr(fx, key):
+            raise InputError(f"the network has {key} = {getattr(qnet, key)}, but its "
+                             f"profile {profile.name} has {field} = {getattr(fx, key)}")
+
+
+def _check_fixed(qnet, limits: FixedPoint) -> None:
     WEIGHT_MIN, WEIGHT_MAX = limits.weight_min, limits.weight_max
     VTH_MAX = limits.threshold_max
     BIAS_MANT_MAX = limits.bias_mant_max

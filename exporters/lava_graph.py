@@ -8,19 +8,20 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .lava_checks import pack_input, synapse_matrix
+from snn2hw.profiles import Profile
 
-# Message bits of the synapses fed by the (signed, graded) input spikes.
-INPUT_MESSAGE_BITS = 8
-# Message bits of synapses fed by LIF layers. LIF spikes are 0/1, so binary (0) and graded
-# (> 0) interpretation give identical sums (the fixed model sums int32 weights either way).
-# On the CPU backend the binary path is slower: it slices the CSR matrix by a boolean
-# column mask every step (``weights[:, s].sum(axis=1)``, sparse/models.py:101-102), while
-# the graded path is one CSR mat-vec (``weights.dot(s)``, sparse/models.py:97-99).
-# Measured on a 5-layer, 12k-neuron, 2.2M-synapse net (2 cores): 80-95 steps/s binary
-# vs 190-260 graded, identical spikes.
-# Loihi hardware would receive binary spikes from LIF neurons; pass 0 to build that graph.
-HIDDEN_MESSAGE_BITS = 1
+from .lava_checks import pack_input, resolve_profile, synapse_matrix
+from .lava_limits import weight_representation
+
+# Message bits come from the profile (``[messages]``). For synapses fed by LIF layers
+# (``hidden_bits``): LIF spikes are 0/1, so binary (0) and graded (> 0) interpretation give
+# identical sums (the fixed model sums int32 weights either way). On the CPU backend the
+# binary path is slower: it slices the CSR matrix by a boolean column mask every step
+# (``weights[:, s].sum(axis=1)``, sparse/models.py:101-102), while the graded path is one
+# CSR mat-vec (``weights.dot(s)``, sparse/models.py:97-99). Measured on a 5-layer,
+# 12k-neuron, 2.2M-synapse net (2 cores): 80-95 steps/s binary vs 190-260 graded,
+# identical spikes. Loihi hardware would receive binary spikes from LIF neurons
+# (``hidden_bits = 0``, or ``hidden_message_bits=0`` for one run).
 # How spikes leave Lava: "extractor" (streamed, fast) or "sink" (RingBuffer + Var.get).
 READER = "extractor"
 # How a lag > 1 is realised: "relay" (Sparse + identity Sparse relays, fast) or
@@ -38,7 +39,7 @@ class Graph:
     num_steps: int
 
 
-def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, tag: str,
+def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Profile,
                 delay: str = "relay") -> list[Any]:
     """The processes of one synapse, in signal order (first has ``s_in``, last ``a_out``).
 
@@ -58,22 +59,30 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, tag: str,
     currents unchanged: bit-identical to DelaySparse, at the cost of one light process
     per extra step. (Synapse-to-synapse chaining is a CPU device, not a Loihi mapping.)
 
-    ``num_weight_bits=9`` with ``sign_mode=SignMode.MIXED`` go into ``proc_params``
-    (Sparse takes no such named arguments but forwards **kwargs to AbstractProcess,
-    sparse/process.py:59-70; the fixed model reads them, sparse/models.py:82-91): it then
-    clips to [-256, 255] and truncates 8 - 9 + 1 = 0 low bits (weightutils.py:230-247,
-    275-290), so integer weights stay exact. Without them a mixed-sign matrix loses its
-    lowest bit, and num_weight_bits=9 with an inferred EXCITATORY mode (all weights >= 0)
-    shifts by -1, which numpy turns into all-zero weights -- so MIXED is always given.
+    fixed_pt: ``num_weight_bits`` = the profile's ``weights.bits``, ``weight_exp`` and
+    ``sign_mode=SignMode.MIXED`` go into ``proc_params`` (Sparse takes no such named
+    arguments but forwards **kwargs to AbstractProcess, sparse/process.py:59-70; the fixed
+    model reads them, sparse/models.py:82-91). It clips to [-256, 255] and drops
+    8 - bits + 1 low bits (weightutils.py:230-247, 275-290), so the weights go in shifted
+    left by 9 - bits and ``weight_exp = -(9 - bits)`` shifts the sums back
+    (:func:`.lava_limits.weight_representation`): integer weights stay exact (for 9 bits,
+    the loihi_sim profile, no shift at all). Without a sign mode a mixed-sign matrix loses
+    its lowest bit, and an inferred EXCITATORY mode (all weights >= 0) with 9 bits shifts
+    by -1, which numpy turns into all-zero weights -- so MIXED is always given.
     """
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
 
     def kwargs(bits: int) -> dict[str, Any]:
         kw: dict[str, Any] = {"num_message_bits": bits}
-        if tag == "fixed_pt":
-            kw.update(num_weight_bits=9, sign_mode=SignMode.MIXED, weight_exp=0)
+        if profile.fixed is not None:
+            kw.update(num_weight_bits=weight_bits, sign_mode=SignMode.MIXED,
+                      weight_exp=-shift)
         return kw
+
+    weight_bits, shift = (9, 0) if profile.fixed is None else weight_representation(profile)
+    if shift:
+        weights = sp.csr_matrix(weights * (1 << shift), dtype=weights.dtype)
 
     if lag == 1:
         return [Sparse(weights=weights, **kwargs(message_bits))]
@@ -90,20 +99,22 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, tag: str,
         raise ValueError(f"unknown delay mode {delay!r}")
     chain = [Sparse(weights=weights, **kwargs(message_bits))]
     eye = sp.identity(weights.shape[0], dtype=weights.dtype, format="csr")
+    if shift:
+        eye = sp.csr_matrix(eye * (1 << shift), dtype=weights.dtype)
     for _ in range(lag - 1):
-        relay = Sparse(weights=eye, **kwargs(RELAY_MESSAGE_BITS))
+        relay = Sparse(weights=eye, **kwargs(profile.messages.relay_bits))
         chain[-1].a_out.connect(relay.s_in)
         chain.append(relay)
     return chain
 
 
-RELAY_MESSAGE_BITS = 24     # relays carry dendritic sums (24-bit on Loihi), graded
-
-
-def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
-                record: list[str] | None = None,
-                hidden_message_bits: int = HIDDEN_MESSAGE_BITS,
-                reader: str = READER, delay: str = DELAY) -> Graph:
+def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
+                record: list[str] | None = None, hidden_message_bits: int | None = None,
+                reader: str = READER, delay: str = DELAY, *,
+                profile: Profile | str | None = None) -> Graph:
+    """The process graph of ``qnet`` under ``profile`` (see :func:`resolve_profile`):
+    neuron decays, weight bits and message bits come from the profile;
+    ``hidden_message_bits`` overrides ``messages.hidden_bits`` for this graph."""
     from lava.proc.io.extractor import Extractor
     from lava.proc.io.sink import RingBuffer as SinkBuffer
     from lava.proc.io.source import RingBuffer as SourceBuffer
@@ -112,6 +123,11 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
     if qnet.reset == "subtract":
         from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
 
+    profile = resolve_profile(tag, profile)
+    tag = profile.lava_tag
+    msg = profile.messages
+    if hidden_message_bits is None:
+        hidden_message_bits = msg.hidden_bits
     n, t, _ = spikes.shape
     num_steps = n * t
     fixed = tag == "fixed_pt"
@@ -124,13 +140,14 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
         if fixed:
             bias = (np.zeros(size, np.int32) if layer.bias_mant is None
                     else np.asarray(layer.bias_mant).reshape(-1).astype(np.int32))
-            params = dict(du=4095, dv=0, vth=int(layer.threshold), bias_mant=bias,
+            params = dict(du=int(profile.neuron_du), dv=int(profile.neuron_dv),
+                          vth=int(layer.threshold), bias_mant=bias,
                           bias_exp=int(layer.bias_exp))
         else:
             bias = (np.zeros(size) if layer.bias_mant is None
                     else np.asarray(layer.bias_mant, dtype=np.float64).reshape(-1))
-            params = dict(du=1.0, dv=0.0, vth=float(layer.threshold), bias_mant=bias,
-                          bias_exp=0)
+            params = dict(du=float(profile.neuron_du), dv=float(profile.neuron_dv),
+                          vth=float(layer.threshold), bias_mant=bias, bias_exp=0)
         neurons[layer.name] = LIFReset(shape=(size,), reset_interval=t,
                                        reset_offset=(int(layer.depth) + 1) % t,
                                        name=f"lif:{layer.name}", **params)
@@ -138,8 +155,8 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
     synapses = []
     for layer in qnet.layers:
         for syn in layer.synapses:
-            bits = INPUT_MESSAGE_BITS if syn.source == qnet.input else hidden_message_bits
-            chain = _connection(synapse_matrix(syn, tag), int(syn.lag), bits, tag, delay)
+            bits = msg.input_bits if syn.source == qnet.input else hidden_message_bits
+            chain = _connection(synapse_matrix(syn, tag), int(syn.lag), bits, profile, delay)
             outports[syn.source].connect(chain[0].s_in)
             # Several synapses into one layer: Lava sums every connected a_out
             # (PyInPortVectorDense.recv, magma/core/model/py/ports.py:333-351).

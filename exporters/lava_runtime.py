@@ -10,9 +10,10 @@ from typing import Any, Callable
 import numpy as np
 
 from snn2hw.errors import BackendError
+from snn2hw.profiles import Profile
 
 from .lava_checks import check_network, check_spikes, unpack_output
-from .lava_graph import DELAY, HIDDEN_MESSAGE_BITS, READER, Graph, build_graph
+from .lava_graph import DELAY, READER, Graph, build_graph
 
 @dataclass
 class LavaRun:
@@ -156,23 +157,25 @@ def run_graph(graph: Graph, tag: str, poll: float = 0.05, stop_timeout: float = 
     return data, timing
 
 
-def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
+def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
                 record: list[str] | None = None,
                 extra: Callable[[Graph], None] | None = None,
-                hidden_message_bits: int = HIDDEN_MESSAGE_BITS,
-                reader: str = READER, delay: str = DELAY) -> LavaRun:
+                hidden_message_bits: int | None = None,
+                reader: str = READER, delay: str = DELAY, *,
+                profile: Profile | str | None = None) -> LavaRun:
     """Run ``qnet`` on Lava in *this* process (call it from a child process: see
-    :mod:`snn2hw.exporters.watchdog`). ``extra`` may add processes to the graph (tests)."""
-    check_network(qnet, tag, record)
+    :mod:`snn2hw.exporters.watchdog`) under ``profile`` (default: the shipped profile of
+    ``tag``), checked first. ``extra`` may add processes to the graph (tests)."""
+    profile = check_network(qnet, tag, record, profile=profile)
     spikes = check_spikes(qnet, spikes, timesteps)
     n, t, _ = spikes.shape
     t0 = time.perf_counter()
-    graph = build_graph(qnet, spikes, timesteps, tag, record, hidden_message_bits, reader,
-                        delay)
+    graph = build_graph(qnet, spikes, timesteps, None, record, hidden_message_bits, reader,
+                        delay, profile=profile)
     if extra is not None:
         extra(graph)
     build_seconds = time.perf_counter() - t0
-    data, timing = run_graph(graph, tag)
+    data, timing = run_graph(graph, profile.lava_tag)
     timing["build_seconds"] = build_seconds
     depth = {la.name: int(la.depth) for la in qnet.layers}
     out = {name: unpack_output(arr, n, t, depth[name]) for name, arr in data.items()}

@@ -92,7 +92,8 @@ def print_profiles() -> int:
 
 def _export_tables(art) -> None:
     rep = art.report
-    usage = rep.get("loihi2", {}).get("layers", {})
+    est = rep.get("resources")
+    usage = est["layers"] if est else {}
     rows = []
     for la in art.qnet.layers:
         r = la.report
@@ -101,13 +102,13 @@ def _export_tables(art) -> None:
                      r.get("clipped_weights", 0), r.get("limited_by", "-"), la.bias_exp
                      if la.bias_mant is not None else "-", u.get("cores", "-")])
     print(table(["layer", "shape", "scale", "threshold", "clipped", "scale set by",
-                 "bias exp", "Loihi 2 cores"], rows))
-    if "loihi2" in rep:
-        tot = rep["loihi2"]
-        print(f"Loihi 2 estimate: {tot['total']['cores']} cores, {tot['total']['neurons']} "
-              f"neurons, {tot['total']['synapses']} synapses -> {tot['chips']} chip(s)"
-              + ("" if not tot["fan_in_violations"] else
-                 f"; fan-in too large in {', '.join(tot['fan_in_violations'])}"))
+                 "bias exp", f"{est['profile'] if est else 'chip'} cores"], rows))
+    if est:
+        tot = est["total"]
+        print(f"{est['profile']} estimate: {tot['cores']} cores, {tot['neurons']} neurons, "
+              f"{tot['synapses']} synapses -> {est['chips']} chip(s)"
+              + ("" if not est["fan_in_violations"] else
+                 f"; fan-in too large in {', '.join(est['fan_in_violations'])}"))
     ev = rep.get("evaluation")
     if ev:
         print(f"test split, {ev['samples']} samples, T = {ev['timesteps']}: float SNN "
