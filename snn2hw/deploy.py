@@ -154,6 +154,7 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
 def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
                seed: int | None = None, timeout: float | None = None,
                device: str = "cpu") -> RunReport:
+    from .exporters.lava_backend import check_network
     from .exporters.watchdog import run_lava
 
     art = load_export(path)
@@ -162,6 +163,7 @@ def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
         raise InputError(f"profile {profile.name} describes resources only and cannot run; "
                          "export with --profile loihi_sim or loihi_float")
     qnet = art.qnet
+    check_network(qnet, profile=profile)  # what Lava cannot run fails before any work
     classes = qnet.output.size
     preprocess = data.Preprocess.from_json(art.preprocess)
     dataset = data.load(data_spec, qnet.input_shape, classes, preprocess)
