@@ -222,3 +222,27 @@ def test_custom_profile_runs_on_lava_spike_for_spike(model, tmp_path, capsys):
                                                                EVALUATION_STREAM), 32,
                             record=[la.name for la in q.layers])
     assert all(r.sum() > 0 for r in ref.records.values())
+
+
+# --------------------------------------------------------------------------------------
+# Profiles stored in export files written before the [messages] table existed
+# --------------------------------------------------------------------------------------
+
+def test_stored_shipped_profile_without_messages_takes_the_shipped_ones(tmp_path):
+    from snn2hw import profiles
+
+    old = write_profile(tmp_path / "loihi_sim.toml", {"messages": None,
+                                                      "resources_profile": None})
+    text = old.read_text()
+    assert "[messages]" not in text
+    stored = profiles.load_stored(text, "old.h5")
+    assert stored.messages == profiles.Messages(8, 1, 24)   # hw_profiles/loihi_sim.toml
+
+
+def test_stored_custom_profile_without_messages_is_refused(tmp_path):
+    from snn2hw import profiles
+    from snn2hw.errors import ProfileError
+
+    text = write_profile(tmp_path / "mine.toml", {"messages": None}).read_text()
+    with pytest.raises(ProfileError, match=r"missing field 'messages\.input_bits'"):
+        profiles.load_stored(text, "old.h5")
