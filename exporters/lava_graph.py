@@ -108,6 +108,31 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Pr
     return chain
 
 
+def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
+    """One LIFReset (or LIFResetSubtract) per layer, in depth order, with the profile's
+    decays; each reset when the next sample's first spikes reach it."""
+    from lava.proc.lif.process import LIFReset
+
+    if qnet.reset == "subtract":
+        from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
+
+    fixed = profile.lava_tag == "fixed_pt"
+    number = int if fixed else float
+    neurons: dict[str, Any] = {}
+    for layer in sorted(qnet.layers, key=lambda la: la.depth):
+        if layer.bias_mant is None:
+            bias = np.zeros(layer.size, np.int32 if fixed else np.float64)
+        else:
+            bias = np.asarray(layer.bias_mant).reshape(-1).astype(
+                np.int32 if fixed else np.float64)
+        neurons[layer.name] = LIFReset(
+            shape=(layer.size,), du=number(profile.neuron_du), dv=number(profile.neuron_dv),
+            vth=number(layer.threshold), bias_mant=bias,
+            bias_exp=int(layer.bias_exp) if fixed else 0, reset_interval=t,
+            reset_offset=(int(layer.depth) + 1) % t, name=f"lif:{layer.name}")
+    return neurons
+
+
 def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
                 record: list[str] | None = None, hidden_message_bits: int | None = None,
                 reader: str = READER, delay: str = DELAY, *,
@@ -118,10 +143,6 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     from lava.proc.io.extractor import Extractor
     from lava.proc.io.sink import RingBuffer as SinkBuffer
     from lava.proc.io.source import RingBuffer as SourceBuffer
-    from lava.proc.lif.process import LIFReset
-
-    if qnet.reset == "subtract":
-        from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
 
     profile = resolve_profile(tag, profile)
     tag = profile.lava_tag
@@ -130,28 +151,10 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
         hidden_message_bits = msg.hidden_bits
     n, t, _ = spikes.shape
     num_steps = n * t
-    fixed = tag == "fixed_pt"
-    data = pack_input(spikes, np.int32 if fixed else np.float64)
+    data = pack_input(spikes, np.int32 if tag == "fixed_pt" else np.float64)
     source = SourceBuffer(data=data)
-    outports = {qnet.input: source.s_out}
-    neurons: dict[str, Any] = {}
-    for layer in sorted(qnet.layers, key=lambda la: la.depth):
-        size = layer.size
-        if fixed:
-            bias = (np.zeros(size, np.int32) if layer.bias_mant is None
-                    else np.asarray(layer.bias_mant).reshape(-1).astype(np.int32))
-            params = dict(du=int(profile.neuron_du), dv=int(profile.neuron_dv),
-                          vth=int(layer.threshold), bias_mant=bias,
-                          bias_exp=int(layer.bias_exp))
-        else:
-            bias = (np.zeros(size) if layer.bias_mant is None
-                    else np.asarray(layer.bias_mant, dtype=np.float64).reshape(-1))
-            params = dict(du=float(profile.neuron_du), dv=float(profile.neuron_dv),
-                          vth=float(layer.threshold), bias_mant=bias, bias_exp=0)
-        neurons[layer.name] = LIFReset(shape=(size,), reset_interval=t,
-                                       reset_offset=(int(layer.depth) + 1) % t,
-                                       name=f"lif:{layer.name}", **params)
-        outports[layer.name] = neurons[layer.name].s_out
+    neurons = _neurons(qnet, profile, t)
+    outports = {qnet.input: source.s_out} | {k: p.s_out for k, p in neurons.items()}
     synapses = []
     for layer in qnet.layers:
         for syn in layer.synapses:
@@ -177,7 +180,6 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
                                       buffer_size=max(1, min(num_steps, EXTRACTOR_BUFFER)))
             neurons[name].s_out.connect(readers[name].in_port)
     return Graph(source, neurons, synapses, readers, reader, num_steps)
-
 
 
 EXTRACTOR_BUFFER = 64
