@@ -118,6 +118,13 @@ def bias_exp_min(q, base, report):
     assert all(la.bias_exp == 7 for la in biased(q))
 
 
+def bias_exp_max(q, base, report):
+    assert any(la.bias_exp > 0 for la in biased(base))
+    assert all(la.bias_exp == 0 for la in biased(q))
+    assert all(np.abs(la.bias_mant).max() <= 4095 for la in biased(q))  # 13-bit mantissa
+    assert any(la.report["limited_by"] == "bias range" for la in q.layers)
+
+
 def resources_profile(q, base, report):
     usage = report["resources"]
     assert usage["profile"] == "mychip"
@@ -135,6 +142,7 @@ EFFECTS = {
                                              "state.current_shift": 4}, shifts),
     "bias.mantissa_bits": ({"bias.mantissa_bits": 6}, bias_mantissa_bits),
     "bias.exp_min": ({"bias.exp_min": 7}, bias_exp_min),
+    "bias.exp_max": ({"bias.exp_max": 0}, bias_exp_max),
     "resources_profile": ({"resources_profile": "mychip.toml"}, resources_profile),
 }
 
@@ -193,6 +201,41 @@ def test_run_refuses_a_field_lava_cannot_run(field, model, tmp_path, capsys):
     value = REFUSED[field][field]
     assert err.startswith(f"error: profile odd: {field} = {value}, but ")
     assert err.count("\n") == 1
+
+
+def edit_export(path: Path, **attrs) -> None:
+    """Change top-level attributes of an export file, as a hand-edited file would."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def test_run_refuses_a_reset_mode_the_stored_profile_lacks(model, tmp_path, capsys):
+    onnx_path, _ = model
+    out = tmp_path / "sub.h5"
+    assert main(["export", str(onnx_path), "--reset", "subtract", "--method", "max-act",
+                 "--data", "digits", "--timesteps", "16", "--samples", "16",
+                 "--eval-samples", "4", "-o", str(out)]) == 0
+    edit_export(out, profile_toml=write_profile(tmp_path / "loihi_sim.toml",
+                                                {"neuron.reset": "zero"}).read_text())
+    capsys.readouterr()
+    assert main(["run", str(out), "--samples", "2", "--timesteps", "8"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: profile loihi_sim has no neuron with reset 'subtract'")
+
+
+def test_run_refuses_a_network_whose_numbers_differ_from_its_profile(model, tmp_path,
+                                                                      capsys):
+    profile = write_profile(tmp_path / "odd.toml", {})
+    code, err = export(model, profile, tmp_path / "out.h5", capsys)
+    assert code == 0, err
+    edit_export(tmp_path / "out.h5", state_bits=20)   # the stored profile keeps 24
+    assert main(["run", str(tmp_path / "out.h5"), "--samples", "2", "--timesteps", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the network has state_bits = 20, but its profile "
+                          "odd has state.bits = 24")
 
 
 # --------------------------------------------------------------------------------------
