@@ -76,17 +76,21 @@ def print_profiles() -> int:
     rows = []
     for name in profiles.known():
         p = profiles.load(name)
-        fx = p.fixed
+        fx, msg = p.fixed, p.messages
         rows.append([name, p.kind, p.lava_tag or "-",
                      f"[{fx.weight_min}, {fx.weight_max}]" if fx else "float",
                      f"{fx.threshold_bits} bit << {fx.threshold_shift}" if fx else "float",
                      f"{fx.bias_mantissa_bits} bit, exp {fx.bias_exp_min}-{fx.bias_exp_max}"
                      if fx else "float",
                      f"{fx.state_bits} bit" if fx else "float",
+                     f"{p.neuron_du:g}/{p.neuron_dv:g} {'+'.join(p.resets)}",
+                     f"{msg.input_bits}/{msg.hidden_bits}/{msg.relay_bits}" if msg else "-",
                      f"{p.resources['cores_per_chip']} cores x "
-                     f"{p.resources['neurons_per_core']} neurons" if p.resources else "-"])
+                     f"{p.resources['neurons_per_core']} neurons" if p.resources
+                     else (p.resources_profile or "-")])
     print(table(["profile", "kind", "lava tag", "weights", "threshold", "bias", "state",
-                 "resources"], rows))
+                 "du/dv, reset", "messages", "resources"], rows))
+    print("messages: num_message_bits of the input/hidden/relay synapses of the Lava graph")
     return 0
 
 
