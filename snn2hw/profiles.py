@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -59,15 +59,15 @@ class Profile:
     kind: str                  # "execute" or "resources"
     backend: str               # "lava" or "none"
     quantize: bool
-    lava_tag: str | None = None
-    fixed: FixedPoint | None = None
-    resources: dict[str, int] = field(default_factory=dict)
-    path: str = ""
-    neuron_du: float = 4095
-    neuron_dv: float = 0
-    resets: tuple[str, ...] = ("zero",)   # neuron reset modes the target can run
-    messages: Messages | None = None      # backend "lava" only
-    resources_profile: str | None = None  # profile for the fit check and core estimate
+    lava_tag: str | None       # backend "lava" only
+    fixed: FixedPoint | None   # quantize = true only
+    resources: dict[str, int]  # kind "resources" only (else empty)
+    path: str                  # the file, or the name of a shipped profile
+    neuron_du: float           # Lava's LIF decays (12-bit integers, or fractions for floats)
+    neuron_dv: float
+    resets: tuple[str, ...]    # neuron reset modes the target can run
+    messages: Messages | None  # backend "lava" only
+    resources_profile: str | None  # profile for the fit check and core estimate
 
 
 # field -> (type, min, max); None bounds are open.
