@@ -125,6 +125,22 @@ def _export_tables(art) -> None:
                   + ", ".join(f"{k}: {v}" for k, v in sat.items()))
 
 
+def _lava_warning(art) -> None:
+    """Say at export time when the profile names Lava but Lava cannot run it exactly (the
+    export is valid for the target; only `snn2hw run` will refuse it)."""
+    from . import profiles
+    from .errors import HardwareLimitError
+    from .exporters.lava_limits import check_profile
+
+    profile = profiles.load_stored(art.profile_toml, art.qnet.profile)
+    if profile.backend != "lava":
+        return
+    try:
+        check_profile(profile)
+    except HardwareLimitError as exc:
+        print(f"warning: `snn2hw run` will refuse this export: {exc.message}")
+
+
 def export_command(args) -> int:
     from pathlib import Path
 
@@ -140,6 +156,7 @@ def export_command(args) -> int:
                        args.device, args.mean, args.std, args.reset, args.percentile)
     print(f"profile {art.qnet.profile}, thresholds from {art.method}")
     _export_tables(art)
+    _lava_warning(art)
     save_export(output, art)
     if args.report:
         from .cli import json_dump

@@ -42,11 +42,13 @@ def model(tmp_path_factory):
     return onnx_path, calib
 
 
-def export(model, profile: Path, out: Path, capsys) -> tuple[int, str]:
+def export(model, profile: Path, out: Path, capsys) -> tuple[int, str, str]:
+    """`snn2hw export` with ``profile``: exit code, stdout, stderr."""
     onnx_path, calib = model
     code = main(["export", str(onnx_path), "--calibration", str(calib), "--profile",
                  str(profile), "--eval-samples", "4", "--timesteps", "16", "-o", str(out)])
-    return code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +156,7 @@ def test_profile_field_changes_the_export(case, model, baseline, tmp_path, capsy
                                              "resources.fan_in_per_core": 1 << 20},
                   base="loihi2")
     profile = write_profile(tmp_path / "custom.toml", changes)
-    code, err = export(model, profile, tmp_path / "out.h5", capsys)
+    code, _, err = export(model, profile, tmp_path / "out.h5", capsys)
     assert code == 0, err
     art = load_export(tmp_path / "out.h5")
     assert art.qnet.profile == "custom" and art.profile_toml == profile.read_text()
@@ -169,7 +171,7 @@ def test_profile_field_changes_the_export(case, model, baseline, tmp_path, capsy
 def test_export_refuses_a_neuron_that_is_not_integrate_and_fire(field, value, model,
                                                                 tmp_path, capsys):
     profile = write_profile(tmp_path / "leaky.toml", {field: value})
-    code, err = export(model, profile, tmp_path / "out.h5", capsys)
+    code, _, err = export(model, profile, tmp_path / "out.h5", capsys)
     assert code == 3
     assert err.startswith(f"error: profile leaky: {field} = {value}, but snn2hw runs only "
                           "integrate-and-fire neurons") and err.count("\n") == 1
@@ -193,12 +195,14 @@ REFUSED = {
 @pytest.mark.parametrize("field", list(REFUSED))
 def test_run_refuses_a_field_lava_cannot_run(field, model, tmp_path, capsys):
     profile = write_profile(tmp_path / "odd.toml", REFUSED[field])
-    code, err = export(model, profile, tmp_path / "out.h5", capsys)
+    code, out, err = export(model, profile, tmp_path / "out.h5", capsys)
     assert code == 0, err            # the target is valid; only Lava cannot run it
+    value = REFUSED[field][field]
+    assert f"warning: `snn2hw run` will refuse this export: profile odd: {field} = {value}" \
+        in out
     code = main(["run", str(tmp_path / "out.h5"), "--samples", "2", "--timesteps", "8"])
     err = capsys.readouterr().err
     assert code == 3
-    value = REFUSED[field][field]
     assert err.startswith(f"error: profile odd: {field} = {value}, but ")
     assert err.count("\n") == 1
 
@@ -229,7 +233,7 @@ def test_run_refuses_a_reset_mode_the_stored_profile_lacks(model, tmp_path, caps
 def test_run_refuses_a_network_whose_numbers_differ_from_its_profile(model, tmp_path,
                                                                       capsys):
     profile = write_profile(tmp_path / "odd.toml", {})
-    code, err = export(model, profile, tmp_path / "out.h5", capsys)
+    code, _, err = export(model, profile, tmp_path / "out.h5", capsys)
     assert code == 0, err
     edit_export(tmp_path / "out.h5", state_bits=20)   # the stored profile keeps 24
     assert main(["run", str(tmp_path / "out.h5"), "--samples", "2", "--timesteps", "8"]) == 2
@@ -249,7 +253,7 @@ def test_custom_profile_runs_on_lava_spike_for_spike(model, tmp_path, capsys):
         "bias.mantissa_bits": 8, "bias.exp_min": 1, "messages.input_bits": 16,
         "messages.hidden_bits": 0, "messages.relay_bits": 20})
     out, report = tmp_path / "out.h5", tmp_path / "run.json"
-    code, err = export(model, profile, out, capsys)
+    code, _, err = export(model, profile, out, capsys)
     assert code == 0, err
     assert main(["run", str(out), "--samples", "6", "--timesteps", "32", "--report",
                  str(report)]) == 0, capsys.readouterr().err
