@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.export} not found: run `make demo` first")
         return 2
 
-    from snn2hw import data, simulate
+    from snn2hw import data, profiles, simulate
     from snn2hw.deploy import prepare_network
     from snn2hw.encoding import PoissonEncoder
     from snn2hw.export import load_export
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     art = load_export(args.export)
     q = art.qnet
+    profile = profiles.load_stored(art.profile_toml, args.export)
     ds = data.load("digits", q.input_shape, q.output.size,
                    data.Preprocess.from_json(art.preprocess))
     x = ds.x_test[:args.samples]
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"graded": {}, "binary": {"hidden_message_bits": 0},
                 "sink": {"reader": "sink"}}
     for label, options in variants.items():
-        res = run_lava(q, spikes, args.timesteps, limits=None, **options)
+        res = run_lava(q, spikes, args.timesteps, profile=profile, **options)
         same = all(np.array_equal(res.spikes[n], ref.records[n]) for n in res.spikes)
         print(f"{'Lava ' + label:>22}: {res.steps_per_second:9.1f} steps/s "
               f"(whole call {res.seconds:.1f} s), identical to reference: {same}")

@@ -1,12 +1,19 @@
 """Run an exported snn2hw network on Lava yourself, with plain lava-nc processes.
 
     .venv/bin/python examples/run_lava_graph.py build/demo/digits_vgg.loihi_sim.h5 \
-        [--samples 5] [--timesteps 128]
+        [--data digits] [--samples 5] [--timesteps 128] [--seed N]
 
 The graph: a RingBuffer holding the Poisson input spikes of all samples back to back ->
-one Sparse synapse per connection -> one LIFReset per layer (integrate-and-fire: du=4095,
-dv=0; each layer reset when the next sample's first spikes reach it) -> a RingBuffer sink
-on the output layer. The class of a sample is the output neuron with the most spikes.
+one Sparse synapse per connection -> one LIFReset per layer (integrate-and-fire; each
+layer reset when the next sample's first spikes reach it) -> a RingBuffer sink on the
+output layer. The class of a sample is the output neuron with the most spikes.
+
+Everything Lava needs comes from the export file: its profile (stored in the file) gives
+the tag (fixed_pt: bit-accurate integers; floating_pt: float models), the neuron's du/dv,
+the weight and message bits; its reset mode gives the neuron process (``LIFReset`` resets
+v to zero; subtract-reset exports use ``LIFResetSubtract`` from snn2hw.exporters.lava_procs,
+LIFReset with v -= vth). ``--data`` is what `snn2hw run --data` takes (digits or a .npz
+file); the samples and the input spikes are the ones `snn2hw run` uses for the same seed.
 
 Lava's runtime can hang for good after an exception in a process model; `snn2hw run` and
 snn2hw.exporters.watchdog therefore run Lava in a child process under a timeout. This
@@ -15,74 +22,114 @@ script runs it in-process for readability: start it under `timeout 600` if you a
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 import snn2hw  # noqa: F401  (makes lava-nc importable on Python 3.11)
-from snn2hw.data import Preprocess, load
-from snn2hw.encoding import PoissonEncoder
-from snn2hw.export import load_export
+# Lava's runtime sets the multiprocessing start method on import: before anything else may.
+import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401,E402
+
+from snn2hw import data, profiles  # noqa: E402
+from snn2hw.encoding import PoissonEncoder  # noqa: E402
+from snn2hw.errors import InputError, Snn2hwError  # noqa: E402
+from snn2hw.export import load_export  # noqa: E402
+from snn2hw.exporters.lava_backend import check_network, synapse_matrix  # noqa: E402
+from snn2hw.exporters.lava_limits import weight_representation  # noqa: E402
+from snn2hw.pipeline import EVALUATION_STREAM  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("export")
-    parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--timesteps", type=int, default=128)
-    args = parser.parse_args()
-
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
+def build(net, profile, columns: np.ndarray, steps: int):
+    """Source -> Sparse -> LIF graph of ``net`` under ``profile``; returns (LIFs, source)."""
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import Sparse
     from lava.utils.weightutils import SignMode
 
-    art = load_export(args.export)
-    net = art.qnet                                  # the integer network (snn2hw.qnet)
-    steps = args.timesteps
-    data = load("digits", net.input_shape, net.output.size,
-                Preprocess.from_json(art.preprocess))
-    x, y = data.x_test[:args.samples], data.y_test[:args.samples]
-
-    # Input: (N, T, pixels) spikes of -1/0/+1 -> one column per Lava step, sample after sample.
-    spikes = PoissonEncoder(x, net.input_scale, art.seed, stream=1).full(0, len(x), steps)
-    columns = spikes.reshape(len(x), steps, -1).transpose(2, 0, 1).reshape(-1, len(x) * steps)
-    ports = {net.input: Source(data=columns.astype(np.int32)).s_out}
-
+    if net.reset == "subtract":
+        from snn2hw.exporters.lava_procs.subtract_lif import LIFResetSubtract as LIFReset
+    fixed = profile.lava_tag == "fixed_pt"
+    source = Source(data=columns.astype(np.int32 if fixed else np.float64))
+    ports = {net.input: source.s_out}
+    sparse_args = {}
+    if fixed:  # Sparse keeps the low bits only if the weights are pre-shifted (see below)
+        bits, shift = weight_representation(profile)
+        sparse_args = dict(num_weight_bits=bits, sign_mode=SignMode.MIXED, weight_exp=-shift)
     neurons = {}
-    for layer in net.layers:                        # layers come in topological order
+    for layer in sorted(net.layers, key=lambda la: la.depth):
         bias = np.zeros(layer.size) if layer.bias_mant is None else layer.bias_mant
-        neurons[layer.name] = LIFReset(shape=(layer.size,), du=4095, dv=0,
-                                       vth=int(layer.threshold), bias_mant=bias,
-                                       bias_exp=layer.bias_exp, reset_interval=steps,
-                                       reset_offset=(layer.depth + 1) % steps)
+        number = int if fixed else float
+        neurons[layer.name] = LIFReset(
+            shape=(layer.size,), du=number(profile.neuron_du), dv=number(profile.neuron_dv),
+            vth=number(layer.threshold), bias_mant=np.asarray(bias).reshape(-1),
+            bias_exp=layer.bias_exp if fixed else 0, reset_interval=steps,
+            reset_offset=(layer.depth + 1) % steps)
         ports[layer.name] = neurons[layer.name].s_out
+    for layer in net.layers:
         for syn in layer.synapses:
-            if syn.lag != 1:
-                raise SystemExit("delayed (residual) synapses: use `snn2hw run`")
-            sparse = Sparse(weights=syn.matrix(), num_weight_bits=9, sign_mode=SignMode.MIXED,
-                            num_message_bits=8 if syn.source == net.input else 0)
+            weights = synapse_matrix(syn, profile.lava_tag)
+            if fixed:  # Sparse drops 9 - bits low bits; weight_exp shifts the sums back
+                weights = weights * (1 << shift)
+            message_bits = (profile.messages.input_bits if syn.source == net.input
+                            else profile.messages.hidden_bits)
+            sparse = Sparse(weights=weights, num_message_bits=message_bits, **sparse_args)
             ports[syn.source].connect(sparse.s_in)
             sparse.a_out.connect(neurons[layer.name].a_in)   # Lava sums all inputs
+    return neurons, source
 
-    sink = Sink(shape=(net.output.size,), buffer=len(x) * steps)
-    ports[net.output.name].connect(sink.a_in)
-    source_process = next(iter(neurons.values()))
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("export")
+    parser.add_argument("--data", default="digits", help="digits or a .npz file")
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--timesteps", type=int, default=128)
+    parser.add_argument("--seed", type=int, help="input spike seed (default: the export's)")
+    args = parser.parse_args(argv)
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+
     try:
-        source_process.run(condition=RunSteps(num_steps=len(x) * steps),
-                           run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        art = load_export(args.export)
+        net = art.qnet                              # the integer network (snn2hw.qnet)
+        profile = profiles.load_stored(art.profile_toml, args.export)
+        if profile.backend != "lava":
+            raise InputError(f"profile {profile.name} describes resources only")
+        if any(syn.lag != 1 for la in net.layers for syn in la.synapses):
+            raise InputError("delayed (residual) synapses: use `snn2hw run`")
+        check_network(net, profile=profile)         # refuses what Lava cannot run exactly
+        dataset = data.load(args.data, net.input_shape, net.output.size,
+                            data.Preprocess.from_json(art.preprocess))
+        x, y = data.take(dataset.x_test, dataset.y_test, args.samples, "evaluation")
+    except Snn2hwError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    steps, seed = args.timesteps, art.seed if args.seed is None else args.seed
+
+    # Input: (N, T, pixels) spikes of -1/0/+1 -> one column per Lava step, sample after sample.
+    spikes = PoissonEncoder(x, net.input_scale, seed, EVALUATION_STREAM).full(0, len(x), steps)
+    columns = spikes.reshape(len(x), steps, -1).transpose(2, 0, 1).reshape(-1, len(x) * steps)
+    neurons, source = build(net, profile, columns, steps)
+    sink = Sink(shape=(net.output.size,), buffer=len(x) * steps)
+    neurons[net.output.name].s_out.connect(sink.a_in)
+    try:
+        source.run(condition=RunSteps(num_steps=len(x) * steps),
+                   run_cfg=Loihi2SimCfg(select_tag=profile.lava_tag))
         out = np.asarray(sink.data.get())           # (classes, N*T)
     finally:
-        source_process.stop()
+        source.stop()
     # Steps before the output layer's depth still carry the previous sample's tail: skip.
-    counts = out.reshape(net.output.size, len(x), steps)[:, :, net.output.depth:].sum(axis=2).T
+    fired = out.reshape(net.output.size, len(x), steps)[:, :, net.output.depth:] != 0
+    counts = fired.sum(axis=2).T
     predicted = counts.argmax(axis=1)
+    print(f"profile {profile.name} ({profile.lava_tag}), reset {net.reset}, data {args.data}")
     for i, (p, label) in enumerate(zip(predicted, y)):
         print(f"sample {i}: predicted {p}, label {label}, output spikes {counts[i].tolist()}")
     print(f"accuracy {np.mean(predicted == y):.2%} on {len(x)} samples")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,9 +4,10 @@ Started by :func:`snn2hw.exporters.watchdog.run_lava` in a new session (its own 
 group), so the parent can kill it together with every process Lava forks. ``JOB_DIR``
 (a private ``mkdtemp`` directory) holds
 
-* ``job.pkl``   -- pickled ``{"qnet": QuantizedNetwork, "tag": str, "timesteps": int,
-  "record": list[str] | None}`` (optional: ``"hidden_message_bits"``, ``"reader"``,
-  ``"delay"``: graph variants, see lava_backend);
+* ``job.pkl``   -- pickled ``{"qnet": QuantizedNetwork, "profile": Profile, "timesteps":
+  int, "record": list[str] | None}`` (optional: ``"hidden_message_bits"``, ``"reader"``,
+  ``"delay"``: graph variants, see lava_backend); the network is checked again against
+  its profile here;
 * ``spikes.npy`` -- input spikes (N, T, in_size) int8.
 
 On success the worker writes ``result.npz`` atomically (``layer_0``, ``layer_1``, ... in
@@ -94,7 +95,7 @@ def run_job(job_dir: str) -> None:
         if key in job:
             kwargs[key] = job[key]
     run = lava_backend.run_network(job["qnet"], spikes, int(job["timesteps"]),
-                                   tag=job.get("tag", "fixed_pt"), record=job.get("record"),
+                                   record=job.get("record"), profile=job["profile"],
                                    extra=_test_process_hook(os.environ.get(TEST_PROCESS_ENV)),
                                    **kwargs)
     names = list(run.spikes)

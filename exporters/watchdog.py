@@ -231,34 +231,37 @@ def _read_result(job_dir: str) -> tuple[dict[str, np.ndarray], dict[str, float]]
     return spikes, timing
 
 
-def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str = "fixed_pt",
+def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
              record: list[str] | None = None, timeout: float | None = None, *,
              on_start: Callable[[int], None] | None = None,
              hidden_message_bits: int | None = None,
              reader: str | None = None, delay: str | None = None,
-             limits=None) -> LavaResult:
-    """Run ``qnet`` on Lava's CPU backend (tag ``fixed_pt``: bit-accurate Loihi
-    arithmetic; ``floating_pt``: float models) for the input spikes (N, T, in_size) of
-    -1/0/+1, all N samples back to back in one run. Returns every recorded layer's spikes
-    (default: all layers) as (N, T, size) int8.
+             limits=None, profile=None) -> LavaResult:
+    """Run ``qnet`` on Lava's CPU backend under ``profile`` (a Profile, name or .toml
+    path; default: the shipped profile of ``tag``, ``fixed_pt``: bit-accurate Loihi
+    arithmetic, or ``floating_pt``: float models, with ``limits`` replacing its
+    fixed-point rules if given) for the input spikes (N, T, in_size) of -1/0/+1, all N
+    samples back to back in one run. Returns every recorded layer's spikes (default: all
+    layers) as (N, T, size) int8.
 
     ``timeout`` (seconds) defaults to :func:`default_timeout`. ``on_start`` is called with
     the worker's pid (= its process-group id) once it is started. ``hidden_message_bits``
-    (0: binary spikes between layers, as on Loihi; default: graded, faster on the CPU),
+    (0: binary spikes between layers, as on Loihi; default: the profile's),
     ``delay`` ("relay", default, or "delaysparse", the Loihi mapping) and ``reader``
     ("extractor", default, or "sink") select graph variants that give identical spikes
     (see :mod:`snn2hw.exporters.lava_backend`). Raises
-    :class:`BackendError` on failure or timeout, ``HardwareLimitError`` if a value does not
-    fit Loihi's registers, and re-raises KeyboardInterrupt after killing the worker.
+    :class:`BackendError` on failure or timeout, ``HardwareLimitError`` if Lava cannot run
+    the profile or a value does not fit its registers, and re-raises KeyboardInterrupt
+    after killing the worker.
     """
-    lava_backend.check_network(qnet, tag, record, limits)
+    profile = lava_backend.check_network(qnet, tag, record, limits, profile=profile)
     spikes = lava_backend.check_spikes(qnet, spikes, timesteps)
     samples = spikes.shape[0]
     if timeout is None:
         timeout = default_timeout(qnet, samples, timesteps)
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    job = {"qnet": qnet, "tag": tag, "timesteps": int(timesteps),
+    job = {"qnet": qnet, "profile": profile, "timesteps": int(timesteps),
            "record": None if record is None else list(record)}
     if hidden_message_bits is not None:
         job["hidden_message_bits"] = int(hidden_message_bits)

@@ -76,23 +76,28 @@ def print_profiles() -> int:
     rows = []
     for name in profiles.known():
         p = profiles.load(name)
-        fx = p.fixed
+        fx, msg = p.fixed, p.messages
         rows.append([name, p.kind, p.lava_tag or "-",
                      f"[{fx.weight_min}, {fx.weight_max}]" if fx else "float",
                      f"{fx.threshold_bits} bit << {fx.threshold_shift}" if fx else "float",
                      f"{fx.bias_mantissa_bits} bit, exp {fx.bias_exp_min}-{fx.bias_exp_max}"
                      if fx else "float",
                      f"{fx.state_bits} bit" if fx else "float",
+                     f"{p.neuron_du:g}/{p.neuron_dv:g} {'+'.join(p.resets)}",
+                     f"{msg.input_bits}/{msg.hidden_bits}/{msg.relay_bits}" if msg else "-",
                      f"{p.resources['cores_per_chip']} cores x "
-                     f"{p.resources['neurons_per_core']} neurons" if p.resources else "-"])
+                     f"{p.resources['neurons_per_core']} neurons" if p.resources
+                     else (p.resources_profile or "-")])
     print(table(["profile", "kind", "lava tag", "weights", "threshold", "bias", "state",
-                 "resources"], rows))
+                 "du/dv, reset", "messages", "resources"], rows))
+    print("messages: num_message_bits of the input/hidden/relay synapses of the Lava graph")
     return 0
 
 
 def _export_tables(art) -> None:
     rep = art.report
-    usage = rep.get("loihi2", {}).get("layers", {})
+    est = rep.get("resources")
+    usage = est["layers"] if est else {}
     rows = []
     for la in art.qnet.layers:
         r = la.report
@@ -101,13 +106,13 @@ def _export_tables(art) -> None:
                      r.get("clipped_weights", 0), r.get("limited_by", "-"), la.bias_exp
                      if la.bias_mant is not None else "-", u.get("cores", "-")])
     print(table(["layer", "shape", "scale", "threshold", "clipped", "scale set by",
-                 "bias exp", "Loihi 2 cores"], rows))
-    if "loihi2" in rep:
-        tot = rep["loihi2"]
-        print(f"Loihi 2 estimate: {tot['total']['cores']} cores, {tot['total']['neurons']} "
-              f"neurons, {tot['total']['synapses']} synapses -> {tot['chips']} chip(s)"
-              + ("" if not tot["fan_in_violations"] else
-                 f"; fan-in too large in {', '.join(tot['fan_in_violations'])}"))
+                 "bias exp", f"{est['profile'] if est else 'chip'} cores"], rows))
+    if est:
+        tot = est["total"]
+        print(f"{est['profile']} estimate: {tot['cores']} cores, {tot['neurons']} neurons, "
+              f"{tot['synapses']} synapses -> {est['chips']} chip(s)"
+              + ("" if not est["fan_in_violations"] else
+                 f"; fan-in too large in {', '.join(est['fan_in_violations'])}"))
     ev = rep.get("evaluation")
     if ev:
         print(f"test split, {ev['samples']} samples, T = {ev['timesteps']}: float SNN "
@@ -118,6 +123,22 @@ def _export_tables(art) -> None:
         if sat:
             print("membrane potential clipped to the state range (neuron-steps): "
                   + ", ".join(f"{k}: {v}" for k, v in sat.items()))
+
+
+def _lava_warning(art) -> None:
+    """Say at export time when the profile names Lava but Lava cannot run it exactly (the
+    export is valid for the target; only `snn2hw run` will refuse it)."""
+    from . import profiles
+    from .errors import HardwareLimitError
+    from .exporters.lava_limits import check_profile
+
+    profile = profiles.load_stored(art.profile_toml, art.qnet.profile)
+    if profile.backend != "lava":
+        return
+    try:
+        check_profile(profile)
+    except HardwareLimitError as exc:
+        print(f"warning: `snn2hw run` will refuse this export: {exc.message}")
 
 
 def export_command(args) -> int:
@@ -138,6 +159,7 @@ def export_command(args) -> int:
     from .verify import require, verify_artifact
 
     require(verify_artifact(art), "export")  # no file is written when a guarantee fails
+    _lava_warning(art)
     save_export(output, art)
     if args.report:
         from .cli import json_dump

@@ -20,8 +20,6 @@ from .qnet import QuantizedNetwork
 from .quantize import float_network, quantize
 from .resources import network_usage
 
-RESOURCES_PROFILE = "loihi2"
-
 
 def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Prepared:
     """The reference simulator for an exported network: bit-accurate for integer
@@ -56,6 +54,7 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     """Quantise ``model`` for a profile, with the thresholds of ``calibration`` (whose
     reset mode it keeps), or calibrating now with ``method``, ``reset``, ``percentile``."""
     profile = profiles.load(profile_name)
+    profiles.check_neuron(profile)
     graph = import_onnx(model)
     sha = file_hash(model)
     data_spec = data_spec or graph.metadata.get("snn2hw.dataset")
@@ -87,17 +86,17 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
             if profile.quantize
             else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset))
     report = {"profile": profile.name, "layers": {la.name: la.report for la in qnet.layers}}
-    if profile.fixed is not None:
-        report["loihi2"] = network_usage(qnet, profiles.load(RESOURCES_PROFILE))
+    target = profiles.resources_for(profile) if profile.fixed is not None else None
+    if target is not None:
+        report["resources"] = network_usage(qnet, target)
     if dataset is not None:
         x, y = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
         report["evaluation"] = compare_float_fixed(net, cal.scales, qnet, x, y, timesteps,
                                                    seed, device, cal.source_scales)
         report["evaluation"]["reset"] = cal.reset
-    toml_text = Path(profile.path).read_text() if Path(profile.path).is_file() else \
-        profiles.resources.files(profiles.PACKAGE).joinpath(f"{profile.name}.toml").read_text()
-    return ExportArtifact(qnet, graph, cal.scales, toml_text, sha, cal.method, cal.params,
-                          seed, preprocess.to_json(), report, cal.rate_scales)
+    return ExportArtifact(qnet, graph, cal.scales, profiles.source_text(profile), sha,
+                          cal.method, cal.params, seed, preprocess.to_json(), report,
+                          cal.rate_scales)
 
 
 def compare_float_fixed(net, scales, qnet, x, y, timesteps, seed, device,
@@ -155,14 +154,16 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
 def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
                seed: int | None = None, timeout: float | None = None,
                device: str = "cpu") -> RunReport:
+    from .exporters.lava_backend import check_network
     from .exporters.watchdog import run_lava
 
     art = load_export(path)
-    profile = profiles.parse(profiles.tomllib.loads(art.profile_toml), art.qnet.profile)
+    profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")
     if profile.backend != "lava":
         raise InputError(f"profile {profile.name} describes resources only and cannot run; "
                          "export with --profile loihi_sim or loihi_float")
     qnet = art.qnet
+    check_network(qnet, profile=profile)  # what Lava cannot run fails before any work
     classes = qnet.output.size
     preprocess = data.Preprocess.from_json(art.preprocess)
     dataset = data.load(data_spec, qnet.input_shape, classes, preprocess)
@@ -174,8 +175,7 @@ def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
     ref = simulate.simulate(prepare_network(qnet, device),
                             PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM),
                             timesteps, record=names)
-    lava = run_lava(qnet, spikes, timesteps, tag=profile.lava_tag, timeout=timeout,
-                    limits=profile.fixed)
+    lava = run_lava(qnet, spikes, timesteps, timeout=timeout, profile=profile)
     out = qnet.output.name
     lava_counts = lava.spikes[out].sum(axis=1)
     lava_pred, _ = simulate.decode(lava_counts)

@@ -6,12 +6,13 @@ error naming the field.
 """
 from __future__ import annotations
 
+import functools
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import InputError, ProfileError
+from .errors import HardwareLimitError, InputError, ProfileError
 
 PACKAGE = "snn2hw.hw_profiles"
 
@@ -43,19 +44,30 @@ class FixedPoint:
 
 
 @dataclass(frozen=True)
+class Messages:
+    """Message widths of the synapses of the Lava graph (``num_message_bits``; 0 = binary
+    spikes, > 0 = graded values of that many bits)."""
+    input_bits: int    # synapses fed by the signed (-1/0/+1) input spikes
+    hidden_bits: int   # synapses fed by LIF layers (0/1 spikes)
+    relay_bits: int    # identity relays that delay a synapse's sums (lag > 1)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     kind: str                  # "execute" or "resources"
     backend: str               # "lava" or "none"
     quantize: bool
-    lava_tag: str | None = None
-    fixed: FixedPoint | None = None
-    resources: dict[str, int] = field(default_factory=dict)
-    path: str = ""
-    neuron_du: float = 4095
-    neuron_dv: float = 0
-    resets: tuple[str, ...] = ("zero",)   # neuron reset modes the target can run
+    lava_tag: str | None       # backend "lava" only
+    fixed: FixedPoint | None   # quantize = true only
+    resources: dict[str, int]  # kind "resources" only (else empty)
+    path: str                  # the file, or the name of a shipped profile
+    neuron_du: float           # Lava's LIF decays (12-bit integers, or fractions for floats)
+    neuron_dv: float
+    resets: tuple[str, ...]    # neuron reset modes the target can run
+    messages: Messages | None  # backend "lava" only
+    resources_profile: str | None  # profile for the fit check and core estimate
 
 
 # field -> (type, min, max); None bounds are open.
@@ -132,14 +144,14 @@ def parse(doc: dict, where: str) -> Profile:
             raise ProfileError(f"profile {where}: lava_tag {lava_tag!r} does not match "
                                f"quantize = {str(quantize).lower()}", field="lava_tag")
     resets = _resets(doc, where)
-    du, dv = (_get(doc, f"neuron.{k}", where) for k in ("du", "dv"))
-    for key, value in (("du", du), ("dv", dv)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ProfileError(f"profile {where}: field 'neuron.{key}' must be a non-negative "
-                               f"number, got {value!r}", field=f"neuron.{key}")
-    if dv != 0:
-        raise ProfileError(f"profile {where}: only non-leaky neurons (dv = 0) are supported",
-                           field="neuron.dv")
+    du, dv = (_decay(doc, f"neuron.{k}", where, quantize) for k in ("du", "dv"))
+    messages = None
+    if backend == "lava":
+        messages = Messages(*(_int_field(doc, f"messages.{key}", where, 0, 64)
+                              for key in ("input_bits", "hidden_bits", "relay_bits")))
+    resources_profile = None
+    if "resources_profile" in doc:
+        resources_profile = _str_field(doc, "resources_profile", where)
     hops = _int_field(doc, "timing.hops_per_synapse", where, 1, 1)
     del hops  # the only convention supported; validated so a profile cannot claim another
     res = {}
@@ -147,7 +159,30 @@ def parse(doc: dict, where: str) -> Profile:
         res = {key: _int_field(doc, f"resources.{key}", where, 1, 1 << 40)
                for key in _RESOURCE_FIELDS}
     return Profile(name, str(doc.get("description", "")), kind, backend, quantize, lava_tag,
-                   fixed, res, where, du, dv, resets)
+                   fixed, res, where, du, dv, resets, messages, resources_profile)
+
+
+def _decay(doc: dict, dotted: str, where: str, fixed: bool) -> float:
+    """``neuron.du``/``neuron.dv``: Lava's LIF decay constants, a 12-bit integer (fixed
+    point: 0 .. 4095, in units of 1/4096) or a fraction (floating point: 0 .. 1)."""
+    value = _get(doc, dotted, where)
+    hi = 4095 if fixed else 1
+    kind = (int,) if fixed else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not 0 <= value <= hi:
+        raise ProfileError(f"profile {where}: field '{dotted}' must be "
+                           f"{'an integer' if fixed else 'a number'} in [0, {hi}], got "
+                           f"{value!r}", field=dotted)
+    return value
+
+
+# The profile of a run when none is given (hand-built networks, tests, benchmarks).
+DEFAULT_PROFILES = {"fixed_pt": "loihi_sim", "floating_pt": "loihi_float"}
+
+
+@functools.lru_cache(maxsize=1)
+def default_fixed() -> FixedPoint:
+    """The fixed-point rules of the default fixed_pt profile."""
+    return load(DEFAULT_PROFILES["fixed_pt"]).fixed
 
 
 RESETS = ("zero", "subtract")  # neuron reset after a spike: v = 0, or v -= threshold
@@ -187,10 +222,70 @@ def load(name_or_path: str) -> Profile:
         if name_or_path not in known():
             raise ProfileError(f"unknown profile {name_or_path!r}; known profiles: "
                                f"{', '.join(known())}")
-        text = resources.files(PACKAGE).joinpath(f"{name_or_path}.toml").read_text()
+        text = _shipped_text(name_or_path)
         where = name_or_path
+    return parse(_toml(text, where), where)
+
+
+def _toml(text: str, where: str) -> dict:
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"profile {where}: not valid TOML ({exc})") from None
+
+
+def load_stored(text: str, where: str) -> Profile:
+    """The profile stored in an export file. Files written before the ``[messages]`` table
+    existed take it from the shipped profile of the same name (the values they ran with)."""
+    doc = _toml(text, where)
+    name = doc.get("name")
+    if "messages" not in doc and doc.get("backend") == "lava" and name in known():
+        doc["messages"] = _toml(_shipped_text(name), name).get("messages")
     return parse(doc, where)
+
+
+def _shipped_text(name: str) -> str:
+    return resources.files(PACKAGE).joinpath(f"{name}.toml").read_text()
+
+
+def source_text(profile: Profile) -> str:
+    """The TOML text a profile was read from (stored in every export)."""
+    path = Path(profile.path)
+    return path.read_text() if path.is_file() else _shipped_text(profile.name)
+
+
+def resources_for(profile: Profile) -> Profile | None:
+    """The resources profile for the fit check and core estimate of an export: the profile
+    itself if it describes resources, else the one its ``resources_profile`` names (a name,
+    or a .toml path relative to the profile file), else None."""
+    if profile.kind == "resources":
+        return profile
+    ref = profile.resources_profile
+    if ref is None:
+        return None
+    base = Path(profile.path).parent if Path(profile.path).is_file() else None
+    if base is not None and ref.endswith(".toml") and not Path(ref).is_absolute():
+        ref = str(base / ref)
+    found = load(ref)
+    if found.kind != "resources":
+        raise ProfileError(f"profile {profile.name}: resources_profile {ref!r} is a "
+                           f"{found.kind} profile, not a resources one",
+                           field="resources_profile")
+    return found
+
+
+# Decay constants of an integrate-and-fire neuron (no current memory, no leak), the only
+# neuron the reference simulator runs: Lava's fixed_pt LIF decays u by (du + 1)/4096 and
+# v by dv/4096 (lava/proc/lif/models.py:138-186); its floating_pt LIF by du and dv.
+IF_DECAYS = {True: (4095, 0), False: (1.0, 0.0)}
+
+
+def check_neuron(profile: Profile) -> None:
+    """HardwareLimitError (exit 3) unless the profile's neuron is integrate-and-fire."""
+    du, dv = IF_DECAYS[profile.quantize]
+    for key, value, need in (("du", profile.neuron_du, du), ("dv", profile.neuron_dv, dv)):
+        if value != need:
+            raise HardwareLimitError(
+                f"profile {profile.name}: neuron.{key} = {value}, but snn2hw runs only "
+                f"integrate-and-fire neurons (neuron.du = {du}, neuron.dv = {dv})",
+                field=f"neuron.{key}", value=value, limit=need)

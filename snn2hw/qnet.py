@@ -8,7 +8,9 @@ All quantities are integers in *weight units*; the hardware view of a layer is:
     s[t]  = v[t] > (threshold << 6);   v[t] = 0 where s[t]        (reset="zero")
                                    or v[t] -= threshold << 6      (reset="subtract")
 
-which is Lava's bit-accurate LIF (``fixed_pt``) with ``du=4095, dv=0, vth=threshold``. A
+with the loihi_sim profile's numbers (24 = ``state_bits``, 6 = ``current_shift`` and
+``threshold_shift``; another profile's are stored in the network), which is Lava's
+bit-accurate LIF (``fixed_pt``) with ``du=4095, dv=0, vth=threshold``. A
 layer ``depth`` hops from the input is idle (v = 0, no spikes) for 0-based steps t < depth.
 The input spike train (signed, -1/0/+1) is layer "input".
 
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+
+from .profiles import default_fixed
 
 if TYPE_CHECKING:  # torch is imported lazily (see IntSynapse.apply)
     import torch
@@ -142,7 +146,7 @@ class QuantLayer:
     synapses: list[IntSynapse]
     threshold: int                 # vth in weight units (Lava applies << 6)
     bias_mant: np.ndarray | None   # int32 per neuron (flattened) or None
-    bias_exp: int = 6
+    bias_exp: int = field(default_factory=lambda: default_fixed().current_shift)
     is_output: bool = False
     scale: float = 1.0             # weight units per normalised unit (= float threshold)
     report: dict = field(default_factory=dict)
@@ -165,9 +169,11 @@ class QuantizedNetwork:
     input_scale: float
     layers: list[QuantLayer]
     profile: str
-    state_bits: int = 24
-    threshold_shift: int = 6
-    current_shift: int = 6
+    # Set from the profile by quantize() and load_export(); a hand-built network gets the
+    # default fixed-point profile's (profiles.DEFAULT_PROFILES["fixed_pt"]).
+    state_bits: int = field(default_factory=lambda: default_fixed().state_bits)
+    threshold_shift: int = field(default_factory=lambda: default_fixed().threshold_shift)
+    current_shift: int = field(default_factory=lambda: default_fixed().current_shift)
     reset: str = "zero"            # "zero" or "subtract" (see the module docstring)
 
     @property

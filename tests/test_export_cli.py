@@ -63,7 +63,7 @@ def test_export_calibrates_with_the_models_dataset_and_writes_a_loadable_file(
                  "--report", str(report)])
     stdout, err = capsys.readouterr()
     assert code == 0, err
-    assert f"wrote {out}" in stdout and "Loihi 2 estimate" in stdout
+    assert f"wrote {out}" in stdout and "loihi2 estimate" in stdout
     assert "test split, 40 samples, T = 32" in stdout
     art = load_export(out)
     q = art.qnet
@@ -80,7 +80,8 @@ def test_export_calibrates_with_the_models_dataset_and_writes_a_loadable_file(
     ev = art.report["evaluation"]
     assert ev["samples"] == 40 and ev["timesteps"] == 32
     assert 0.0 <= ev["exported_accuracy"] <= 1.0
-    assert art.report["loihi2"]["chips"] == 1
+    assert art.report["resources"]["chips"] == 1
+    assert art.report["resources"]["profile"] == "loihi2"  # loihi_sim's resources_profile
     assert json.loads(report.read_text()) == art.report
 
 
@@ -163,7 +164,7 @@ def test_float_profile_export_keeps_float_weights(models, tmp_path, capsys):
     assert code == 0, err
     art = load_export(out)
     assert all(la.threshold == 1.0 for la in art.qnet.layers)
-    assert "loihi2" not in art.report
+    assert "resources" not in art.report
     w = art.qnet.layers[0].synapses[0].weight
     assert not np.allclose(w, np.rint(w))  # not quantised
 

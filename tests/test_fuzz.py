@@ -404,7 +404,7 @@ def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
     ref = simulate.simulate(prepare_network(qnet), PoissonEncoder(x, qnet.input_scale, 0, 1),
                             timesteps, record=names)
     assert sum(int(np.abs(r).sum()) for r in ref.records.values()) > 0, f"silent: {ops}"
-    lava = run_lava(qnet, spikes, timesteps, tag=profile.lava_tag, limits=profile.fixed)
+    lava = run_lava(qnet, spikes, timesteps, profile=profile)
     mismatch = first_mismatch(lava.spikes, ref.records, names)
     assert mismatch is None, f"ops {ops}: Lava differs from the reference: {mismatch}"
     independent = lava_tests.reference(qnet, spikes)
