@@ -39,7 +39,37 @@ def _dense(node: ir.Dense, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     return F.linear(x, tensor(node.weight, x), bias)
 
 
+def ceil_extra(size: int, kernel: int, stride: int, before: int, after: int) -> int:
+    """Zeros past the padding that ceil mode's last window reaches (ONNX Runtime's and
+    torch's rule: one more window when it starts inside the input or the leading pad)."""
+    span = size + before + after - kernel
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return max(0, (out - 1) * stride + kernel - (size + before + after))
+
+
+def _ceil_avgpool(node: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
+    """Sum over each window divided by the positions it covers inside the input (and the
+    declared padding when ``count_include_pad``), never the zeros past the padding."""
+    top, left, bottom, right = node.padding
+    h, w = x.shape[-2:]
+    down = ceil_extra(h, node.kernel[0], node.stride[0], top, bottom)
+    across = ceil_extra(w, node.kernel[1], node.stride[1], left, right)
+    pads = (left, right + across, top, bottom + down)
+    total = F.avg_pool2d(F.pad(x, pads), node.kernel, node.stride, divisor_override=1)
+    ones = torch.ones((1, 1, h, w), dtype=x.dtype, device=x.device)
+    if node.count_include_pad:
+        ones = F.pad(ones, (left, right, top, bottom), value=1.0)
+        counted = F.pad(ones, (0, across, 0, down))
+    else:
+        counted = F.pad(ones, pads)
+    return total / F.avg_pool2d(counted, node.kernel, node.stride, divisor_override=1)
+
+
 def _avgpool(node: ir.AvgPool, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
+    if node.ceil_mode:
+        return _ceil_avgpool(node, x)
     top, left, bottom, right = node.padding
     if top == bottom and left == right and top * 2 <= node.kernel[0] and left * 2 <= node.kernel[1]:
         return F.avg_pool2d(x, node.kernel, node.stride, (top, left),
@@ -54,12 +84,22 @@ def _avgpool(node: ir.AvgPool, x: torch.Tensor, with_bias: bool) -> torch.Tensor
     return out
 
 
+def _place(node: ir.Place, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
+    after = node.total - node.offset - x.shape[1]
+    if after < 0:
+        raise RuntimeError(f"{x.shape[1]} channels at offset {node.offset} exceed "
+                           f"{node.total}")
+    spatial = [0, 0] * (x.dim() - 2)
+    return F.pad(x, (*spatial, node.offset, after))
+
+
 def _flatten(node: ir.Flatten, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
 LINEAR_OPS: dict[type, Callable[[ir.Node, torch.Tensor, bool], torch.Tensor]] = {
-    ir.Conv: _conv, ir.Dense: _dense, ir.AvgPool: _avgpool, ir.Flatten: _flatten,
+    ir.Conv: _conv, ir.Dense: _dense, ir.AvgPool: _avgpool, ir.Place: _place,
+    ir.Flatten: _flatten,
 }
 
 
