@@ -51,13 +51,17 @@ def ceil_extra(size: int, kernel: int, stride: int, before: int, after: int) -> 
 
 def _ceil_avgpool(node: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
     """Sum over each window divided by the positions it covers inside the input (and the
-    declared padding when ``count_include_pad``), never the zeros past the padding."""
+    declared padding when ``count_include_pad``), never the zeros past the padding; or by
+    ``divisor_override``. Floor mode has no partial windows: the same formula holds."""
     top, left, bottom, right = node.padding
     h, w = x.shape[-2:]
-    down = ceil_extra(h, node.kernel[0], node.stride[0], top, bottom)
-    across = ceil_extra(w, node.kernel[1], node.stride[1], left, right)
+    down = ceil_extra(h, node.kernel[0], node.stride[0], top, bottom) if node.ceil_mode else 0
+    across = ceil_extra(w, node.kernel[1], node.stride[1], left, right) if node.ceil_mode \
+        else 0
     pads = (left, right + across, top, bottom + down)
     total = F.avg_pool2d(F.pad(x, pads), node.kernel, node.stride, divisor_override=1)
+    if node.divisor_override:
+        return total / node.divisor_override
     ones = torch.ones((1, 1, h, w), dtype=x.dtype, device=x.device)
     if node.count_include_pad:
         ones = F.pad(ones, (left, right, top, bottom), value=1.0)
@@ -68,7 +72,7 @@ def _ceil_avgpool(node: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
 
 
 def _avgpool(node: ir.AvgPool, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
-    if node.ceil_mode:
+    if node.ceil_mode or node.divisor_override:
         return _ceil_avgpool(node, x)
     top, left, bottom, right = node.padding
     if top == bottom and left == right and top * 2 <= node.kernel[0] and left * 2 <= node.kernel[1]:

@@ -9,7 +9,7 @@ ANN semantics (what the SNN approximates with spike rates):
   Conv      y = conv2d(x, weight, bias, stride, padding, dilation, groups)   (torch layout)
   Dense     y = weight @ x + bias                                   weight: (out, in)
   AvgPool   y = avg_pool2d(x, kernel, stride, padding), padded zeros counted if
-            ``count_include_pad``; with ``ceil_mode`` the output size rounds up, and the
+            ``count_include_pad`` (or the window sum over ``divisor_override``); with ``ceil_mode`` the output size rounds up, and the
             extra windows that run past the padding divide by the positions they cover
             (input, plus the declared padding if counted), as ONNX Runtime does
   Place     y = zeros(total, ...); y[offset:offset + C] = x   (x of C channels or features):
@@ -112,6 +112,7 @@ class AvgPool(Node):
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     count_include_pad: bool = True
     ceil_mode: bool = False
+    divisor_override: int | None = None  # sum / this instead (counting paths, never stored)
 
     kind = "avgpool"
     linear = True

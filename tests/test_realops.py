@@ -233,3 +233,26 @@ def test_normalisation_of_an_input_also_used_raw_is_not_folded(tmp_path):
                              ob.init("w", np.ones((2, 3, 1, 1), np.float32))])
     with pytest.raises(UnsupportedModelError, match="something other than a conv/dense"):
         import_onnx(ob.save(model, tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("then_conv", [False, True], ids=["pool", "pool_conv"])
+@pytest.mark.parametrize("ceil", [False, True], ids=["floor", "ceil"])
+def test_fan_out_through_a_pool_counts_every_window_once(ceil, then_conv):
+    """Synapses per source neuron through a pool (and a conv), against the exact matrix's
+    non-zeros per column (partial ceil-mode windows included)."""
+    from snn2hw.importer import graph_from_nodes
+    from snn2hw.quantize import fold_term
+    from snn2hw.sparsity import fan_out
+
+    rng = np.random.default_rng(5)
+    nodes = [ir.Input("input", [], (2, 7, 7)),
+             ir.AvgPool("pool", ["input"], kernel=(3, 3), stride=(2, 2), padding=(1, 1, 0, 0),
+                        count_include_pad=False, ceil_mode=ceil)]
+    if then_conv:
+        nodes.append(ir.Conv("conv", ["pool"],
+                             weight=rng.integers(1, 3, (3, 2, 2, 2)).astype(float)))
+    graph = graph_from_nodes(nodes)
+    term = snn.lower(graph).layer(graph.output).terms[0]
+    counts, _ = fan_out(term, (2, 7, 7))
+    matrix = fold_term(term, (2, 7, 7), graph.nodes[graph.output].shape).csr
+    np.testing.assert_array_equal(counts, np.diff(matrix.tocsc().indptr))
