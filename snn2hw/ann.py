@@ -39,41 +39,41 @@ def _dense(node: ir.Dense, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     return F.linear(x, tensor(node.weight, x), bias)
 
 
-def ceil_extra(size: int, kernel: int, stride: int, before: int, after: int) -> int:
-    """Zeros past the padding that ceil mode's last window reaches (ONNX Runtime's and
-    torch's rule: one more window when it starts inside the input or the leading pad)."""
+def pool_windows(size: int, kernel: int, stride: int, before: int, after: int,
+                 ceil_mode: bool) -> int:
+    """Windows along one axis. Ceil mode rounds up, but (ONNX Runtime's and torch's rule)
+    keeps a last window only when it starts inside the input or the leading padding."""
     span = size + before + after - kernel
+    if not ceil_mode:
+        return span // stride + 1
     out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + before:
-        out -= 1
-    return max(0, (out - 1) * stride + kernel - (size + before + after))
+    return out - 1 if (out - 1) * stride >= size + before else out
 
 
-def _ceil_avgpool(node: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
+def _window_avgpool(node: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
     """Sum over each window divided by the positions it covers inside the input (and the
-    declared padding when ``count_include_pad``), never the zeros past the padding; or by
-    ``divisor_override``. Floor mode has no partial windows: the same formula holds."""
+    declared padding when ``count_include_pad``), never zeros past the padding; or by
+    ``divisor_override``. Exact for floor and ceil mode and any padding."""
     top, left, bottom, right = node.padding
     h, w = x.shape[-2:]
-    down = ceil_extra(h, node.kernel[0], node.stride[0], top, bottom) if node.ceil_mode else 0
-    across = ceil_extra(w, node.kernel[1], node.stride[1], left, right) if node.ceil_mode \
-        else 0
-    pads = (left, right + across, top, bottom + down)
-    total = F.avg_pool2d(F.pad(x, pads), node.kernel, node.stride, divisor_override=1)
+    rows = pool_windows(h, node.kernel[0], node.stride[0], top, bottom, node.ceil_mode)
+    cols = pool_windows(w, node.kernel[1], node.stride[1], left, right, node.ceil_mode)
+    # What the windows span past the input's end: zeros, or a crop where they stop short.
+    down = (rows - 1) * node.stride[0] + node.kernel[0] - (h + top)
+    across = (cols - 1) * node.stride[1] + node.kernel[1] - (w + left)
+    total = F.avg_pool2d(F.pad(x, (left, across, top, down)), node.kernel, node.stride,
+                         divisor_override=1)
     if node.divisor_override:
         return total / node.divisor_override
     ones = torch.ones((1, 1, h, w), dtype=x.dtype, device=x.device)
-    if node.count_include_pad:
-        ones = F.pad(ones, (left, right, top, bottom), value=1.0)
-        counted = F.pad(ones, (0, across, 0, down))
-    else:
-        counted = F.pad(ones, pads)
+    counted = F.pad(ones, (left, right, top, bottom), value=float(node.count_include_pad))
+    counted = F.pad(counted, (0, across - right, 0, down - bottom))
     return total / F.avg_pool2d(counted, node.kernel, node.stride, divisor_override=1)
 
 
 def _avgpool(node: ir.AvgPool, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     if node.ceil_mode or node.divisor_override:
-        return _ceil_avgpool(node, x)
+        return _window_avgpool(node, x)
     top, left, bottom, right = node.padding
     if top == bottom and left == right and top * 2 <= node.kernel[0] and left * 2 <= node.kernel[1]:
         return F.avg_pool2d(x, node.kernel, node.stride, (top, left),

@@ -460,8 +460,10 @@ case("avgpool_ceil", k2s2=dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1,
      asym_exclude=dict(kernel_shape=[3, 2], strides=[2, 3], pads=[0, 1, 1, 0], ceil_mode=1,
                        count_include_pad=0),
      # the last window would start inside the trailing pad: ONNX Runtime drops it
-     start_in_pad=dict(kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+     start_in_pad=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 2, 2], ceil_mode=1,
                        count_include_pad=1, hw=(6, 6)),
+     start_in_pad_exclude=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 2, 2],
+                               ceil_mode=1, count_include_pad=0, hw=(6, 7)),
      )(_avgpool)
 
 
@@ -588,6 +590,11 @@ def _concat(opset, rng, then="conv", with_input=False, deep=False, three=False):
                                   group=total, pads=[1, 1, 1, 1]))
         inits.append(ob.init("wg", ob.rand(rng, total * 2, 1, 3, 3)))
         out = "out"
+    elif then == "flatten_dense":
+        nodes += [oh.make_node("Flatten", ["cat"], ["flat"], name="flatten"),
+                  oh.make_node("Gemm", ["flat", "wd", "bd"], ["out"], name="fc", transB=1)]
+        inits += [ob.init("wd", ob.rand(rng, 5, total * 64)), ob.init("bd", ob.rand(rng, 5))]
+        out = "out"
     elif then == "pool_conv":
         nodes.append(oh.make_node("AveragePool", ["cat"], ["pooled"], name="pool",
                                   kernel_shape=[2, 2], strides=[2, 2]))
@@ -605,6 +612,7 @@ def _concat(opset, rng, then="conv", with_input=False, deep=False, three=False):
 case("concat", conv={}, deep_branch=dict(deep=True), with_input=dict(with_input=True),
      three_way=dict(three=True, deep=True), grouped=dict(then="grouped", deep=True),
      pool_conv=dict(then="pool_conv", three=True), to_output=dict(then=None),
+     flatten_dense=dict(then="flatten_dense", with_input=True),
      )(_concat)
 
 

@@ -51,6 +51,50 @@ def test_concat_pad_ceil_normalised_model_matches_onnxruntime(dynamo, tmp_path):
     assert any(isinstance(n, ir.AvgPool) and n.ceil_mode for n in graph.nodes.values())
 
 
+class DenseBlockNet(torch.nn.Module):
+    """DenseNet-style: BatchNorm after a concatenation, a zero Pad before a pool that leaves
+    padding out of its divisor, a ceil-mode pool, and a MaxPool (converted with avg)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.a = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.bn = nn.BatchNorm2d(8)
+        self.pad = nn.ZeroPad2d((0, 1, 1, 0))
+        self.pool = nn.AvgPool2d(3, 2, ceil_mode=True, count_include_pad=False)
+        self.c = nn.Sequential(nn.Conv2d(8, 6, 1), nn.ReLU())
+        self.maxpool = nn.MaxPool2d(2, ceil_mode=True)
+        self.fc = nn.Linear(6 * 3 * 3, 5)
+
+    def forward(self, x):
+        a = self.a(x)
+        y = torch.relu(self.bn(torch.cat([a, self.b(a)], 1)))
+        y = self.c(self.pool(self.pad(y)))
+        return self.fc(torch.flatten(self.maxpool(y), 1))
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_dense_block_with_maxpool_as_avg_matches_onnxruntime(dynamo, tmp_path):
+    import warnings
+
+    torch.manual_seed(2)
+    model = DenseBlockNet().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.3, 0.3)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(2, 3, 9, 9),), str(path), dynamo=dynamo,
+                          **({} if dynamo else {"opset_version": 17}))
+    graph = import_onnx(path, maxpool="avg")
+    assert graph.metadata["snn2hw.maxpool"] == "avg"
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    ref = ob.run_ort(_as_average_pool(onnx.load(str(path))), x)
+    ob.assert_close(ann.predict(graph, x), ref)
+
+
 @pytest.mark.lava
 def test_concat_model_calibrates_exports_and_runs_bit_exactly_on_lava(tmp_path, capsys):
     """The issue's "done when": TorchScript export (explicit Pad), branches one and two
@@ -180,13 +224,15 @@ def _one_node_model(nodes, inits=(), x_shape=("N", 3, 6, 6), opset=17):
     return ob.make_model(nodes, x_shape, "y", list(inits), opset)
 
 
-def _pad_then(op, mode="constant", value=None):
+def _pad_then(op, mode="constant", value=None, pad=(0, 0, 1, 1, 0, 0, 1, 1), **pool):
     inputs = ["x", "pads"] + (["value"] if value is not None else [])
-    inits = [ob.init("pads", [0, 0, 1, 1, 0, 0, 1, 1])]
+    inits = [ob.init("pads", list(pad))]
     inits += [ob.init("value", np.float32(value))] if value is not None else []
     nodes = [oh.make_node("Pad", inputs, ["p"], name="pad", mode=mode)]
     if op == "Relu":
         nodes.append(oh.make_node("Relu", ["p"], ["y"], name="relu"))
+    elif op == "AveragePool":
+        nodes.append(oh.make_node("AveragePool", ["p"], ["y"], name="pool", **pool))
     else:
         nodes.append(oh.make_node("Conv", ["p", "w"], ["y"], name="conv"))
         inits.append(ob.init("w", np.ones((2, 3, 3, 3), np.float32)))
@@ -198,6 +244,12 @@ REFUSED = {
     "pad_edge": (lambda: _pad_then("Conv", mode="edge"), "Pad mode 'edge'"),
     "pad_nonzero": (lambda: _pad_then("Conv", value=1.5), "pads with the constant 1.5"),
     "pad_before_relu": (lambda: _pad_then("Relu"), "folds only into the padding"),
+    "pad_before_pool_excluding_its_pads": (lambda: _pad_then(
+        "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0),
+        "leaves its own padding out of the divisor"),
+    "pad_changing_ceil_windows": (lambda: _pad_then(
+        "AveragePool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1,
+        pad=(0, 0, 0, 0, 0, 0, 2, 2)), "changes which partial windows"),
     "concat_spatial": (lambda: _one_node_model(
         [oh.make_node("Concat", ["x", "x"], ["y"], name="cat", axis=2)]), "axis 2"),
     "concat_constant": (lambda: _one_node_model(

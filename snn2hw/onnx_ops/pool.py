@@ -49,12 +49,8 @@ def _pool(ctx, node, count_include_pad: bool) -> ir.AvgPool:
 
 def _ceil_windows(in_shape, kernel, stride, padding) -> tuple[int, int]:
     top, left, bottom, right = padding
-    sizes = []
-    for size, k, s, before, after in ((in_shape[1], kernel[0], stride[0], top, bottom),
-                                      (in_shape[2], kernel[1], stride[1], left, right)):
-        extra = ann.ceil_extra(size, k, s, before, after)
-        sizes.append((size + before + after + extra - k) // s + 1)
-    return tuple(sizes)
+    return (ann.pool_windows(in_shape[1], kernel[0], stride[0], top, bottom, True),
+            ann.pool_windows(in_shape[2], kernel[1], stride[1], left, right, True))
 
 
 @register("AveragePool", since=1, validate=_validate_pool)
