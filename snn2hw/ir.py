@@ -9,9 +9,11 @@ ANN semantics (what the SNN approximates with spike rates):
   Conv      y = conv2d(x, weight, bias, stride, padding, dilation, groups)   (torch layout)
   Dense     y = weight @ x + bias                                   weight: (out, in)
   AvgPool   y = avg_pool2d(x, kernel, stride, padding), padded zeros counted if
-            ``count_include_pad`` (or the window sum over ``divisor_override``); with ``ceil_mode`` the output size rounds up, and the
-            extra windows that run past the padding divide by the positions they cover
-            (input, plus the declared padding if counted), as ONNX Runtime does
+            ``count_include_pad`` (or the window sum over ``divisor_override``). With
+            ``ceil_mode`` the window count rounds up (a last window is kept only if it
+            starts inside the input or the leading padding) and windows that run past the
+            padding divide by the positions they cover (input, plus the declared padding
+            if counted), as ONNX Runtime does
   Place     y = zeros(total, ...); y[offset:offset + C] = x   (x of C channels or features):
             one input of a channel concatenation, which is the Add of its placed inputs
   Flatten   y = x.reshape(-1)  (C, H, W order)
