@@ -590,6 +590,13 @@ def _concat(opset, rng, then="conv", with_input=False, deep=False, three=False):
                                   group=total, pads=[1, 1, 1, 1]))
         inits.append(ob.init("wg", ob.rand(rng, total * 2, 1, 3, 3)))
         out = "out"
+    elif then == "relu":
+        nodes.append(oh.make_node("Relu", ["cat"], ["out"], name="cat_relu"))
+        out = "out"
+    elif then == "residual":
+        nodes += _branch("s", "x", rng, 3, total, inits)
+        nodes.append(oh.make_node("Add", ["cat", "s_r"], ["out"], name="residual"))
+        out = "out"
     elif then == "flatten_dense":
         nodes += [oh.make_node("Flatten", ["cat"], ["flat"], name="flatten"),
                   oh.make_node("Gemm", ["flat", "wd", "bd"], ["out"], name="fc", transB=1)]
@@ -613,6 +620,7 @@ case("concat", conv={}, deep_branch=dict(deep=True), with_input=dict(with_input=
      three_way=dict(three=True, deep=True), grouped=dict(then="grouped", deep=True),
      pool_conv=dict(then="pool_conv", three=True), to_output=dict(then=None),
      flatten_dense=dict(then="flatten_dense", with_input=True),
+     to_relu=dict(then="relu", with_input=True), residual=dict(then="residual", deep=True),
      )(_concat)
 
 

@@ -308,3 +308,18 @@ def test_fan_out_through_a_pool_counts_every_window_once(ceil, then_conv):
     counts, _ = fan_out(term, (2, 7, 7))
     matrix = fold_term(term, (2, 7, 7), graph.nodes[graph.output].shape).csr
     np.testing.assert_array_equal(counts, np.diff(matrix.tocsc().indptr))
+
+
+def test_onnx_logits_pads_the_last_batch_of_a_fixed_batch_model(tmp_path):
+    """A model exported with a fixed batch size of 2 still scores 5 samples."""
+    from snn2hw.maxpool import onnx_logits
+
+    rng = np.random.default_rng(1)
+    model = ob.make_model([oh.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                           oh.make_node("Flatten", ["c"], ["y"], name="flat")],
+                          (2, 3, 4, 4), "y", [ob.init("w", ob.rand(rng, 2, 3, 3, 3))])
+    path = ob.save(model, tmp_path / "m.onnx")
+    x = rng.standard_normal((5, 3, 4, 4)).astype(np.float32)
+    want = np.concatenate([ob.run_ort(model, x[i:i + 2]) for i in (0, 2)]
+                          + [ob.run_ort(model, np.concatenate([x[4:], x[4:]]))[:1]])
+    np.testing.assert_array_equal(onnx_logits(path, x), want)
