@@ -68,7 +68,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits",
                    help="'digits' (built in) or an .npz file with x (N,C,H,W) and y (N,)")
     p.add_argument("--mean", type=float_list, help="per-channel mean to subtract "
-                   "(default: from the model's snn2hw.preprocess metadata, else 0)")
+                   "(default: from the model's snn2hw.preprocess metadata and its own input "
+                   "normalisation, else 0; refused when the model normalises itself)")
     p.add_argument("--std", type=float_list, help="per-channel std to divide by (default: "
                    "from the model, else 1)")
     p.add_argument("--device", default="cpu", help="torch device for the simulator "

@@ -323,3 +323,30 @@ def test_onnx_logits_pads_the_last_batch_of_a_fixed_batch_model(tmp_path):
     want = np.concatenate([ob.run_ort(model, x[i:i + 2]) for i in (0, 2)]
                           + [ob.run_ort(model, np.concatenate([x[4:], x[4:]]))[:1]])
     np.testing.assert_array_equal(onnx_logits(path, x), want)
+
+
+def test_export_with_maxpool_avg_states_the_accuracy_cost(tmp_path, capsys):
+    model = ob.concat_torch_onnx(tmp_path / "m.onnx", maxpool=True)
+    code = main(["export", str(model), "--maxpool", "avg", "--timesteps", "8", "--samples",
+                 "8", "--eval-samples", "8", "-o", str(tmp_path / "m.h5"),
+                 "--report", str(tmp_path / "r.json")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "MaxPool converted as average pooling (--maxpool avg)" in out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["maxpool"]["samples"] == 8 and "original_ann_accuracy_onnxruntime" in rep["maxpool"]
+
+
+def test_declared_preprocessing_runs_before_the_models_own_normalisation(tmp_path):
+    """snn2hw.preprocess (mean 0.5, std 2) and then the model's (x - 0.25) / 0.4 compose
+    into one preprocessing: the IR on it gives onnxruntime's logits on (x - 0.5) / 2."""
+    path = ob.concat_torch_onnx(tmp_path / "m.onnx", dataset=None)
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "snn2hw.preprocess", json.dumps({"mean": [0.5], "std": [2.0]})
+    onnx.save(proto, str(path))
+    graph = import_onnx(path)
+    pre = data.Preprocess.from_json(graph.metadata["snn2hw.preprocess"])
+    assert pre.mean == pytest.approx((0.5 + 2.0 * 0.25,)) and pre.std == pytest.approx((0.8,))
+    x = np.random.default_rng(2).random((1, 1, 8, 8)).astype(np.float32)
+    ob.assert_close(ann.predict(graph, pre.apply(x)), ob.run_ort(proto, (x - 0.5) / 2.0))
