@@ -10,7 +10,7 @@ import onnx.helper
 import onnx.numpy_helper
 import torch
 
-from . import ann, ir, normalise, onnx_ops
+from . import ann, ceilshape, ir, normalise, onnx_ops
 from .errors import InputError, ModelFileError, UnsupportedModelError, UnsupportedNode
 from .modelcheck import check_finite, check_graph_memory, file_hash  # noqa: F401 - re-exported
 from .modelfile import load_model
@@ -74,7 +74,8 @@ def _inferred_shapes(model: onnx.ModelProto) -> tuple[dict[str, list[int] | None
     the fallback, so the scan can still list every unsupported node first."""
     error = None
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        inferred = onnx.shape_inference.infer_shapes(ceilshape.for_shape_inference(model),
+                                                     check_type=True, strict_mode=True)
     except Exception as exc:  # noqa: BLE001 - reported after the scan
         error = " ".join(str(exc).split()) or exc.__class__.__name__
         try:

@@ -95,6 +95,37 @@ def test_dense_block_with_maxpool_as_avg_matches_onnxruntime(dynamo, tmp_path):
     ob.assert_close(ann.predict(graph, x), ref)
 
 
+@pytest.mark.parametrize("maxpool", [False, True], ids=["avgpool", "maxpool"])
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_ceil_pool_whose_last_window_onnx_shape_inference_keeps(dynamo, maxpool, tmp_path):
+    """AvgPool2d(2, 2, padding=1, ceil_mode=True) on 7x7: torch and onnxruntime drop the
+    window that would start in the trailing padding (4x4), ONNX shape inference keeps it
+    (5x5), so the next layer's weights disagree with it; the model still imports. (Only
+    the dynamo export runs in onnxruntime, whose own shape check refuses TorchScript's;
+    torch, with MaxPool as the average pool that leaves padding out, is the reference.)"""
+    import warnings
+
+    torch.manual_seed(1)
+    pool = (torch.nn.MaxPool2d if maxpool else torch.nn.AvgPool2d)(2, 2, padding=1,
+                                                                   ceil_mode=True)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), pool,
+                                torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3)).eval()
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 7, 7),), str(path), dynamo=dynamo,
+                          **({} if dynamo else {"opset_version": 17}))
+    graph = import_onnx(path, maxpool="avg")
+    x = np.random.default_rng(0).standard_normal((1, 1, 7, 7)).astype(np.float32)
+    ours = ann.predict(graph, x)
+    if dynamo:
+        ob.assert_close(ours, ob.run_ort(_as_average_pool(onnx.load(str(path))), x))
+    model[2] = torch.nn.AvgPool2d(2, 2, padding=1, ceil_mode=True,
+                                  count_include_pad=not maxpool)
+    with torch.no_grad():
+        ob.assert_close(ours, model(torch.as_tensor(x)).numpy())
+
+
 @pytest.mark.lava
 def test_concat_model_calibrates_exports_and_runs_bit_exactly_on_lava(tmp_path, capsys):
     """The issue's "done when": TorchScript export (explicit Pad), branches one and two
