@@ -1,7 +1,7 @@
 """The fuzzing properties of tests/test_fuzz.py with many more examples.
 
     .venv/bin/python benchmarks/fuzz.py [--examples 2000] [--lava-examples 10]
-        [--seed S] [--only import,deep,mutation,fields,lava]
+        [--seed S] [--only import,deep,mutation,fields,lava,realops,realops-lava]
 
 Properties (each runs ``--examples`` cases; Lava ``--lava-examples``):
   import    random small networks: snn2hw import + ANN forward == onnxruntime
@@ -9,6 +9,8 @@ Properties (each runs ``--examples`` cases; Lava ``--lava-examples``):
   mutation  mutated model bytes: the importer raises only snn2hw errors, never hangs
   fields    the same for edited fields (attributes, dims, data types, wiring, op types)
   lava      fixed-point reference simulator == Lava, spike for spike
+  realops   networks with Concat, a zero Pad before a conv and ceil-mode pooling ==
+            onnxruntime; realops-lava: those == Lava, spike for spike
 
 Without ``--seed`` every run explores new cases; with it a run is reproducible. Prints
 how many cases each property ran and the (shrunk) failing case, if any. Exit code 1 if
@@ -53,6 +55,12 @@ def _properties(fuzz):
         "lava": (fuzz.st.tuples(fuzz.networks(image=True, max_ops=3,
                                               must=("conv", "relu", "residual")),
                                 fuzz.st.sampled_from(["zero", "subtract"])), lava),
+        "realops": (fuzz.networks(image=True, min_ops=2, max_ops=6, must=("concat",),
+                                  image_ops=fuzz.REAL_OPS), onnxruntime),
+        "realops-lava": (fuzz.st.tuples(fuzz.networks(image=True, max_ops=3,
+                                                      must=("relu", "concat"),
+                                                      image_ops=fuzz.REAL_OPS),
+                                        fuzz.st.sampled_from(["zero", "subtract"])), lava),
     }
 
 
@@ -95,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in props:
             parser.error(f"unknown property {name!r}; known: {', '.join(props)}")
         strategy, check = props[name]
-        examples = args.lava_examples if name == "lava" else args.examples
+        examples = args.lava_examples if name.endswith("lava") else args.examples
         start = time.monotonic()
         ran, failure = run_property(strategy, check, examples, args.seed)
         line = f"{name:9s} {ran:6d} cases in {time.monotonic() - start:7.1f} s"

@@ -39,7 +39,41 @@ def _dense(node: ir.Dense, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     return F.linear(x, tensor(node.weight, x), bias)
 
 
+def pool_windows(size: int, kernel: int, stride: int, before: int, after: int,
+                 ceil_mode: bool) -> int:
+    """Windows along one axis. Ceil mode rounds up, but (ONNX Runtime's and torch's rule)
+    keeps a last window only when it starts inside the input or the leading padding."""
+    span = size + before + after - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + before else out
+
+
+def _window_avgpool(node: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
+    """Sum over each window divided by the positions it covers inside the input (and the
+    declared padding when ``count_include_pad``), never zeros past the padding; or by
+    ``divisor_override``. Exact for floor and ceil mode and any padding."""
+    top, left, bottom, right = node.padding
+    h, w = x.shape[-2:]
+    rows = pool_windows(h, node.kernel[0], node.stride[0], top, bottom, node.ceil_mode)
+    cols = pool_windows(w, node.kernel[1], node.stride[1], left, right, node.ceil_mode)
+    # What the windows span past the input's end: zeros, or a crop where they stop short.
+    down = (rows - 1) * node.stride[0] + node.kernel[0] - (h + top)
+    across = (cols - 1) * node.stride[1] + node.kernel[1] - (w + left)
+    total = F.avg_pool2d(F.pad(x, (left, across, top, down)), node.kernel, node.stride,
+                         divisor_override=1)
+    if node.divisor_override:
+        return total / node.divisor_override
+    ones = torch.ones((1, 1, h, w), dtype=x.dtype, device=x.device)
+    counted = F.pad(ones, (left, right, top, bottom), value=float(node.count_include_pad))
+    counted = F.pad(counted, (0, across - right, 0, down - bottom))
+    return total / F.avg_pool2d(counted, node.kernel, node.stride, divisor_override=1)
+
+
 def _avgpool(node: ir.AvgPool, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
+    if node.ceil_mode or node.divisor_override:
+        return _window_avgpool(node, x)
     top, left, bottom, right = node.padding
     if top == bottom and left == right and top * 2 <= node.kernel[0] and left * 2 <= node.kernel[1]:
         return F.avg_pool2d(x, node.kernel, node.stride, (top, left),
@@ -54,12 +88,22 @@ def _avgpool(node: ir.AvgPool, x: torch.Tensor, with_bias: bool) -> torch.Tensor
     return out
 
 
+def _place(node: ir.Place, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
+    after = node.total - node.offset - x.shape[1]
+    if after < 0:
+        raise RuntimeError(f"{x.shape[1]} channels at offset {node.offset} exceed "
+                           f"{node.total}")
+    spatial = [0, 0] * (x.dim() - 2)
+    return F.pad(x, (*spatial, node.offset, after))
+
+
 def _flatten(node: ir.Flatten, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
 LINEAR_OPS: dict[type, Callable[[ir.Node, torch.Tensor, bool], torch.Tensor]] = {
-    ir.Conv: _conv, ir.Dense: _dense, ir.AvgPool: _avgpool, ir.Flatten: _flatten,
+    ir.Conv: _conv, ir.Dense: _dense, ir.AvgPool: _avgpool, ir.Place: _place,
+    ir.Flatten: _flatten,
 }
 
 

@@ -57,11 +57,19 @@ def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False) -> Non
                    "or activations (max-act) instead of the maximum (default 100)")
 
 
+def _add_maxpool_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--maxpool", choices=("refuse", "avg"), default="refuse",
+                   help="MaxPool has no exact spiking form: refuse it (default), or convert "
+                   "it as average pooling of the same window and report the accuracy cost")
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
+    _add_maxpool_option(p)
     p.add_argument("--data", default="digits",
                    help="'digits' (built in) or an .npz file with x (N,C,H,W) and y (N,)")
     p.add_argument("--mean", type=float_list, help="per-channel mean to subtract "
-                   "(default: from the model's snn2hw.preprocess metadata, else 0)")
+                   "(default: from the model's snn2hw.preprocess metadata and its own input "
+                   "normalisation, else 0; refused when the model normalises itself)")
     p.add_argument("--std", type=float_list, help="per-channel std to divide by (default: "
                    "from the model, else 1)")
     p.add_argument("--device", default="cpu", help="torch device for the simulator "
@@ -76,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="show how an ONNX model will be converted")
     p.add_argument("model")
+    _add_maxpool_option(p)
 
     sub.add_parser("ops", help="list the supported ONNX ops")
 
@@ -153,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_inspect(args) -> int:
     from .commands import inspect_model
 
-    return inspect_model(args.model)
+    return inspect_model(args.model, args.maxpool)
 
 
 def cmd_ops(args) -> int:

@@ -7,8 +7,8 @@ from .importer import MAX_OPSET, MIN_OPSET, layer_table
 from .tables import percent, table
 
 
-def inspect_model(model: str) -> int:
-    rows, error = layer_table(model)
+def inspect_model(model: str, maxpool: str = "refuse") -> int:
+    rows, error = layer_table(model, maxpool)
     print(table(["name", "op", "output shape", "params", "supported", "action"],
                 [[r["name"], r["op"], r["shape"], r["params"], "yes" if r["supported"] else "NO",
                   r["action"]] for r in rows]))
@@ -17,7 +17,8 @@ def inspect_model(model: str) -> int:
     from .importer import import_onnx
     from .snn import lower
 
-    net = lower(import_onnx(model))
+    graph = import_onnx(model, maxpool=maxpool)
+    net = lower(graph)
     print(f"\n{len(net.layers)} spiking layers, {net.depth} synapse hops from input to "
           f"output:")
     print(table(["spiking layer", "shape", "neurons", "depth", "inputs (source: ops, delay)"],
@@ -25,7 +26,20 @@ def inspect_model(model: str) -> int:
                   "; ".join(f"{t.source}: {'+'.join(o.kind for o in t.ops) or 'identity'}"
                             f"{f', delay {t.delay}' if t.delay else ''}" for t in la.terms)]
                  for la in net.layers]))
+    _print_import_notes(graph)
     return 0
+
+
+def _print_import_notes(graph) -> None:
+    from .maxpool import replaced
+    from .normalise import KEY
+
+    if replaced(graph):
+        print("note: MaxPool converted as average pooling of the same window (--maxpool "
+              "avg); calibrate or export with data to see the accuracy cost")
+    if KEY in graph.metadata:
+        print(f"note: the model's input normalisation {graph.metadata[KEY]} is folded into "
+              f"the preprocessing {graph.metadata['snn2hw.preprocess']}")
 
 
 def print_ops() -> int:
@@ -46,7 +60,7 @@ def calibrate_command(args) -> int:
     art, net = calibrate_model(args.model, args.data, args.method, args.timesteps,
                                args.samples, args.seed, args.eval_samples,
                                args.eval_timesteps, args.device, args.mean, args.std,
-                               args.rate_match, args.reset, args.percentile)
+                               args.rate_match, args.reset, args.percentile, args.maxpool)
     rep = art.report
     robust = f", {args.percentile:g}th percentile" if args.percentile < 100 else ""
     print(f"{rep['method']}{robust}, reset {args.reset}: T = {args.timesteps}, "
@@ -59,6 +73,7 @@ def calibrate_command(args) -> int:
     print(f"\ntest split, {ev['samples']} samples: ANN accuracy {percent(ev['ann_accuracy'])}")
     for t, acc in ev["snn_accuracy"].items():
         print(f"  SNN accuracy at T = {t}: {percent(acc)} ({ev['ties'][t]} ties)")
+    _print_maxpool(rep)
     for w in rep["warnings"]:
         print(f"warning: {w}")
     save_calibration(args.output, art)
@@ -68,6 +83,13 @@ def calibrate_command(args) -> int:
         write_text(args.report, json_dump(rep) + "\n")
     print(f"wrote {args.output}")
     return 0
+
+
+def _print_maxpool(rep: dict) -> None:
+    if "maxpool" in rep:
+        from .maxpool import summary
+
+        print(summary(rep["maxpool"]))
 
 
 def print_profiles() -> int:
@@ -153,9 +175,11 @@ def export_command(args) -> int:
         check_output_path(args.report, (args.model, args.data, output))
     art = export_model(args.model, args.profile, args.calibration, args.data, args.method,
                        args.timesteps, args.samples, args.seed, args.eval_samples,
-                       args.device, args.mean, args.std, args.reset, args.percentile)
+                       args.device, args.mean, args.std, args.reset, args.percentile,
+                       args.maxpool)
     print(f"profile {art.qnet.profile}, thresholds from {art.method}")
     _export_tables(art)
+    _print_maxpool(art.report)
     from .verify import require, verify_artifact
 
     require(verify_artifact(art), "export")  # no file is written when a guarantee fails
@@ -239,9 +263,12 @@ def report_command(args) -> int:
     check_output_path(args.output, (args.model, args.data, args.calibration))
     if args.plot:
         check_output_path(args.plot, (args.model, args.data, args.calibration, args.output))
-    art = load_calibrated(args.model, args.calibration)
+    art = load_calibrated(args.model, args.calibration, args.maxpool)
     preprocess = data.Preprocess.from_json(art.preprocess)
     if args.mean or args.std:
+        from .normalise import refuse_explicit
+
+        refuse_explicit(art.graph.metadata, args.mean, args.std)
         preprocess = data.Preprocess(tuple(args.mean) if args.mean else preprocess.mean,
                                      tuple(args.std) if args.std else preprocess.std)
     graph = art.graph

@@ -14,6 +14,8 @@ from .errors import HardwareLimitError, InputError
 from .export import ExportArtifact, load_export
 from .fixed import prepare_fixed, saturation
 from .importer import file_hash, import_onnx
+from .maxpool import accuracy_cost, check_recorded
+from .normalise import refuse_explicit
 from .pipeline import EVALUATION_STREAM, load_data, resolve_preprocess, run_calibration
 from .progress import Progress
 from .qnet import QuantizedNetwork
@@ -50,22 +52,24 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
                  timesteps: int = 256, samples: int = 256, seed: int = 0,
                  eval_samples: int | None = None, device: str = "cpu",
                  mean=None, std=None, reset: str | None = None,
-                 percentile: float = 100.0) -> ExportArtifact:
+                 percentile: float = 100.0, maxpool: str = "refuse") -> ExportArtifact:
     """Quantise ``model`` for a profile, with the thresholds of ``calibration`` (whose
     reset mode it keeps), or calibrating now with ``method``, ``reset``, ``percentile``."""
     profile = profiles.load(profile_name)
     profiles.check_neuron(profile)
-    graph = import_onnx(model)
+    graph = import_onnx(model, maxpool=maxpool)
     sha = file_hash(model)
     data_spec = data_spec or graph.metadata.get("snn2hw.dataset")
     if calibration:
         cal_art = load_calibration(calibration, expected_sha256=sha)
+        check_recorded(cal_art.graph.metadata, maxpool, calibration)
         cal, preprocess = cal_art.calibration, data.Preprocess.from_json(cal_art.preprocess)
         if reset is not None and reset != cal.reset:
             raise InputError(f"{calibration}: thresholds were calibrated for reset "
                              f"{cal.reset!r}, not {reset!r}; calibrate again with --reset "
                              f"{reset}")
         if mean or std:
+            refuse_explicit(graph.metadata, mean, std)
             preprocess = data.Preprocess(tuple(mean) if mean else preprocess.mean,
                                          tuple(std) if std else preprocess.std)
     else:
@@ -94,6 +98,9 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
         report["evaluation"] = compare_float_fixed(net, cal.scales, qnet, x, y, timesteps,
                                                    seed, device, cal.source_scales)
         report["evaluation"]["reset"] = cal.reset
+        cost = accuracy_cost(model, graph, x, y, device)
+        if cost is not None:
+            report["maxpool"] = cost
     return ExportArtifact(qnet, graph, cal.scales, profiles.source_text(profile), sha,
                           cal.method, cal.params, seed, preprocess.to_json(), report,
                           cal.rate_scales)

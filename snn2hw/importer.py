@@ -1,7 +1,6 @@
 """ONNX -> IR. Scan everything first and fail once, listing every unsupported node."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,9 +10,10 @@ import onnx.helper
 import onnx.numpy_helper
 import torch
 
-from . import ann, ir, onnx_ops
+from . import ann, ceilshape, ir, normalise, onnx_ops
 from .errors import InputError, ModelFileError, UnsupportedModelError, UnsupportedNode
-from .modelfile import BYTES_PER_VALUE, external_files, load_model, refuse_if_too_large
+from .modelcheck import check_finite, check_graph_memory, file_hash  # noqa: F401 - re-exported
+from .modelfile import load_model
 
 MIN_OPSET, MAX_OPSET = 11, 20
 
@@ -36,6 +36,7 @@ class ScanInfo:
     shapes: dict[str, list[int] | None]  # inferred shapes of all tensors, batch included
     outputs: set[str]
     inference_error: str | None = None  # what strict ONNX shape inference refused
+    options: dict = field(default_factory=dict)  # import options, e.g. {"maxpool": "avg"}
 
     @property
     def opset(self) -> int:
@@ -73,7 +74,8 @@ def _inferred_shapes(model: onnx.ModelProto) -> tuple[dict[str, list[int] | None
     the fallback, so the scan can still list every unsupported node first."""
     error = None
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        inferred = onnx.shape_inference.infer_shapes(ceilshape.for_shape_inference(model),
+                                                     check_type=True, strict_mode=True)
     except Exception as exc:  # noqa: BLE001 - reported after the scan
         error = " ".join(str(exc).split()) or exc.__class__.__name__
         try:
@@ -161,7 +163,8 @@ def input_shape(model: onnx.ModelProto) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _scan(model: onnx.ModelProto) -> tuple[ScanInfo, list[dict], list[UnsupportedNode]]:
+def _scan(model: onnx.ModelProto, options: dict | None = None
+          ) -> tuple[ScanInfo, list[dict], list[UnsupportedNode]]:
     opset = opset_of(model)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelFileError(f"model uses opset {opset}; supported opsets are {MIN_OPSET} to "
@@ -169,7 +172,7 @@ def _scan(model: onnx.ModelProto) -> tuple[ScanInfo, list[dict], list[Unsupporte
     shapes, inference_error = _inferred_shapes(model)
     consts, values = _constants(model, shapes)
     info = ScanInfo(model, consts, values, shapes, {o.name for o in model.graph.output},
-                    inference_error)
+                    inference_error, dict(options or {}))
     problems: list[UnsupportedNode] = []
     rows = []
     for index, node in enumerate(model.graph.node):
@@ -188,14 +191,16 @@ def _scan(model: onnx.ModelProto) -> tuple[ScanInfo, list[dict], list[Unsupporte
         rows.append({"name": _node_name(node, index), "op": node.op_type,
                      "shape": tuple(shape[1:]) if shape else None, "params": n_params,
                      "supported": reason is None,
-                     "action": conv.action if conv and not reason else "unsupported"})
+                     "action": ("folded" if normalise.in_chain(info, node) else conv.action)
+                     if conv and not reason else "unsupported"})
     return info, rows, problems
 
 
-def scan(model: onnx.ModelProto, source: str = "model") -> tuple[ScanInfo, list[dict]]:
+def scan(model: onnx.ModelProto, source: str = "model", options: dict | None = None
+         ) -> tuple[ScanInfo, list[dict]]:
     """Check every node; return scan facts and the layer table, or raise once. A model
     whose every node is supported must then also pass strict ONNX shape inference."""
-    info, rows, problems = _scan(model)
+    info, rows, problems = _scan(model, options)
     if problems:
         raise UnsupportedModelError(problems)
     if info.inference_error:
@@ -216,6 +221,7 @@ class ImportContext:
     current: onnx.NodeProto | None = None
     current_index: int = 0
     batch: int = 1  # the batch size shape arithmetic sees: the input's, when it is fixed
+    metadata: dict[str, str] = field(default_factory=dict)  # what converters record
 
     # --- questions converters ask ---
     def attrs(self, node):
@@ -320,7 +326,7 @@ def convert(model: onnx.ModelProto, info: ScanInfo) -> ir.Graph:
         raise ModelFileError(f"model has {len(model.graph.output)} outputs; one is supported")
     ctx.current = None
     out = ctx.source(model.graph.output[0].name)
-    return prune(ir.Graph(ctx.nodes, "input", out))
+    return prune(ir.Graph(ctx.nodes, "input", out, ctx.metadata))
 
 
 def _fold(ctx: ImportContext, conv: onnx_ops.Converter, node: onnx.NodeProto) -> None:
@@ -344,63 +350,30 @@ def prune(graph: ir.Graph) -> ir.Graph:
     return ir.Graph(nodes, graph.input, graph.output, dict(graph.metadata))
 
 
-def file_hash(path: str | Path) -> str:
-    """SHA-256 of the model file, then of each external data file it uses (so weights
-    re-exported into a ``.onnx.data`` file change it too); a model without external data
-    hashes as its file alone."""
-    digest = hashlib.sha256()
-    for index, name in enumerate([Path(path), *external_files(path)]):
-        if index:
-            digest.update(b"\0" + name.name.encode() + b"\0")
-        with open(name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def check_graph_memory(graph: ir.Graph, path: str | Path, limit: int | None = None) -> None:
-    """The memory check of :func:`snn2hw.modelfile.check_memory` again, on the exact IR
-    shapes (shape inference may not have known every tensor's shape)."""
-    shapes = {name: node.shape for name, node in graph.nodes.items()}
-    activations = sum(int(np.prod(s, dtype=object)) for s in shapes.values()) * BYTES_PER_VALUE
-    weights = sum(node.num_params() for node in graph.nodes.values()) * BYTES_PER_VALUE
-    largest = max(shapes.items(), key=lambda kv: int(np.prod(kv[1], dtype=object)))
-    refuse_if_too_large(Path(path), weights, activations, largest, limit)
-
-
-def check_finite(graph: ir.Graph, path: str | Path) -> None:
-    """Weights can become NaN or infinite only by folding (a BatchNormalization epsilon that
-    makes a variance zero or negative, huge alpha/beta): refuse, naming the node."""
-    for node in graph.nodes.values():
-        for key, value in node.params().items():
-            if not np.isfinite(value).all():
-                raise ModelFileError(f"{path}: node {node.name!r}: {key} is not finite after "
-                                     "folding constants and attributes (check BatchNorm "
-                                     "variance and epsilon, Gemm alpha and beta)",
-                                     node=node.name)
-
-
-def import_onnx(path: str | Path, memory_limit: int | None = None) -> ir.Graph:
+def import_onnx(path: str | Path, memory_limit: int | None = None,
+                maxpool: str = "refuse") -> ir.Graph:
     """Load, scan and convert an ONNX model file to the IR. ``memory_limit`` (bytes) bounds
     the estimated memory of the weights and one sample's activations; see
-    :mod:`snn2hw.modelfile` for the default."""
+    :mod:`snn2hw.modelfile` for the default. ``maxpool="avg"`` converts MaxPool as
+    average pooling of the same window (recorded as ``snn2hw.maxpool`` in the metadata)."""
     model = load_model(path, memory_limit)
     input_shape(model)
-    info, _ = scan(model, str(path))
+    info, _ = scan(model, str(path), {"maxpool": maxpool})
     graph = convert(model, info)
     check_finite(graph, path)
     check_graph_memory(graph, path, memory_limit)
     graph.metadata.update({"onnx_sha256": file_hash(path), "opset": str(opset_of(model)),
                            "producer": f"{model.producer_name} {model.producer_version}".strip()})
-    graph.metadata.update({p.key: p.value for p in model.metadata_props
-                           if p.key.startswith("snn2hw.")})
+    declared = {p.key: p.value for p in model.metadata_props if p.key.startswith("snn2hw.")}
+    graph.metadata.update(normalise.fold_input_normalisation(graph.metadata, declared))
     return graph
 
 
-def layer_table(path: str | Path) -> tuple[list[dict], Exception | None]:
+def layer_table(path: str | Path, maxpool: str = "refuse"
+                ) -> tuple[list[dict], Exception | None]:
     """Rows for ``snn2hw inspect``; the scan error, if any, is returned, not raised."""
     model = load_model(path)
-    _, rows, problems = _scan(model)
+    _, rows, problems = _scan(model, {"maxpool": maxpool})
     return rows, (UnsupportedModelError(problems) if problems else None)
 
 

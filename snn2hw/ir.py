@@ -9,7 +9,13 @@ ANN semantics (what the SNN approximates with spike rates):
   Conv      y = conv2d(x, weight, bias, stride, padding, dilation, groups)   (torch layout)
   Dense     y = weight @ x + bias                                   weight: (out, in)
   AvgPool   y = avg_pool2d(x, kernel, stride, padding), padded zeros counted if
-            ``count_include_pad``
+            ``count_include_pad`` (or the window sum over ``divisor_override``). With
+            ``ceil_mode`` the window count rounds up (a last window is kept only if it
+            starts inside the input or the leading padding) and windows that run past the
+            padding divide by the positions they cover (input, plus the declared padding
+            if counted), as ONNX Runtime does
+  Place     y = zeros(total, ...); y[offset:offset + C] = x   (x of C channels or features):
+            one input of a channel concatenation, which is the Add of its placed inputs
   Flatten   y = x.reshape(-1)  (C, H, W order)
   Add       y = sum(inputs)
   ReLU      y = max(x, 0)      -> an integrate-and-fire layer in the SNN
@@ -107,6 +113,8 @@ class AvgPool(Node):
     stride: tuple[int, int] = (2, 2)
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     count_include_pad: bool = True
+    ceil_mode: bool = False
+    divisor_override: int | None = None  # sum / this instead (counting paths, never stored)
 
     kind = "avgpool"
     linear = True
@@ -116,8 +124,27 @@ class AvgPool(Node):
         _check_positive(self.name, "stride", self.stride)
 
     def attrs(self):
+        # ceil_mode only when set: artifacts of floor-mode pools stay as they were.
         return {"kernel": self.kernel, "stride": self.stride, "padding": self.padding,
-                "count_include_pad": self.count_include_pad}
+                "count_include_pad": self.count_include_pad} | (
+                    {"ceil_mode": True} if self.ceil_mode else {})
+
+
+@dataclass
+class Place(Node):
+    offset: int = 0
+    total: int = 1
+
+    kind = "place"
+    linear = True
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or self.total < 1:
+            raise InputError(f"node {self.name}: placement at offset {self.offset} of "
+                             f"{self.total} channels", node=self.name)
+
+    def attrs(self):
+        return {"offset": self.offset, "total": self.total}
 
 
 @dataclass
@@ -137,7 +164,7 @@ class ReLU(Node):
 
 
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.kind: cls for cls in (Input, Conv, Dense, AvgPool, Flatten, Add, ReLU)
+    cls.kind: cls for cls in (Input, Conv, Dense, AvgPool, Place, Flatten, Add, ReLU)
 }
 
 

@@ -14,6 +14,8 @@ from .encoding import PoissonEncoder
 from .errors import InputError
 from .importer import file_hash, import_onnx
 from .ir import Graph
+from .maxpool import accuracy_cost, check_recorded
+from .normalise import refuse_explicit
 from .progress import Progress
 
 CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
@@ -21,7 +23,9 @@ CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
 
 def resolve_preprocess(graph: Graph, mean: list[float] | None,
                        std: list[float] | None) -> data.Preprocess:
-    """Command-line mean/std, else what the model file declares, else identity."""
+    """Command-line mean/std, else what the model file declares (with the model's own input
+    normalisation folded in), else identity."""
+    refuse_explicit(graph.metadata, mean, std)
     base = data.Preprocess()
     if "snn2hw.preprocess" in graph.metadata:
         base = data.Preprocess.from_json(graph.metadata["snn2hw.preprocess"])
@@ -132,10 +136,10 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
                     samples: int, seed: int, eval_samples: int | None = None,
                     eval_timesteps: list[int] | None = None, device: str = "cpu",
                     mean=None, std=None, rate_match: bool = True, reset: str = "zero",
-                    percentile: float = 100.0
+                    percentile: float = 100.0, maxpool: str = "refuse"
                     ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
-    graph = import_onnx(model)
+    graph = import_onnx(model, maxpool=maxpool)
     preprocess = resolve_preprocess(graph, mean, std)
     dataset = load_data(graph, data_spec, preprocess)
     net = snn.lower(graph)
@@ -148,12 +152,18 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
     report = calibration_report(net, cal, ev, timesteps,
                                 ann_statistics(net, x_cal, device=device))
     report["warnings"] = list(cal.warnings) + quiet_layer_warnings(net, cal, ev)
+    cost = accuracy_cost(model, graph, x_ev, y_ev, device)
+    if cost is not None:
+        report["maxpool"] = cost
     art = CalibrationArtifact(graph, cal, file_hash(model), preprocess.to_json(), report)
     return art, net
 
 
-def load_calibrated(model: str | Path, calibration: str | Path) -> CalibrationArtifact:
-    return load_calibration(calibration, expected_sha256=file_hash(model))
+def load_calibrated(model: str | Path, calibration: str | Path,
+                    maxpool: str = "refuse") -> CalibrationArtifact:
+    art = load_calibration(calibration, expected_sha256=file_hash(model))
+    check_recorded(art.graph.metadata, maxpool, calibration)
+    return art
 
 
 __all__ = ["calibrate_model", "evaluate", "save_calibration", "load_calibrated",

@@ -40,6 +40,7 @@ import torch
 
 from . import ann, ir
 from .errors import InputError
+from .placement import simplify
 
 
 @dataclass
@@ -152,6 +153,7 @@ def lower(graph: ir.Graph) -> SpikingNetwork:
         deepest = max(depth[t.source] for t in terms)
         for t in terms:
             t.delay = deepest - depth[t.source]
+            t.ops = simplify(t.ops, graph.nodes[t.source].shape)
         depth[name] = deepest + 1
         layers.append(SpikingLayer(name, graph.nodes[name].shape, terms,
                                    _bias(graph, name, stops), depth[name],

@@ -76,8 +76,7 @@ def _indicator_ops(ops: list[ir.Node]) -> list[tuple[ir.Node, float]]:
             op.weight = (np.asarray(op.weight) != 0).astype(np.float64)
             op.bias = None
         elif isinstance(op, ir.AvgPool):
-            op.count_include_pad = True  # padded zeros add nothing to the sum
-            factor = float(op.kernel[0] * op.kernel[1])
+            op.divisor_override = 1  # a sum pool, also over partial (ceil-mode) windows
         out.append((op, factor))
     return out
 

@@ -132,3 +132,50 @@ def tiny_torch_onnx(path, seed: int = 5, dataset: str | None = "digits",
                                 torch.nn.Linear(channels * 4 * 4, 10))
     export_torch(model, path, None if dataset is None else {"snn2hw.dataset": dataset})
     return Path(path)
+
+
+def concat_torch_onnx(path, seed: int = 0, dynamo: bool = False, maxpool: bool = False,
+                      dataset: str | None = "digits") -> Path:
+    """A 1x8x8 net with the ops real exports use: input normalisation in ``forward``, a zero
+    Pad before a conv, a channel Concat of branches one and two convs deep, a ceil-mode
+    average pool over the concatenation (or, with ``maxpool``, a MaxPool there), a conv and
+    a classifier. TorchScript exporter (opset 17) or dynamo."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class ConcatNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.tensor(0.25))
+            self.register_buffer("std", torch.tensor(0.4))
+            self.a = nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(1, 4, 3), nn.ReLU())
+            self.b = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                                   nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+            self.pool = nn.MaxPool2d(3, 2, ceil_mode=True) if maxpool else \
+                nn.AvgPool2d(3, 2, ceil_mode=True)
+            self.c = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+            self.fc = nn.Linear(8 * 4 * 4, 10)
+
+        def forward(self, x):
+            x = (x - self.mean) / self.std
+            y = self.pool(torch.cat([self.a(x), self.b(x)], 1))
+            return self.fc(torch.flatten(self.c(y), 1))
+
+    torch.manual_seed(seed)
+    model = ConcatNet().eval()
+    if not dynamo:
+        export_torch(model, path, None if dataset is None else {"snn2hw.dataset": dataset})
+        return Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=True,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    if dataset:
+        proto = onnx.load(str(path))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "snn2hw.dataset", dataset
+        onnx.save(proto, str(path))
+    return Path(path)

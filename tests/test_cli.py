@@ -269,7 +269,7 @@ def test_internal_bug_is_not_turned_into_a_user_error(models, monkeypatch):
     traceback from the interpreter)."""
     from snn2hw import commands
 
-    def broken(model):
+    def broken(model, *options):
         raise ZeroDivisionError("bug")
     monkeypatch.setattr(commands, "inspect_model", broken)
     with pytest.raises(ZeroDivisionError):

@@ -115,6 +115,51 @@ class NetBuilder:
                   strides=list(stride), pads=pads,
                   count_include_pad=int(draw(st.booleans())))
 
+    def ceil_avgpool(self, draw) -> None:
+        """Average pooling with ceil_mode=1: partial last windows. Where onnxruntime would
+        drop a last window that starts in the trailing padding, ONNX shape inference does
+        not (so the model would not be valid): those draws pool in floor mode instead."""
+        c, h, w = self.shape
+        kernel = (draw(st.integers(2, min(3, h))), draw(st.integers(2, min(3, w))))
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        pads = [draw(st.integers(0, 1)) for _ in range(4)]
+        ceil, floor, drops = [], [], False
+        for size, k, s, before, after in ((h, kernel[0], stride[0], pads[0], pads[2]),
+                                          (w, kernel[1], stride[1], pads[1], pads[3])):
+            ceil.append(-(-(size + before + after - k) // s) + 1)
+            floor.append((size + before + after - k) // s + 1)
+            drops |= (ceil[-1] - 1) * s >= size + before
+        self.node("AveragePool", [self.tensor], (c, *(floor if drops else ceil)),
+                  kernel_shape=list(kernel), strides=list(stride), pads=pads,
+                  ceil_mode=int(not drops),
+                  count_include_pad=int(draw(st.booleans())))
+
+    def concat(self, draw) -> None:
+        """Concat of the running tensor and a conv branch (1 or 2 convs deep) of it, in
+        either order, along channels."""
+        start, (c, h, w) = self.tensor, self.shape
+        for _ in range(draw(st.integers(1, 2))):
+            out_c = draw(st.integers(1, 3))
+            self.node("Conv", [self.tensor, self.const("w", self.weights(out_c, self.shape[0],
+                                                                          3, 3))],
+                      (out_c, h, w), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+            self.relu(draw)
+        pair = [self.tensor, start] if draw(st.booleans()) else [start, self.tensor]
+        self.node("Concat", pair, (c + self.shape[0], h, w), axis=1)
+
+    def padded_conv(self, draw) -> None:
+        """A zero Pad of the spatial axes, then a conv (folded into its padding)."""
+        c, h, w = self.shape
+        pads = [draw(st.integers(0, 2)) for _ in range(4)]  # top, left, bottom, right
+        spec = self.const("pads", np.array([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]))
+        self.node("Pad", [self.tensor, spec], (c, h + pads[0] + pads[2], w + pads[1] + pads[3]),
+                  mode="constant")
+        out_c = draw(st.integers(1, 3))
+        k = (min(3, self.shape[1]), min(3, self.shape[2]))
+        self.node("Conv", [self.tensor, self.const("w", self.weights(out_c, c, *k))],
+                  (out_c, self.shape[1] - k[0] + 1, self.shape[2] - k[1] + 1),
+                  kernel_shape=list(k))
+
     def residual(self, draw) -> None:
         """x + conv(x) (3x3, same size), optionally through ReLU, in either operand order."""
         start, shape = self.tensor, self.shape
@@ -189,12 +234,14 @@ class NetBuilder:
 
 
 IMAGE_OPS = ("conv", "relu", "batchnorm", "avgpool", "residual", "channel_bias")
+# The ops real exports add (issue: Concat, Pad, ceil-mode pooling), drawn by their own tests.
+REAL_OPS = IMAGE_OPS + ("concat", "padded_conv", "ceil_avgpool")
 VECTOR_OPS = ("dense", "relu", "batchnorm", "dense_residual")
 
 
 @st.composite
 def networks(draw, image: bool | None = None, min_ops: int = 0, max_ops: int = 4,
-             must: tuple[str, ...] = ()):
+             must: tuple[str, ...] = (), image_ops: tuple[str, ...] = IMAGE_OPS):
     """(ONNX model, list of op types): a random valid network of supported ops; an image
     network's ops include ``must`` (in that order, at random places)."""
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
@@ -203,11 +250,11 @@ def networks(draw, image: bool | None = None, min_ops: int = 0, max_ops: int = 4
     if image:
         shape = (draw(st.integers(1, 3)), draw(st.integers(3, 8)), draw(st.integers(3, 8)))
         b = NetBuilder(rng, shape)
-        ops = draw(st.lists(st.sampled_from(IMAGE_OPS), min_size=min_ops, max_size=max_ops))
+        ops = draw(st.lists(st.sampled_from(image_ops), min_size=min_ops, max_size=max_ops))
         for index, op in enumerate(must):
             ops.insert(draw(st.integers(index, len(ops))) if index else 0, op)
         for op in ops:
-            if op == "avgpool" and min(b.shape[1:]) < 2:
+            if op in ("avgpool", "ceil_avgpool") and min(b.shape[1:]) < 2:
                 continue
             if op == "channel_bias" and b.ops[-1:] != ["Conv"]:
                 continue  # a constant bias folds into the conv before it only
@@ -445,6 +492,20 @@ def test_mutated_model_fields_raise_only_our_errors(case, proto_edits):
 @given(networks(image=True, max_ops=2, must=("conv", "relu", "residual")),
        st.sampled_from(["zero", "subtract"]))
 def test_random_network_reference_matches_lava(case, reset):
+    check_reference_matches_lava(*case, reset=reset)
+
+
+@settings(QUICK, max_examples=30)
+@given(networks(image=True, min_ops=2, max_ops=5, must=("concat",), image_ops=REAL_OPS))
+def test_random_network_with_concat_pad_ceil_pool_matches_onnxruntime(case):
+    check_import_matches_onnxruntime(*case)
+
+
+@pytest.mark.lava
+@settings(LAVA, max_examples=2)
+@given(networks(image=True, max_ops=2, must=("relu", "concat"), image_ops=REAL_OPS),
+       st.sampled_from(["zero", "subtract"]))
+def test_random_network_with_concat_reference_matches_lava(case, reset):
     check_reference_matches_lava(*case, reset=reset)
 
 

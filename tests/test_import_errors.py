@@ -111,8 +111,8 @@ def test_unnamed_and_custom_domain_nodes(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "build", "reason"), [
-    ("avgpool_ceil", lambda: oh.make_node("AveragePool", ["x"], ["y"], name="n",
-                                          kernel_shape=[2, 2], ceil_mode=1), "ceil_mode"),
+    ("maxpool_by_default", lambda: oh.make_node("MaxPool", ["x"], ["y"], name="n",
+                                                kernel_shape=[2, 2]), "--maxpool avg"),
     ("avgpool_dilated", lambda: oh.make_node("AveragePool", ["x"], ["y"], name="n",
                                              kernel_shape=[2, 2], dilations=[2, 2]),
      "dilat"),

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import onnx_builders as ob  # noqa: E402
 
-from snn2hw import ann, ir, onnx_ops  # noqa: E402
+from snn2hw import ann, data, ir, onnx_ops  # noqa: E402
 from snn2hw.importer import import_onnx  # noqa: E402
 
 ALL = (11, 13, 17, 20)
@@ -26,6 +26,8 @@ class Built:
     model: object
     x_shape: tuple[int, ...]       # concrete input shape for the test batch
     logits: str | None = None      # compare against this tensor instead of the output
+    reference: object = None       # onnxruntime runs this model instead (same input)
+    maxpool: str = "refuse"        # the importer's MaxPool option
 
 
 @dataclass
@@ -446,6 +448,217 @@ def _trailing_softmax(opset, rng, op):
     return Built(ob.make_model(nodes, ("N", 6), "y", inits, opset), (BATCH, 6), "logits")
 
 
+# --- ceil-mode pooling, MaxPool as average pooling ------------------------------------------
+
+case("avgpool_ceil", k2s2=dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, hw=(7, 7)),
+     k3s2_include=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+                       count_include_pad=1, hw=(8, 9)),
+     k3s2_exclude=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+                       count_include_pad=0, hw=(8, 9)),
+     asym_include=dict(kernel_shape=[3, 2], strides=[2, 3], pads=[0, 1, 1, 0], ceil_mode=1,
+                       count_include_pad=1),
+     asym_exclude=dict(kernel_shape=[3, 2], strides=[2, 3], pads=[0, 1, 1, 0], ceil_mode=1,
+                       count_include_pad=0),
+     # the last window would start inside the trailing pad: ONNX Runtime drops it
+     start_in_pad=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 2, 2], ceil_mode=1,
+                       count_include_pad=1, hw=(6, 6)),
+     start_in_pad_exclude=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 2, 2],
+                               ceil_mode=1, count_include_pad=0, hw=(6, 7)),
+     )(_avgpool)
+
+
+def _maxpool(opset, rng, **attrs):
+    nodes = [oh.make_node("MaxPool", ["x"], ["y"], name="pool", **attrs)]
+    avg = [oh.make_node("AveragePool", ["x"], ["y"], name="pool", count_include_pad=0,
+                        **{k: v for k, v in attrs.items() if k != "dilations"})]
+    sym, concrete = _img(3, 8, 7)
+    return Built(ob.make_model(nodes, sym, "y", (), opset), concrete,
+                 reference=ob.make_model(avg, sym, "y", (), opset), maxpool="avg")
+
+
+case("maxpool_as_avg", k2s2=dict(kernel_shape=[2, 2], strides=[2, 2]),
+     k3s2_pad_ceil=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+     k3s1_dilations1=dict(kernel_shape=[3, 3], dilations=[1, 1]),
+     )(_maxpool)
+
+
+# --- Pad folded into the next Conv / AveragePool -------------------------------------------
+
+def _pad_inputs(opset, pads, value=None, axes=None):
+    """Pad's inputs and their nodes: pads (and value, axes) as Constant nodes."""
+    nodes = [ob.const_node("pads", np.asarray(pads, dtype=np.int64))]
+    names = ["x", "pads"]
+    if value is not None or axes is not None:
+        names.append("value" if value is not None else "")
+        if value is not None:
+            nodes.append(ob.const_node("value", np.asarray(value, dtype=np.float32)))
+    if axes is not None:
+        nodes.append(ob.const_node("axes", np.asarray(axes, dtype=np.int64)))
+        names.append("axes")
+    return nodes, names
+
+
+def _pad(opset, rng, then="conv", pads=(0, 0, 1, 2, 0, 0, 2, 1), value=None, axes=None,
+         own_pads=None, **attrs):
+    if own_pads is not None:
+        attrs["pads"] = own_pads
+    nodes, names = _pad_inputs(opset, list(pads), value, axes)
+    nodes.append(oh.make_node("Pad", names, ["p"], name="pad", mode="constant"))
+    inits = []
+    if then == "conv":
+        nodes.append(oh.make_node("Conv", ["p", "w", "b"], ["y"], name="conv", **attrs))
+        inits = [ob.init("w", ob.rand(rng, 4, 3, 3, 3)), ob.init("b", ob.rand(rng, 4))]
+    else:
+        nodes.append(oh.make_node("AveragePool", ["p"], ["y"], name="pool", **attrs))
+    sym, concrete = _img(3, 7, 8)
+    return Built(ob.make_model(nodes, sym, "y", inits, opset), concrete)
+
+
+case("pad", conv={}, conv_padded=dict(pads=(0, 0, 1, 0, 0, 0, 0, 1), own_pads=[1, 0, 0, 1]),
+     conv_same_upper=dict(auto_pad="SAME_UPPER", strides=[2, 2]),
+     conv_zero_value=dict(value=0.0, strides=[2, 1]),
+     pool_exclude=dict(then="pool", kernel_shape=[3, 3], strides=[2, 2], count_include_pad=0),
+     pool_include_own_pads=dict(then="pool", kernel_shape=[3, 3], strides=[2, 2],
+                                own_pads=[1, 1, 1, 1], count_include_pad=1),
+     pool_ceil=dict(then="pool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+                    pads=(0, 0, 1, 1, 0, 0, 0, 0)),
+     )(_pad)
+case("pad_axes", opsets=(18, 20), spatial=dict(pads=(1, 2, 2, 0), axes=(2, 3)),
+     negative_axes=dict(pads=(1, 0, 1, 1), axes=(-2, -1), value=0.0))(_pad)
+
+
+@case("pad_torchscript_pads")
+def _pad_torchscript(opset, rng):
+    """pads computed the TorchScript way for F.pad(x, (left, right, top, bottom)):
+    ConstantOfShape, Concat, Reshape, Slice (reversed), Transpose, Reshape, Cast."""
+    nodes = [ob.const_node("spec", np.asarray([1, 2, 0, 1], dtype=np.int64)),
+             ob.const_node("four", np.asarray([4], dtype=np.int64)),
+             oh.make_node("ConstantOfShape", ["four"], ["zeros"], name="zeros",
+                          value=ob.init("v", np.asarray([0], dtype=np.int64))),
+             oh.make_node("Concat", ["spec", "zeros"], ["full"], name="cat", axis=0),
+             ob.const_node("pairs", np.asarray([-1, 2], dtype=np.int64)),
+             oh.make_node("Reshape", ["full", "pairs"], ["p2"], name="reshape"),
+             ob.const_node("st", np.asarray([-1], dtype=np.int64)),
+             ob.const_node("en", np.asarray([-(2 ** 62)], dtype=np.int64)),
+             ob.const_node("ax", np.asarray([0], dtype=np.int64)),
+             ob.const_node("step", np.asarray([-1], dtype=np.int64)),
+             oh.make_node("Slice", ["p2", "st", "en", "ax", "step"], ["rev"], name="slice"),
+             oh.make_node("Transpose", ["rev"], ["tr"], name="transpose", perm=[1, 0]),
+             ob.const_node("flat", np.asarray([-1], dtype=np.int64)),
+             oh.make_node("Reshape", ["tr", "flat"], ["pads"], name="reshape2"),
+             oh.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
+             oh.make_node("Conv", ["p", "w"], ["y"], name="conv")]
+    sym, concrete = _img(2, 6, 6)
+    return Built(ob.make_model(nodes, sym, "y", [ob.init("w", ob.rand(rng, 3, 2, 3, 3))],
+                               opset), concrete)
+
+
+# --- Concat of activations -----------------------------------------------------------------
+
+def _branch(name, src, rng, c_in, c_out, inits, relu=True, **attrs):
+    nodes = [oh.make_node("Conv", [src, f"w_{name}", f"bias_{name}"], [f"{name}_c"], name=name,
+                          pads=[1, 1, 1, 1], **attrs)]
+    inits += [ob.init(f"w_{name}", ob.rand(rng, c_out, c_in, 3, 3)),
+              ob.init(f"bias_{name}", ob.rand(rng, c_out))]
+    if relu:
+        nodes.append(oh.make_node("Relu", [f"{name}_c"], [f"{name}_r"], name=f"{name}_relu"))
+    return nodes
+
+
+def _concat(opset, rng, then="conv", with_input=False, deep=False, three=False):
+    """Branches of different depths (and optionally the raw input) concatenated along
+    channels, then a conv (+ReLU), a grouped conv, a pool and conv, or nothing."""
+    inits: list = []
+    nodes = _branch("a", "x", rng, 3, 4, inits)
+    nodes += _branch("b", "x", rng, 3, 2, inits)
+    parts = ["a_r", "b_r"]
+    if deep:
+        nodes += _branch("b2", "b_r", rng, 2, 3, inits)
+        parts[1] = "b2_r"
+    if with_input:
+        parts.append("x")
+    if three:
+        nodes += _branch("d", "a_r", rng, 4, 5, inits)
+        parts.insert(1, "d_r")
+    nodes.append(oh.make_node("Concat", parts, ["cat"], name="concat", axis=1))
+    total = 4 + (5 if three else 0) + (3 if deep else 2) + (3 if with_input else 0)
+    if then == "conv":
+        nodes += _branch("c", "cat", rng, total, 6, inits)
+        out = "c_r"
+    elif then == "grouped":
+        nodes.append(oh.make_node("Conv", ["cat", "wg"], ["out"], name="grouped",
+                                  group=total, pads=[1, 1, 1, 1]))
+        inits.append(ob.init("wg", ob.rand(rng, total * 2, 1, 3, 3)))
+        out = "out"
+    elif then == "relu":
+        nodes.append(oh.make_node("Relu", ["cat"], ["out"], name="cat_relu"))
+        out = "out"
+    elif then == "residual":
+        nodes += _branch("s", "x", rng, 3, total, inits)
+        nodes.append(oh.make_node("Add", ["cat", "s_r"], ["out"], name="residual"))
+        out = "out"
+    elif then == "flatten_dense":
+        nodes += [oh.make_node("Flatten", ["cat"], ["flat"], name="flatten"),
+                  oh.make_node("Gemm", ["flat", "wd", "bd"], ["out"], name="fc", transB=1)]
+        inits += [ob.init("wd", ob.rand(rng, 5, total * 64)), ob.init("bd", ob.rand(rng, 5))]
+        out = "out"
+    elif then == "pool_conv":
+        nodes.append(oh.make_node("AveragePool", ["cat"], ["pooled"], name="pool",
+                                  kernel_shape=[2, 2], strides=[2, 2]))
+        nodes += _branch("c", "pooled", rng, total, 6, inits, relu=False)
+        out = "c_c"
+    else:
+        out = "cat"
+    sym, concrete = _img(3, 8, 8)
+    nodes[-1].output[0] = "y"
+    for node in nodes:
+        node.input[:] = ["y" if i == out else i for i in node.input]
+    return Built(ob.make_model(nodes, sym, "y", inits, opset), concrete)
+
+
+case("concat", conv={}, deep_branch=dict(deep=True), with_input=dict(with_input=True),
+     three_way=dict(three=True, deep=True), grouped=dict(then="grouped", deep=True),
+     pool_conv=dict(then="pool_conv", three=True), to_output=dict(then=None),
+     flatten_dense=dict(then="flatten_dense", with_input=True),
+     to_relu=dict(then="relu", with_input=True), residual=dict(then="residual", deep=True),
+     )(_concat)
+
+
+@case("concat_vectors")
+def _concat_vectors(opset, rng):
+    nodes = [oh.make_node("Gemm", ["x", "W1"], ["h1"], name="fc1", transB=1),
+             oh.make_node("Relu", ["h1"], ["r1"], name="relu1"),
+             oh.make_node("Concat", ["r1", "x"], ["cat"], name="concat", axis=-1),
+             oh.make_node("Gemm", ["cat", "W2", "C2"], ["y"], name="fc2", transB=1)]
+    inits = [ob.init("W1", ob.rand(rng, 5, 6)), ob.init("W2", ob.rand(rng, 4, 11)),
+             ob.init("C2", ob.rand(rng, 4))]
+    return Built(ob.make_model(nodes, ("N", 6), "y", inits, opset), (BATCH, 6))
+
+
+# --- input normalisation (folded into the preprocessing) -----------------------------------
+
+@case("input_normalisation", sub_div={"form": "sub_div"}, mul_add={"form": "mul_add"},
+      scalar={"form": "scalar"}, chain={"form": "chain"})
+def _normalisation(opset, rng, form):
+    mean = np.asarray([0.1, -0.2, 0.3], dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray([0.5, 0.25, 2.0], dtype=np.float32).reshape(1, 3, 1, 1)
+    steps = {"sub_div": [("Sub", mean), ("Div", std)],
+             "mul_add": [("Mul", 1 / std), ("Add", -mean / std)],
+             "scalar": [("Sub", np.float32(0.5)), ("Div", np.float32(0.2))],
+             "chain": [("Mul", np.float32(255.0)), ("Sub", mean), ("Div", std),
+                       ("Add", mean.reshape(3, 1, 1))]}[form]
+    nodes, inits, src = [], [], "x"
+    for k, (op, value) in enumerate(steps):
+        inits.append(ob.init(f"k{k}", value))
+        operands = [f"k{k}", src] if op in ("Mul", "Add") and k % 2 else [src, f"k{k}"]
+        nodes.append(oh.make_node(op, operands, [f"n{k}"], name=f"norm{k}"))
+        src = f"n{k}"
+    nodes += _branch("conv", src, rng, 3, 4, inits, relu=False)
+    nodes[-1].output[0] = "y"
+    sym, concrete = _img(3, 6, 6)
+    return Built(ob.make_model(nodes, sym, "y", inits, opset), concrete)
+
+
 # --- the tests -------------------------------------------------------------------------------
 
 PARAMS = [pytest.param(name, opset, id=f"{name}-opset{opset}")
@@ -458,15 +671,25 @@ def test_op_matches_onnxruntime(name, opset, tmp_path):
     built = CASES[name].build(opset, rng)
     path = ob.save(built.model, tmp_path / "m.onnx")
     x = rng.standard_normal(built.x_shape).astype(np.float32)
-    graph = import_onnx(path)
-    ours = ann.predict(graph, x)
-    if built.logits is None:
+    graph = import_onnx(path, maxpool=built.maxpool)
+    ours = ann.predict(graph, _preprocessed(graph, x))
+    if built.reference is not None:
+        ref = ob.run_ort(built.reference, x)
+    elif built.logits is None:
         ref = ob.run_ort(built.model, x)
     else:
         ref = ob.run_ort(ob.with_output(built.model, built.logits), x)
         full = ob.run_ort(built.model, x)
         np.testing.assert_array_equal(ours.argmax(axis=1), full.argmax(axis=1))
     ob.assert_close(ours, ref)
+
+
+def _preprocessed(graph, x):
+    """The input as the IR takes it: after the preprocessing (with the model's own input
+    normalisation folded into it), if the graph has any."""
+    if "snn2hw.preprocess" not in graph.metadata:
+        return x
+    return data.Preprocess.from_json(graph.metadata["snn2hw.preprocess"]).apply(x)
 
 
 def test_output_shapes_match_onnxruntime(tmp_path):

@@ -39,7 +39,9 @@ HINTS: dict[str, str] = {
     "LSTM": "recurrent layers are not supported; use a feed-forward CNN.",
     "GRU": "recurrent layers are not supported; use a feed-forward CNN.",
     "RNN": "recurrent layers are not supported; use a feed-forward CNN.",
-    "Concat": "channel concatenation of activations is not supported; use residual Add.",
+    "Concat": "concatenate activations along the channel axis (axis 1) only.",
+    "Pad": "use zero padding (nn.ZeroPad2d or the conv's own padding) right before a conv "
+           "or average pool.",
     "BatchNormalization": "export the model in eval mode so BatchNorm has fixed statistics.",
 }
 
@@ -81,4 +83,4 @@ def hint_for(op_type: str) -> str:
 
 
 # Import the op families explicitly so registration errors surface at import time.
-from . import conv, dense, elementwise, pool, shape  # noqa: E402,F401
+from . import concat, conv, dense, elementwise, pad, pool, shape  # noqa: E402,F401

@@ -31,6 +31,16 @@ def spatial_attrs(ctx, node, in_hw, kernel):
     return stride, dilation, padding
 
 
+def padded_attrs(ctx, node, in_shape, kernel):
+    """Stride, dilation and padding, including a zero Pad folded in from before the node."""
+    from .pad import folded_pads
+
+    extra = folded_pads(ctx, node.input[0])
+    in_hw = (in_shape[1] + extra[0] + extra[2], in_shape[2] + extra[1] + extra[3])
+    stride, dilation, padding = spatial_attrs(ctx, node, in_hw, kernel)
+    return stride, dilation, tuple(p + e for p, e in zip(padding, extra))
+
+
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
@@ -68,7 +78,7 @@ def convert_conv(ctx, node):
     in_shape = ctx.shape_of(node.input[0])
     if len(in_shape) != 3:
         ctx.fail(node, f"needs an image input (C, H, W), got shape {tuple(in_shape)}")
-    stride, dilation, padding = spatial_attrs(ctx, node, in_shape[1:], weight.shape[2:])
+    stride, dilation, padding = padded_attrs(ctx, node, in_shape, weight.shape[2:])
     groups = int(ctx.attrs(node).get("group", 1))
     ctx.emit(ir.Conv(ctx.name(node), [src], weight=weight, bias=bias, stride=stride,
                      padding=padding, dilation=dilation, groups=groups), node.output[0])

@@ -1,9 +1,11 @@
-"""ReLU, Add (residual junction or bias), and ops that vanish at inference."""
+"""ReLU, Add (residual junction or bias), input normalisation (Sub/Div/Mul/Add by constants
+on the graph input, folded into the preprocessing: see :mod:`snn2hw.normalise`), and ops that
+vanish at inference."""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
+from .. import ir, normalise
 from . import register
 
 
@@ -13,6 +15,8 @@ def convert_relu(ctx, node):
 
 
 def _validate_bias_or_sum(info, node):
+    if normalise.in_chain(info, node):
+        return None
     consts = [info.is_const(name) for name in node.input]
     if all(consts):
         return None
@@ -50,7 +54,9 @@ def _bias_fold(ctx, node, sign: float):
 
 @register("Add", since=1, validate=_validate_bias_or_sum)
 def convert_add(ctx, node):
-    if all(ctx.is_const(n) for n in node.input):
+    if normalise.in_chain(ctx.info, node):
+        normalise.apply(ctx, node)
+    elif all(ctx.is_const(n) for n in node.input):
         ctx.set_const(node.output[0], ctx.const(node.input[0]) + ctx.const(node.input[1]))
     elif any(ctx.is_const(n) for n in node.input):
         _bias_fold(ctx, node, 1.0)
@@ -63,7 +69,9 @@ def convert_add(ctx, node):
 
 @register("Sub", since=1, validate=_validate_bias_or_sum)
 def convert_sub(ctx, node):
-    if all(ctx.is_const(n) for n in node.input):
+    if normalise.in_chain(ctx.info, node):
+        normalise.apply(ctx, node)
+    elif all(ctx.is_const(n) for n in node.input):
         ctx.set_const(node.output[0], ctx.const(node.input[0]) - ctx.const(node.input[1]))
     else:
         _bias_fold(ctx, node, -1.0)
@@ -75,14 +83,27 @@ def _validate_const_only(info, node):
     return f"{node.op_type} of activations is not supported (only on constants)"
 
 
-@register("Mul", since=1, action="constant", validate=_validate_const_only)
+def _validate_scaling(info, node):
+    if normalise.in_chain(info, node):
+        return None
+    reason = _validate_const_only(info, node)
+    return reason and reason + " or as the model's input normalisation (by constants)"
+
+
+@register("Mul", since=1, action="constant", validate=_validate_scaling)
 def convert_mul(ctx, node):
-    ctx.set_const(node.output[0], ctx.const(node.input[0]) * ctx.const(node.input[1]))
+    if normalise.in_chain(ctx.info, node):
+        normalise.apply(ctx, node)
+    else:
+        ctx.set_const(node.output[0], ctx.const(node.input[0]) * ctx.const(node.input[1]))
 
 
-@register("Div", since=1, action="constant", validate=_validate_const_only)
+@register("Div", since=1, action="constant", validate=_validate_scaling)
 def convert_div(ctx, node):
-    ctx.set_const(node.output[0], ctx.const(node.input[0]) / ctx.const(node.input[1]))
+    if normalise.in_chain(ctx.info, node):
+        normalise.apply(ctx, node)
+    else:
+        ctx.set_const(node.output[0], ctx.const(node.input[0]) / ctx.const(node.input[1]))
 
 
 @register("Cast", since=1, action="constant", validate=_validate_const_only)

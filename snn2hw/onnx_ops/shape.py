@@ -124,13 +124,6 @@ def convert_gather(ctx, node):
                                           ctx.const(node.input[1]).astype(np.int64), axis=axis))
 
 
-@register("Concat", since=1, action="constant", validate=_validate_const_only)
-def convert_concat(ctx, node):
-    axis = int(ctx.attrs(node).get("axis", 0))
-    parts = [np.atleast_1d(ctx.const(n)) for n in node.input]
-    ctx.set_const(node.output[0], np.concatenate(parts, axis=axis))
-
-
 @register("Slice", since=10, action="constant", validate=_validate_const_only)
 def convert_slice(ctx, node):
     data = np.asarray(ctx.const(node.input[0]))
