@@ -22,6 +22,7 @@ from snn2hw.importer import file_hash, import_onnx
 from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lava_model import synapse_weights  # noqa: E402  (loops, not IntSynapse.apply)
 from onnx_builders import tiny_torch_onnx  # noqa: E402
 
 V_MAX = (1 << 23) - 1
@@ -79,7 +80,7 @@ def test_verify_json_figures_match_the_files_integers(exports, capsys):
     for la, got in zip(art.qnet.layers, rep["layers"]):
         pos = neg = 0
         for syn in la.synapses:
-            m = syn.matrix().toarray().astype(np.int64)
+            m = synapse_weights(syn)
             if syn.source == art.qnet.input:  # signed input spikes
                 pos = neg = pos + np.abs(m).sum(axis=1)
             else:
