@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -197,3 +197,44 @@ def test_edge_network_lava_reference_and_model_agree(reset):
 @given(edge_networks())
 def test_random_edge_network_lava_reference_and_model_agree(case):
     three_way(*case)
+
+
+@st.composite
+def conv_networks(draw):
+    """input (C, H, W) -> conv (stride, asymmetric padding, dilation, groups, optional
+    sum-pooling before it) -> matrix, with weights small or at the limits."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    groups = draw(st.sampled_from([1, 2]))
+    c_in, c_out = 2 * draw(st.integers(1, 2)), 2 * draw(st.integers(1, 2))
+    pool = draw(st.sampled_from([(1, 1), (2, 2), (2, 1)]))
+    h, w = pool[0] * draw(st.integers(3, 5)), pool[1] * draw(st.integers(3, 5))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dil = (1, draw(st.integers(1, 2)))
+    pad = tuple(draw(st.integers(0, 1)) for _ in range(4))   # top, left, bottom, right
+    ho = (h // pool[0] + pad[0] + pad[2] - dil[0] * (k[0] - 1) - 1) // stride[0] + 1
+    wo = (w // pool[1] + pad[1] + pad[3] - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
+    assume(ho >= 1 and wo >= 1)
+    limit = draw(st.booleans())
+    weight = (rng.choice([-256, 255, -255, 254, 0], size=(c_out, c_in // groups, *k)) if limit
+              else rng.integers(-60, 90, size=(c_out, c_in // groups, *k)))
+    conv = IntSynapse("input", 1, (c_in, h, w), (c_out, ho, wo), "conv",
+                      weight=weight.astype(np.int32), stride=stride, padding=pad,
+                      dilation=dil, groups=groups, pool=pool)
+    a = QuantLayer("a", (c_out, ho, wo), 1, [conv], draw(st.sampled_from([40, 500])),
+                   None)
+    size = c_out * ho * wo
+    b = QuantLayer("b", (3,), 2, [matrix("a", 1, size, rng.integers(-50, 80, size=(3, size)))],
+                   60, None, is_output=True)
+    qnet = QuantizedNetwork("input", (c_in, h, w), 1.0, [a, b], "conv",
+                            reset=draw(st.sampled_from(["zero", "subtract"])))
+    x = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], size=(2, c_in, h, w)).astype(np.float32)
+    return qnet, x, 8
+
+
+@QUICK
+@given(conv_networks())
+def test_random_conv_network_reference_matches_the_independent_model(case):
+    qnet, x, timesteps = case
+    spikes, ref = reference_spikes(qnet, x, timesteps)
+    assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
