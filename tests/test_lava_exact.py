@@ -35,12 +35,14 @@ def matrix(source: str, lag: int, in_size: int, dense: np.ndarray) -> IntSynapse
                       csr=sp.csr_matrix(dense.astype(np.int32)))
 
 
-def reference_spikes(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int):
+def reference_spikes(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int,
+                     du: int = 4095, dv: int = 0, time_chunk: int | None = None):
     """(input spikes (N, T, in), {layer: reference spikes (N, T, size)})."""
     enc = PoissonEncoder(x, 1.0, 3, 1)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
-    res = simulate(prepare_fixed(qnet), PoissonEncoder(x, 1.0, 3, 1), timesteps, record=names)
+    res = simulate(prepare_fixed(qnet, du=du, dv=dv), PoissonEncoder(x, 1.0, 3, 1),
+                   timesteps, record=names, time_chunk=time_chunk)
     return spikes, {k: v.astype(np.int8) for k, v in res.records.items()}
 
 
@@ -167,6 +169,48 @@ def test_random_edge_network_reference_matches_the_independent_model(case):
     qnet, x, timesteps = case
     spikes, ref = reference_spikes(qnet, x, timesteps)
     assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
+
+
+@QUICK
+@given(edge_networks(), st.sampled_from([0, 1, 2048, 4000, 4095]),
+       st.sampled_from([0, 1, 100, 4095]), st.sampled_from([None, 3]))
+def test_leaky_neurons_match_the_independent_model(case, du, dv, time_chunk):
+    """Lava's du/dv decay arithmetic (truncation toward zero, u carried over) in the
+    reference, also across time chunks (the backend itself always runs du = 4095, dv = 0)."""
+    qnet, x, timesteps = case
+    spikes, ref = reference_spikes(qnet, x, timesteps, du, dv, time_chunk)
+    assert_same(lava_model.run_model(qnet, spikes, du=du, dv=dv), ref, "independent model")
+
+
+@QUICK
+@given(st.integers(0, 2**16), st.sampled_from([0, 1, 7, 2048, 4000, 4095]),
+       st.sampled_from([0, 1, 7, 100, 4095]), st.sampled_from(["zero", "subtract"]))
+def test_neuron_state_matches_lavas_step_by_step(seed, du, dv, reset):
+    """u and v after every step, not only the spikes: inputs up to +-2**18 weight units
+    (beyond the wrap), bias at +-max << 7, threshold small or maximal."""
+    import torch
+
+    from snn2hw.fixed import FixedIFNeuron
+
+    rng = np.random.default_rng(seed)
+    n, steps = 24, 12
+    a = rng.integers(-(1 << 18), 1 << 18, size=(steps, n)) // rng.choice([1, 64, 4096],
+                                                                           size=(steps, n))
+    bias = rng.choice([-4096, 4095, -3, 0, 5], size=n).astype(np.int32)
+    thr = int(rng.choice([1, 3000, VTH_MAX]))
+    model = lava_model.LifResetModel(n, du, dv, thr, bias, 7, steps + 5, 0,
+                                     reset == "subtract")
+    neuron = FixedIFNeuron(thr, bias.astype(np.int64) << 7, (n,), 24, 6, "cpu",
+                           reset=reset, du=du, dv=dv)
+    state = neuron.initial((1, n), "cpu", torch.float64)
+    for t in range(steps):
+        out = torch.zeros((1, 1, n), dtype=torch.bool)
+        state = neuron.integrate(torch.as_tensor(a[t:t + 1, None], dtype=torch.float64),
+                                 state, out)
+        fired = model.step(t + 1, a[t].astype(np.int32))
+        assert np.array_equal(state[0, 0].numpy(), model.u), f"u at step {t}"
+        assert np.array_equal(state[1, 0].numpy(), model.v), f"v at step {t}"
+        assert np.array_equal(out[0, 0].numpy(), fired), f"spikes at step {t}"
 
 
 # --------------------------------------------------------------------------------------
