@@ -12,10 +12,11 @@ for negative input. The *budget* of a neuron is
 
     worst = max((pos << s) + max(bias_v, 0), (neg << s) + max(-bias_v, 0)) + (thr << s)
 
-and the layer's guarantee is ``worst <= v_max`` for every neuron. Then u cannot wrap
-(Lava's u range is (-2**(bits-1), 2**(bits-1)]: lif/models.py:161-170) and a neuron at or
-below its threshold cannot reach the clip of v in one step, whatever spikes arrive. The
-bound is checked on the rounded, clipped integers that are exported or read from a file,
+and the layer's guarantee is ``worst <= v_max`` for every neuron. (With current memory,
+du < 4095, u can hold up to 4096 / (du + 1) steps' input: the inputs are scaled by that.)
+Then u cannot wrap (Lava's u range is (-2**(bits-1), 2**(bits-1)]: lif/models.py:161-170)
+and a neuron at or below its threshold cannot reach the clip of v in one step, whatever
+spikes arrive (a leak of v, dv > 0, only shrinks v). The bound is checked on the rounded, clipped integers that are exported or read from a file,
 never on the float weights they came from.
 
 Not covered (and said so in the README): v driven down over many steps by negative input
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .errors import HardwareLimitError
 from .qnet import IntSynapse
 
 
@@ -70,8 +72,9 @@ def layer_input(syns: list[IntSynapse], signed: list[bool], size: int
 class LayerBudget:
     """A layer's worst case in v units (integers), against the state range."""
     name: str
-    input_pos: int        # largest positive one-step input << s (over neurons)
-    input_neg: int        # largest negative one-step input << s, as a magnitude
+    input_pos: int        # largest positive u: one step's input << s (over neurons), times
+                          # 4096 / (du + 1) if u carries over (du < 4095)
+    input_neg: int        # largest negative u, as a magnitude
     bias: int             # largest |bias_mant << bias_exp|
     threshold: int        # thr << s
     worst: int            # max over neurons of input + bias (same sign) + threshold
@@ -102,14 +105,30 @@ class LayerBudget:
                                "headroom_bits": round(self.headroom_bits, 4)}
 
 
+DECAY_UNITY = 4096  # Lava's 12-bit current decay: u keeps (4096 - du - 1) / 4096 per step
+
+
+def current_gain(du: float) -> tuple[int, int]:
+    """(numerator, denominator) of the largest multiple of one step's input that u can
+    hold: 1 for du = 4095 (no current memory), else the geometric sum 4096 / (du + 1)
+    (lif/models.py:145-153; truncation toward zero only lowers it)."""
+    if du != int(du) or not 0 <= du < DECAY_UNITY:
+        raise HardwareLimitError(f"neuron.du = {du} is not an integer in [0, 4095] (Lava's "
+                                 "12-bit current decay)", field="neuron.du")
+    return DECAY_UNITY, int(du) + 1
+
+
 def layer_budget(name: str, syns: list[IntSynapse], signed: list[bool], size: int,
                  bias_v: np.ndarray | None, threshold: int, state_bits: int,
-                 current_shift: int, threshold_shift: int | None = None) -> LayerBudget:
+                 current_shift: int, threshold_shift: int | None = None,
+                 du: float = 4095) -> LayerBudget:
     """The budget of one layer from its integer synapses, bias (v units) and threshold
-    (compared as ``threshold << threshold_shift``, by default the current shift)."""
+    (compared as ``threshold << threshold_shift``, by default the current shift); with
+    current memory (du < 4095) the input is u's largest value, a multiple of one step's."""
+    num, den = current_gain(du)
     pos, neg = layer_input(syns, signed, size)
-    pos = np.rint(pos).astype(np.int64) << current_shift
-    neg = np.rint(neg).astype(np.int64) << current_shift
+    pos = -(-(np.rint(pos).astype(np.int64) << current_shift) * num // den)  # rounded up
+    neg = -(-(np.rint(neg).astype(np.int64) << current_shift) * num // den)
     b = np.zeros(size, np.int64) if bias_v is None else np.asarray(bias_v, np.int64).reshape(-1)
     thr = int(threshold) << (current_shift if threshold_shift is None else threshold_shift)
     per_neuron = np.maximum(pos + np.maximum(b, 0), neg + np.maximum(-b, 0)) + thr
@@ -118,9 +137,9 @@ def layer_budget(name: str, syns: list[IntSynapse], signed: list[bool], size: in
                        (1 << (state_bits - 1)) - 1)
 
 
-def network_budgets(qnet) -> list[LayerBudget]:
+def network_budgets(qnet, du: float = 4095) -> list[LayerBudget]:
     """:func:`layer_budget` of every layer of a :class:`snn2hw.qnet.QuantizedNetwork` (the
     input spikes are signed, every other source is binary)."""
     return [layer_budget(la.name, la.synapses, [s.source == qnet.input for s in la.synapses],
                          la.size, la.bias_v(), int(la.threshold), qnet.state_bits,
-                         qnet.current_shift, qnet.threshold_shift) for la in qnet.layers]
+                         qnet.current_shift, qnet.threshold_shift, du) for la in qnet.layers]

@@ -4,6 +4,7 @@ All quantities are integers in *weight units*; the hardware view of a layer is:
 
     a[t]  = sum over synapses of  W_int @ s_source[t - lag]      (exact integer sums)
     u[t]  = wrap24(a[t] << 6)                                    (du = 4095: no current memory)
+            (Lava's wrap: 2**24 subtracted or added once, into (-2**23, 2**23]; see fixed.py)
     v[t]  = clip(v[t-1] + u[t] + (bias_mant << bias_exp), +-(2**23 - 1))   (dv = 0: no leak)
     s[t]  = v[t] > (threshold << 6);   v[t] = 0 where s[t]        (reset="zero")
                                    or v[t] -= threshold << 6      (reset="subtract")

@@ -98,7 +98,7 @@ def _scaled(syn: IntSynapse, factor: float) -> IntSynapse:
 
 
 def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | None,
-                  signed: list[bool]) -> tuple[int, str]:
+                  signed: list[bool], du: float = 4095) -> tuple[int, str]:
     """The integer threshold theta and the limit that decided it."""
     values = np.concatenate([s.values() for s in syns]) if syns else np.zeros(1)
     top_pos = float(values.max(initial=0.0))
@@ -113,6 +113,8 @@ def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | Non
     for syn, sgn in zip(syns, signed):
         p, n = budget.row_sums(syn, sgn)
         pos, neg = pos + p, neg + n
+    num, den = budget.current_gain(du)
+    pos, neg = pos * num / den, neg * num / den
     b = np.zeros(1) if bias is None else bias.reshape(-1)
     worst = float(np.max(np.maximum(pos + np.maximum(b, 0), neg + np.maximum(-b, 0))))
     state_limit = fp.v_max / (1 << fp.current_shift)  # in weight units
@@ -167,16 +169,16 @@ def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: F
 
 
 def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray | None,
-                  signed: list[bool], fp: FixedPoint):
+                  signed: list[bool], fp: FixedPoint, du: float):
     """theta from the float estimate, lowered until the state budget holds for the rounded
     integers (rounding many equal weights up can push their sum past the estimate)."""
-    theta, limit = _choose_scale(fp, syns, bias, signed)
+    theta, limit = _choose_scale(fp, syns, bias, signed, du)
     estimate = theta
     while True:
         ints = _integers(syns, bias, theta, fp, layer.name)
         bias_v = None if ints[2] is None else ints[2].astype(np.int64) << ints[3]
         worst = budget.layer_budget(layer.name, ints[0], signed, layer.size, bias_v, theta,
-                                    fp.state_bits, fp.current_shift, fp.threshold_shift)
+                                    fp.state_bits, fp.current_shift, fp.threshold_shift, du)
         if worst.holds:
             return theta, limit, estimate, ints
         # The budget grows about linearly with theta: jump close, then step down.
@@ -191,14 +193,15 @@ def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray 
 
 def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
                    fp: FixedPoint, input_name: str,
-                   source_scales: dict[str, float] | None = None) -> QuantLayer:
+                   source_scales: dict[str, float] | None = None,
+                   du: float = 4095) -> QuantLayer:
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
                     source_scales[t.source] / scale) for t in layer.terms]
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
     signed = [t.source == input_name for t in layer.terms]
-    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp)
+    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du)
     int_syns, clipped, bias_mant, bias_exp = ints
     n_weights = int(sum(s.values().size for s in int_syns))
     report = {"scale": theta, "limited_by": limit, "clipped_weights": clipped,
@@ -220,8 +223,8 @@ def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
     fp = profile.fixed
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
-    layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales)
-              for la in net.layers]
+    layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales,
+                             profile.neuron_du) for la in net.layers]
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
                             check_reset(reset))

@@ -92,8 +92,8 @@ def _budget_problem(b: LayerBudget) -> str | None:
             f"the state range {b.v_max} ({what})")
 
 
-def verify_network(qnet, fp: FixedPoint, profile: str) -> Verification:
-    """Check an integer network against fixed-point rules ``fp``."""
+def verify_network(qnet, fp: FixedPoint, profile: str, du: float = 4095) -> Verification:
+    """Check an integer network against fixed-point rules ``fp`` and current decay ``du``."""
     ver = Verification(profile, True, qnet.state_bits, qnet.current_shift)
     for key in ("state_bits", "current_shift", "threshold_shift"):
         if getattr(qnet, key) != getattr(fp, key):
@@ -103,7 +103,7 @@ def verify_network(qnet, fp: FixedPoint, profile: str) -> Verification:
         ver.problems.extend(_range_problems(layer, fp))
     if ver.problems:  # a budget of non-integer or out-of-range registers means nothing
         return ver
-    ver.budgets = network_budgets(qnet)
+    ver.budgets = network_budgets(qnet, du)
     ver.problems.extend(p for p in map(_budget_problem, ver.budgets) if p)
     return ver
 
@@ -117,7 +117,7 @@ def verify_artifact(art, where: str = "export") -> Verification:
                             ) from None
     if profile.fixed is None:
         return Verification(profile.name, False)
-    return verify_network(art.qnet, profile.fixed, profile.name)
+    return verify_network(art.qnet, profile.fixed, profile.name, profile.neuron_du)
 
 
 def verify_file(path: str | Path) -> Verification:

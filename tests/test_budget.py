@@ -78,3 +78,19 @@ def test_theta_is_unchanged_and_unreported_where_rounding_fits():
     assert la.threshold == (V_MAX // 64) // 4001
     assert la.report["limited_by"] == "24-bit state"
     assert "scale_before_rounding_check" not in la.report
+
+
+def test_current_memory_multiplies_the_input_budget(tmp_path):
+    """du = 1023: u keeps 3/4 of itself each step, so it can reach 4 steps' input; theta
+    is the largest with (4000 * theta * 4 + theta) << 6 <= 2**23 - 1, i.e. 8."""
+    from importlib import resources
+
+    text = resources.files("snn2hw.hw_profiles").joinpath("loihi_sim.toml").read_text()
+    assert "du = 4095" in text
+    path = tmp_path / "leaky_current.toml"
+    path.write_text(text.replace("du = 4095", "du = 1023").replace('"loihi_sim"', '"mem"'))
+    g = graph_from_nodes([ir.Input("input", [], (4000,)),
+                          ir.Dense("out", ["input"], weight=np.ones((3, 4000)))])
+    la = quantize(snn.lower(g), {"input": 1.0, "out": 1.0}, profiles.load(str(path))).layers[0]
+    assert la.threshold == 8
+    assert ((4000 * 8 * 4 + 8) << 6) <= V_MAX < ((4000 * 9 * 4 + 9) << 6)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,12 +35,14 @@ def matrix(source: str, lag: int, in_size: int, dense: np.ndarray) -> IntSynapse
                       csr=sp.csr_matrix(dense.astype(np.int32)))
 
 
-def reference_spikes(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int):
+def reference_spikes(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int,
+                     du: int = 4095, dv: int = 0, time_chunk: int | None = None):
     """(input spikes (N, T, in), {layer: reference spikes (N, T, size)})."""
     enc = PoissonEncoder(x, 1.0, 3, 1)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
-    res = simulate(prepare_fixed(qnet), PoissonEncoder(x, 1.0, 3, 1), timesteps, record=names)
+    res = simulate(prepare_fixed(qnet, du=du, dv=dv), PoissonEncoder(x, 1.0, 3, 1),
+                   timesteps, record=names, time_chunk=time_chunk)
     return spikes, {k: v.astype(np.int8) for k, v in res.records.items()}
 
 
@@ -169,6 +171,48 @@ def test_random_edge_network_reference_matches_the_independent_model(case):
     assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")
 
 
+@QUICK
+@given(edge_networks(), st.sampled_from([0, 1, 2048, 4000, 4095]),
+       st.sampled_from([0, 1, 100, 4095]), st.sampled_from([None, 3]))
+def test_leaky_neurons_match_the_independent_model(case, du, dv, time_chunk):
+    """Lava's du/dv decay arithmetic (truncation toward zero, u carried over) in the
+    reference, also across time chunks (the backend itself always runs du = 4095, dv = 0)."""
+    qnet, x, timesteps = case
+    spikes, ref = reference_spikes(qnet, x, timesteps, du, dv, time_chunk)
+    assert_same(lava_model.run_model(qnet, spikes, du=du, dv=dv), ref, "independent model")
+
+
+@QUICK
+@given(st.integers(0, 2**16), st.sampled_from([0, 1, 7, 2048, 4000, 4095]),
+       st.sampled_from([0, 1, 7, 100, 4095]), st.sampled_from(["zero", "subtract"]))
+def test_neuron_state_matches_lavas_step_by_step(seed, du, dv, reset):
+    """u and v after every step, not only the spikes: inputs up to +-2**18 weight units
+    (beyond the wrap), bias at +-max << 7, threshold small or maximal."""
+    import torch
+
+    from snn2hw.fixed import FixedIFNeuron
+
+    rng = np.random.default_rng(seed)
+    n, steps = 24, 12
+    a = rng.integers(-(1 << 18), 1 << 18, size=(steps, n)) // rng.choice([1, 64, 4096],
+                                                                           size=(steps, n))
+    bias = rng.choice([-4096, 4095, -3, 0, 5], size=n).astype(np.int32)
+    thr = int(rng.choice([1, 3000, VTH_MAX]))
+    model = lava_model.LifResetModel(n, du, dv, thr, bias, 7, steps + 5, 0,
+                                     reset == "subtract")
+    neuron = FixedIFNeuron(thr, bias.astype(np.int64) << 7, (n,), 24, 6, "cpu",
+                           reset=reset, du=du, dv=dv)
+    state = neuron.initial((1, n), "cpu", torch.float64)
+    for t in range(steps):
+        out = torch.zeros((1, 1, n), dtype=torch.bool)
+        state = neuron.integrate(torch.as_tensor(a[t:t + 1, None], dtype=torch.float64),
+                                 state, out)
+        fired = model.step(t + 1, a[t].astype(np.int32))
+        assert np.array_equal(state[0, 0].numpy(), model.u), f"u at step {t}"
+        assert np.array_equal(state[1, 0].numpy(), model.v), f"v at step {t}"
+        assert np.array_equal(out[0, 0].numpy(), fired), f"spikes at step {t}"
+
+
 # --------------------------------------------------------------------------------------
 # The same against a real Lava run (child process, watchdog)
 # --------------------------------------------------------------------------------------
@@ -197,3 +241,44 @@ def test_edge_network_lava_reference_and_model_agree(reset):
 @given(edge_networks())
 def test_random_edge_network_lava_reference_and_model_agree(case):
     three_way(*case)
+
+
+@st.composite
+def conv_networks(draw):
+    """input (C, H, W) -> conv (stride, asymmetric padding, dilation, groups, optional
+    sum-pooling before it) -> matrix, with weights small or at the limits."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    groups = draw(st.sampled_from([1, 2]))
+    c_in, c_out = 2 * draw(st.integers(1, 2)), 2 * draw(st.integers(1, 2))
+    pool = draw(st.sampled_from([(1, 1), (2, 2), (2, 1)]))
+    h, w = pool[0] * draw(st.integers(3, 5)), pool[1] * draw(st.integers(3, 5))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dil = (1, draw(st.integers(1, 2)))
+    pad = tuple(draw(st.integers(0, 1)) for _ in range(4))   # top, left, bottom, right
+    ho = (h // pool[0] + pad[0] + pad[2] - dil[0] * (k[0] - 1) - 1) // stride[0] + 1
+    wo = (w // pool[1] + pad[1] + pad[3] - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
+    assume(ho >= 1 and wo >= 1)
+    limit = draw(st.booleans())
+    weight = (rng.choice([-256, 255, -255, 254, 0], size=(c_out, c_in // groups, *k)) if limit
+              else rng.integers(-60, 90, size=(c_out, c_in // groups, *k)))
+    conv = IntSynapse("input", 1, (c_in, h, w), (c_out, ho, wo), "conv",
+                      weight=weight.astype(np.int32), stride=stride, padding=pad,
+                      dilation=dil, groups=groups, pool=pool)
+    a = QuantLayer("a", (c_out, ho, wo), 1, [conv], draw(st.sampled_from([40, 500])),
+                   None)
+    size = c_out * ho * wo
+    b = QuantLayer("b", (3,), 2, [matrix("a", 1, size, rng.integers(-50, 80, size=(3, size)))],
+                   60, None, is_output=True)
+    qnet = QuantizedNetwork("input", (c_in, h, w), 1.0, [a, b], "conv",
+                            reset=draw(st.sampled_from(["zero", "subtract"])))
+    x = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], size=(2, c_in, h, w)).astype(np.float32)
+    return qnet, x, 8
+
+
+@QUICK
+@given(conv_networks())
+def test_random_conv_network_reference_matches_the_independent_model(case):
+    qnet, x, timesteps = case
+    spikes, ref = reference_spikes(qnet, x, timesteps)
+    assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")

@@ -22,6 +22,7 @@ from snn2hw.importer import file_hash, import_onnx
 from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lava_model import synapse_weights  # noqa: E402  (loops, not IntSynapse.apply)
 from onnx_builders import tiny_torch_onnx  # noqa: E402
 
 V_MAX = (1 << 23) - 1
@@ -79,7 +80,7 @@ def test_verify_json_figures_match_the_files_integers(exports, capsys):
     for la, got in zip(art.qnet.layers, rep["layers"]):
         pos = neg = 0
         for syn in la.synapses:
-            m = syn.matrix().toarray().astype(np.int64)
+            m = synapse_weights(syn)
             if syn.source == art.qnet.input:  # signed input spikes
                 pos = neg = pos + np.abs(m).sum(axis=1)
             else:
@@ -98,7 +99,7 @@ def test_verify_json_figures_match_the_files_integers(exports, capsys):
 # --------------------------------------------------------------------------------------
 
 def hand_made(template: Path, path: Path, *, more: tuple[int, ...] = (), bias0: int = 63,
-              state_bits: int = 24, weight: int = 255) -> Path:
+              state_bits: int = 24, weight: int = 255, du: int = 4095) -> Path:
     """One dense layer on 600 signed inputs, threshold 1,071. Neuron 0: 509 weights of
     ``weight``, one of 205 and then ``more`` (sum of |w| 130,000 + sum(more)), bias
     ``bias0`` << 0: (130,000 + 1,071) << 6 + 63 = 8,388,607 = 2**23 - 1, exactly the
@@ -113,7 +114,8 @@ def hand_made(template: Path, path: Path, *, more: tuple[int, ...] = (), bias0: 
                        1071, np.array([bias0, -3], dtype=np.int32), 0, is_output=True)
     art = load_export(template)
     qnet = QuantizedNetwork("input", (600,), 1.0, [layer], "loihi_sim", state_bits, 6, 6)
-    save_export(path, dataclasses.replace(art, qnet=qnet))
+    toml = art.profile_toml.replace("du = 4095", f"du = {du}")
+    save_export(path, dataclasses.replace(art, qnet=qnet, profile_toml=toml))
     return path
 
 
@@ -152,6 +154,14 @@ def test_input_past_lavas_u_range_is_reported_as_a_wrap(template, tmp_path, caps
     assert code == 3
     assert rep["layers"][0]["input_pos"] == ((1 << 17) + 1) * 64
     assert rep["layers"][0]["u_wraps"]
+
+
+def test_current_memory_in_the_files_profile_scales_the_input(template, tmp_path, capsys):
+    # du = 2047: u can hold 4096 / 2048 = 2 steps' input, 2 * 130,000 << 6 > 2**23
+    code, rep, _ = verify_json(hand_made(template, tmp_path / "du.h5", du=2047), capsys)
+    assert code == 3
+    assert rep["layers"][0]["input_pos"] == 2 * 130_000 * 64
+    assert rep["layers"][0]["u_wraps"] and rep["layers"][0]["v_clips"]
 
 
 def test_weight_outside_the_profile_range_is_exit_3(template, tmp_path, capsys):
