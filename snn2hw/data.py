@@ -1,5 +1,8 @@
-"""Data sets: the built-in digits, or a user's ``.npz`` file.
+"""Data sets: the built-in digits, MNIST and Fashion-MNIST, or a user's ``.npz`` file.
 
+``mnist``, ``fashion-mnist``: 60,000 train and 10,000 test images of 28 x 28, pixels in
+[0, 1] (:mod:`snn2hw.builtin_data` says where they are found; ``make data`` installs them),
+resized (bilinear) to the model's input size and repeated over its channels.
 ``digits``: scikit-learn's 1,797 handwritten 8x8 digits, pixels scaled to [0, 1], split
 75/25 (stratified, fixed seed 0) into train and test, resized (bilinear) to the model's
 input size. ``file.npz``: arrays ``x`` (N, C, H, W) or (N, F) float and ``y`` (N,) integer
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .builtin_data import BUILTIN, load_builtin
 from .errors import DataError
 
 DIGITS = "digits"
@@ -74,6 +78,23 @@ def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
     t = F.interpolate(torch.from_numpy(x), size=tuple(hw), mode="bilinear", align_corners=False)
     return t.numpy()
+
+
+def fit_images(x: np.ndarray, input_shape, name: str) -> np.ndarray:
+    """Grey-scale (N, 1, H, W) images resized to the model's size and repeated over its
+    channels."""
+    if len(input_shape) != 3:
+        raise DataError(f"the {name} data set is images; the model expects input "
+                        f"{tuple(input_shape)}")
+    x = _resize(x, tuple(input_shape[1:]))
+    return x if input_shape[0] == 1 else np.repeat(x, input_shape[0], axis=1)
+
+
+def builtin(name: str, input_shape) -> Dataset:
+    """MNIST or Fashion-MNIST, fitted to the model's input shape."""
+    arrays = load_builtin(name)
+    return Dataset(name, fit_images(arrays["x_train"], input_shape, name), arrays["y_train"],
+                   fit_images(arrays["x_test"], input_shape, name), arrays["y_test"])
 
 
 def digits(input_shape: tuple[int, ...]) -> Dataset:
@@ -160,8 +181,16 @@ def from_npz(path: str | Path, input_shape, num_classes: int) -> Dataset:
 
 
 def load(spec: str, input_shape, num_classes: int, preprocess: Preprocess) -> Dataset:
-    """Load ``digits`` or an ``.npz`` path, preprocessed for the model."""
-    raw = digits(input_shape) if spec == DIGITS else from_npz(spec, input_shape, num_classes)
+    """Load ``digits``, ``mnist``, ``fashion-mnist`` or an ``.npz`` path, preprocessed for
+    the model."""
+    if spec == DIGITS:
+        raw = digits(input_shape)
+    elif spec in BUILTIN:
+        if num_classes < 10:
+            raise DataError(f"{spec} has 10 classes; the model has only {num_classes}")
+        raw = builtin(spec, input_shape)
+    else:
+        raw = from_npz(spec, input_shape, num_classes)
     return Dataset(raw.name, preprocess.apply(raw.x_train), raw.y_train,
                    preprocess.apply(raw.x_test), raw.y_test)
 
