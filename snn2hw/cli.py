@@ -59,7 +59,9 @@ def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False) -> Non
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits",
-                   help="'digits' (built in) or an .npz file with x (N,C,H,W) and y (N,)")
+                   help="'digits' (built in), 'mnist' or 'fashion-mnist' (after 'make data'), "
+                   "an .npz file with x (N,C,H,W) and y (N,), or a folder of images with one "
+                   "sub-folder per class")
     p.add_argument("--mean", type=float_list, help="per-channel mean to subtract "
                    "(default: from the model's snn2hw.preprocess metadata, else 0)")
     p.add_argument("--std", type=float_list, help="per-channel std to divide by (default: "
