@@ -57,9 +57,9 @@ SIZE = 28
 # Per network: builder settings, epochs and Adam learning rate chosen so that each trains
 # in minutes on two CPU cores.
 NETS = {
-    "vgg": {"label": "VGG-style", "widths": (8, 16), "dropout": 0.1, "epochs": 5, "lr": 3e-3},
+    "vgg": {"label": "VGG-style", "widths": (8, 16), "dropout": 0.1, "epochs": 8, "lr": 3e-3},
     "resnet": {"label": "ResNet-style", "stages": ((8, 1, 1), (16, 1, 2), (32, 1, 2)),
-               "epochs": 5, "lr": 3e-3},
+               "epochs": 8, "lr": 3e-3},
 }
 CONFIGS = {"paper": ("zero", 100.0), "best": ("subtract", 99.9)}
 MAX_SHIFT = 1
@@ -180,6 +180,11 @@ def deploy(path: Path, calib: Path, args) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    # snn2hw's error convention: one "error:" line and its exit code, no traceback.
+    return dd.load_example("cifar10").run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     import torch
 
