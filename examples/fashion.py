@@ -94,13 +94,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--methods", type=dd.methods_list, default=list(dd.METHODS))
     p.add_argument("--fixed-samples", type=int, default=500)
     p.add_argument("--fixed-timesteps", type=int, default=256)
-    p.add_argument("--lava-samples", type=int, default=5)
+    p.add_argument("--lava-samples", type=int, default=5, help="images run on Lava (default "
+                   "5; 0 skips Lava)")
     p.add_argument("--lava-timesteps", type=int, default=128)
     args = p.parse_args(argv)
     for name in ("eval_samples", "calib_samples", "calib_timesteps", "fixed_samples",
-                 "fixed_timesteps", "lava_samples", "lava_timesteps", "threads"):
+                 "fixed_timesteps", "lava_timesteps", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.lava_samples < 0:
+        p.error("--lava-samples must not be negative")
     if (args.epochs is not None and args.epochs < 1) or (args.train_samples or 1) < 1:
         p.error("--epochs and --train-samples must be positive")
     return args
@@ -144,9 +147,10 @@ def train_or_reuse(net: str, args, data, pre, dv) -> Path:
     if path.exists() and not args.force:
         info = dd.network_info(path)
         if info["params"] != params or info["input_shape"] != (1, SIZE, SIZE):
-            print(f"error: {path} exists but is another network ({info['params']} "
-                  f"parameters, not {params}); use --force to retrain", file=sys.stderr)
-            raise SystemExit(2)
+            from snn2hw.errors import InputError
+
+            raise InputError(f"{path} exists but is another network ({info['params']} "
+                             f"parameters, not {params}); use --force to retrain")
         print(f"   reused existing {path} (use --force to retrain)")
         return path
     s = NETS[net]
@@ -171,11 +175,13 @@ def deploy(path: Path, calib: Path, args) -> dict:
                        seed=args.seed, eval_samples=args.fixed_samples)
     exported = calib.with_suffix("").with_suffix(".loihi_sim.h5")
     save_export(exported, art)
-    run = run_export(exported, DATA, args.lava_samples, args.lava_timesteps)
     ev = art.report["evaluation"]
-    return {"float": ev["float_accuracy"], "fixed": ev["exported_accuracy"],
-            "lava": run.agreement, "lava_identical": run.identical,
-            "mismatch": run.first_mismatch}
+    result = {"float": ev["float_accuracy"], "fixed": ev["exported_accuracy"], "lava": None,
+              "mismatch": None}
+    if args.lava_samples:
+        run = run_export(exported, DATA, args.lava_samples, args.lava_timesteps)
+        result.update(lava=run.agreement, mismatch=run.first_mismatch)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,7 +228,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"   {net}: {method}: loihi_sim and Lava ...", flush=True)
                 res = deploy(path, save_dir / f"{net}.{method}.calib.h5", args)
                 fixed.append([NETS[net]["label"], method, percent(res["float"]),
-                              percent(res["fixed"]), percent(res["lava"])])
+                              percent(res["fixed"]),
+                              "-" if res["lava"] is None else percent(res["lava"])])
                 if res["mismatch"]:
                     print(f"   MISMATCH: {res['mismatch']}", flush=True)
     samples = rows[0][2][args.methods[0]]["evaluation"]["samples"]
