@@ -71,6 +71,7 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    classes: tuple[str, ...] = ()  # class names where the source has them (image folders)
 
     def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         return (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)

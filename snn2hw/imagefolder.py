@@ -9,8 +9,10 @@ test image. Files are images Pillow can decode (by extension: .png .jpg .jpeg .b
 .tif .tiff .webp .ppm .pgm .pbm); others and hidden files are skipped.
 
 Each image is converted to the model's channel count (1: Pillow's "L" grey-scale, 3: "RGB"),
-resized to the model's height x width (bilinear), and scaled to [0, 1] (byte / 255); the
-model's preprocessing follows. The order of each split interleaves the classes (first image
+resized (bilinear) so that it covers the model's height x width with its aspect ratio kept,
+centre-cropped to that size (the usual ImageNet evaluation transform; an image of the
+model's aspect ratio is simply resized), and scaled to [0, 1] (byte / 255); the model's
+preprocessing follows. The order of each split interleaves the classes (first image
 of every class, then the second, ...), so the first N samples of a split cover the classes
 evenly.
 
@@ -56,6 +58,20 @@ def _interleave(per_class: list[list[Path]]) -> tuple[list[str], np.ndarray]:
     return files, np.asarray(labels, dtype=np.int64)
 
 
+def _fit(img, width: int, height: int):
+    """Resize (bilinear) so that the image covers width x height with its aspect ratio
+    kept, then crop the centre; an image of the model's aspect ratio is just resized."""
+    from PIL import Image
+
+    if img.size == (width, height):
+        return img
+    scale = max(width / img.size[0], height / img.size[1])
+    size = (max(width, round(img.size[0] * scale)), max(height, round(img.size[1] * scale)))
+    img = img.resize(size, Image.Resampling.BILINEAR)
+    left, top = (size[0] - width) // 2, (size[1] - height) // 2
+    return img.crop((left, top, left + width, top + height))
+
+
 def read_image(path: str, input_shape: tuple[int, ...]) -> np.ndarray:
     """One image as (C, H, W) float32 in [0, 1], converted and resized for the model."""
     from PIL import Image, UnidentifiedImageError
@@ -63,9 +79,7 @@ def read_image(path: str, input_shape: tuple[int, ...]) -> np.ndarray:
     channels, height, width = input_shape
     try:
         with Image.open(path) as img:
-            img = img.convert(MODES[channels])
-            if img.size != (width, height):
-                img = img.resize((width, height), Image.Resampling.BILINEAR)
+            img = _fit(img.convert(MODES[channels]), width, height)
             pixels = np.asarray(img, dtype=np.float32) / np.float32(255)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the image ({exc.__class__.__name__}: "
@@ -124,8 +138,10 @@ def scan(root: str | Path) -> tuple[list[str], dict[str, tuple[list[str], np.nda
     return classes, splits
 
 
-def from_folder(root: str | Path, input_shape, num_classes: int):
-    """The folder as a :class:`snn2hw.data.Dataset` of lazy samples (not preprocessed)."""
+def from_folder(root: str | Path, input_shape, num_classes: int | None = None):
+    """The folder as a :class:`snn2hw.data.Dataset` of lazy samples (not preprocessed);
+    ``num_classes`` (if given) must cover the class folders. The class names are in the
+    dataset's ``classes``."""
     from .data import Dataset
 
     input_shape = tuple(int(d) for d in input_shape)
@@ -133,10 +149,10 @@ def from_folder(root: str | Path, input_shape, num_classes: int):
         raise DataError(f"{root}: an image folder needs a model with 1- or 3-channel image "
                         f"input (C, H, W); the model expects {input_shape}")
     classes, splits = scan(root)
-    if len(classes) > num_classes:
+    if num_classes is not None and len(classes) > num_classes:
         raise DataError(f"{root}: {len(classes)} class folders, but the model has "
                         f"{num_classes} classes")
     xs = {name: LazySamples(_Reader(files, input_shape), len(files), input_shape)
           for name, (files, _) in splits.items()}
     return Dataset(Path(root).name, xs["train"], splits["train"][1], xs["test"],
-                   splits["test"][1])
+                   splits["test"][1], tuple(classes))

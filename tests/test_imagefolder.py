@@ -180,3 +180,14 @@ def test_lazy_samples_indexing(tmp_path):
     x, _ = data.take(ds.x_train, ds.y_train, 4, "evaluation")
     assert isinstance(x, LazySamples) and len(x) == 4
     assert isinstance(data.calibration_set(ds, 4), np.ndarray)
+
+
+def test_other_aspect_ratio_is_resized_and_centre_cropped(tmp_path):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    pixels = np.zeros((4, 12), dtype=np.uint8)
+    pixels[:, 4:8] = 200  # the centre third is bright
+    Image.fromarray(pixels, mode="L").save(folder / "w.png")
+    out = imagefolder.read_image(str(folder / "w.png"), (1, 4, 4))
+    # height already fits (scale 1): the crop keeps columns 4..7, the bright ones
+    np.testing.assert_allclose(out, 200 / 255, atol=1e-6)
