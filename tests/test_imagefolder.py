@@ -191,3 +191,23 @@ def test_other_aspect_ratio_is_resized_and_centre_cropped(tmp_path):
     out = imagefolder.read_image(str(folder / "w.png"), (1, 4, 4))
     # height already fits (scale 1): the crop keeps columns 4..7, the bright ones
     np.testing.assert_allclose(out, 200 / 255, atol=1e-6)
+
+
+def test_cli_calibrate_on_an_image_folder(tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    from onnx_builders import export_torch
+    from snn2hw.cli import main
+
+    make_split(tmp_path / "imgs", per_class=8)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.ReLU(),
+                              nn.Flatten(), nn.Linear(72, 2, bias=False))
+    path = export_torch(model, tmp_path / "m.onnx", input_shape=(1, 1, 6, 6))
+    code = main(["calibrate", path, "--data", str(tmp_path / "imgs"), "--samples", "4",
+                 "--eval-samples", "4", "--timesteps", "8", "-o", str(tmp_path / "c.h5")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "SNN accuracy at T = 8" in out and (tmp_path / "c.h5").is_file()
