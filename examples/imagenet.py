@@ -25,14 +25,14 @@ Data (``--data``):
   with Pillow, converted to RGB, resized (bilinear) to cover ``--input-size`` and
   centre-cropped, pixels scaled to [0, 1]. The folder is never loaded whole: images are
   read batch by batch (training, the preprocessing statistics) or only for the chosen
-  subset (conversion), so an ImageNet-sized folder fits in memory.
+  subset (conversion), so an ImageNet-sized folder need not fit in memory.
 - an ``.npz`` file with ``x`` (N, 3, H, W), uint8 or float, and ``y`` (N,) integer labels;
   ``x_test``/``y_test`` are the test split if present, else the last 25 % of ``x`` is. It
   is held in memory (uint8 images stay uint8).
 
 Images of an ``.npz`` file whose size differs from ``--input-size`` are resized
-(bilinear, antialiased) so that the shorter side matches, then centre-cropped. The number of classes is that of the
-folders, or ``--classes``, or the largest label + 1. The calibration and evaluation
+(bilinear, antialiased) so that the shorter side matches, then centre-cropped. The number
+of classes is that of the folders, or ``--classes``, or the largest label + 1. The calibration and evaluation
 images (``--calib-samples``, ``--eval-samples``: seeded random choices, default 256 and
 1,000) are written at the model's size to ``WORKDIR/<model>.subset.npz``, which the
 exported model names as its data set, so ``snn2hw export``/``run`` work without ``--data``.

@@ -83,8 +83,8 @@ def _from_idx(folder: Path) -> dict[str, np.ndarray]:
 class _ArrayUnpickler(pickle.Unpickler):
     """Rebuilds numpy arrays and nothing else (``_codecs.encode`` turns the text of a
     protocol-2 pickle back into bytes)."""
-    ALLOWED = {("_codecs", "encode"), ("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-               ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ALLOWED = {("_codecs", "encode"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar")}
 
     def find_class(self, module: str, name: str):
