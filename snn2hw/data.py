@@ -166,7 +166,7 @@ def _samples(x: np.ndarray, rows: slice, lazy: bool):
     """Rows of ``x`` as float32: lazy samples over a mapped array, else in memory."""
     if lazy:
         return LazySamples(row_reader(x), len(x), x.shape[1:])[rows]
-    return np.asarray(x[rows], dtype=np.float32)
+    return np.array(x[rows], dtype=np.float32)  # a copy: not the read-only mapping
 
 
 def from_npz(path: str | Path, input_shape, num_classes: int, lazy: bool = False) -> Dataset:

@@ -100,3 +100,12 @@ def test_row_reader_reads_runs_and_scattered_rows():
     np.testing.assert_array_equal(read(np.arange(2, 6)), x[2:6].astype(np.float32))
     np.testing.assert_array_equal(read(np.array([7, 1, 4])), x[[7, 1, 4]].astype(np.float32))
     assert read(np.arange(3)).dtype == np.float32
+
+
+def test_in_memory_load_is_a_writable_copy_not_the_mapping(tmp_path):
+    a = arrays()
+    path = tmp_path / "d.npz"
+    np.savez(path, **a)
+    ds = data.from_npz(path, SHAPE, 10)
+    assert type(ds.x_train) is np.ndarray and ds.x_train.flags.writeable
+    np.testing.assert_array_equal(ds.x_train, a["x"][:9])
