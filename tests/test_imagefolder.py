@@ -115,13 +115,20 @@ def test_more_classes_than_the_model_has(tmp_path):
         data.load(str(tmp_path), (1, 6, 6), 2, data.Preprocess())
 
 
-def test_empty_folder_and_non_image_model(tmp_path):
+def test_folder_without_class_folders(tmp_path):
     with pytest.raises(DataError, match="no class folders"):
         imagefolder.scan(tmp_path)
+
+
+def test_class_folder_without_images(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "notes.txt").write_text("x")
     with pytest.raises(DataError, match="no images"):
         imagefolder.scan(tmp_path)
+
+
+def test_model_without_image_input(tmp_path):
+    make_split(tmp_path, per_class=4)
     with pytest.raises(DataError, match="1- or 3-channel"):
         data.load(str(tmp_path), (36,), 2, data.Preprocess())
 
