@@ -30,6 +30,8 @@ at ``--fixed-timesteps`` on ``--fixed-samples`` images, beside the float SNN on 
 spikes) and run on Lava's CPU backend for ``--lava-samples`` images at
 ``--lava-timesteps`` (agreement = samples whose every spike train matches the reference).
 Everything lands in ``WORKDIR`` (calibrations in ``WORKDIR/<config>/``).
+The measured table, its command and what it shows are in the README, "Real data:
+Fashion-MNIST".
 
 Usage::
 
