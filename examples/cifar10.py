@@ -159,7 +159,7 @@ def channel_preprocess(x: np.ndarray):
     total = np.zeros(x.shape[1])
     squares = np.zeros(x.shape[1])
     for start in range(0, len(x), 1024):
-        chunk = x[start:start + 1024].astype(np.float64)
+        chunk = np.asarray(x[start:start + 1024], dtype=np.float64)  # lazy: read
         total += chunk.sum(axis=(0, 2, 3))
         squares += (chunk ** 2).sum(axis=(0, 2, 3))
     count = len(x) * x.shape[2] * x.shape[3]

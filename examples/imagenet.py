@@ -15,22 +15,24 @@ Usage::
         [--device auto] [--amp] [--timesteps 2500] [--eval-samples 1000] ...
         (all other options as in cifar10.py)
 
-Data (``--data``), held in memory (uint8 images stay uint8), so meant for ImageNet subsets
-or down-sampled ImageNet:
+Data (``--data``):
 
-- a directory of per-class subfolders of ``.npy`` files: either ``DIR/train/<class>/`` and
-  ``DIR/val/<class>/`` (``test`` works as well as ``val``), or ``DIR/<class>/``, in which
-  case the last 25 % of each class's files (sorted by name; at least one when the class
-  has two or more) form the test split. Classes are numbered in sorted order of the
-  training folder names. Each file holds one image, (3, H, W) or (H, W, 3) (grey (H, W)
-  or one channel is repeated to three), or a stack of them, (n, 3, H, W) or (n, H, W, 3);
-  uint8 (0-255) or float.
+- a directory of images with one sub-folder per class (torchvision's ``ImageFolder``
+  convention), read by snn2hw's own image-folder path (:mod:`snn2hw.imagefolder`, the same
+  as ``snn2hw ... --data DIR``): ``DIR/train/<class>/`` and ``DIR/val/<class>/`` (or
+  ``test``) are the splits, otherwise every 4th image of each class (sorted by name) is a
+  test image; classes are numbered in sorted order of the folder names. Images are decoded
+  with Pillow, converted to RGB, resized (bilinear) to cover ``--input-size`` and
+  centre-cropped, pixels scaled to [0, 1]. The folder is never loaded whole: images are
+  read batch by batch (training, the preprocessing statistics) or only for the chosen
+  subset (conversion), so an ImageNet-sized folder need not fit in memory.
 - an ``.npz`` file with ``x`` (N, 3, H, W), uint8 or float, and ``y`` (N,) integer labels;
-  ``x_test``/``y_test`` are the test split if present, else the last 25 % of ``x`` is.
+  ``x_test``/``y_test`` are the test split if present, else the last 25 % of ``x`` is. It
+  is held in memory (uint8 images stay uint8).
 
-Images whose size differs from ``--input-size`` are resized (bilinear, antialiased) so
-that the shorter side matches, then centre-cropped. The number of classes is that of the
-folders, or ``--classes``, or the largest label + 1. The calibration and evaluation
+Images of an ``.npz`` file whose size differs from ``--input-size`` are resized
+(bilinear, antialiased) so that the shorter side matches, then centre-cropped. The number
+of classes is that of the folders, or ``--classes``, or the largest label + 1. The calibration and evaluation
 images (``--calib-samples``, ``--eval-samples``: seeded random choices, default 256 and
 1,000) are written at the model's size to ``WORKDIR/<model>.subset.npz``, which the
 exported model names as its data set, so ``snn2hw export``/``run`` work without ``--data``.
@@ -112,65 +114,12 @@ def fit_size(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _read_images(files: Sequence[Path], size: int) -> np.ndarray:
-    from snn2hw.errors import DataError
+def load_dir(root: Path, size: int, classes: int | None):
+    """An image folder through snn2hw's data layer (lazy; see the module docstring)."""
+    from snn2hw.imagefolder import from_folder
 
-    parts = []
-    for f in files:
-        try:
-            a = np.load(f, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - any parse failure of a user file
-            raise DataError(f"{f}: not a readable .npy file ({exc.__class__.__name__})") from None
-        parts.append(fit_size(_chw_stack(a, str(f)), size))
-    return _cat(parts)
-
-
-def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def load_dir(root: Path, size: int):
-    """A directory of per-class folders of .npy images (see the module docstring)."""
-    from snn2hw.data import Dataset
-    from snn2hw.errors import DataError
-
-    test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    train_dir = root / "train" if (root / "train").is_dir() and test_dir else root
-    classes = [p.name for p in _class_folders(train_dir)]
-    if not classes:
-        raise DataError(f"{root}: no class folders found")
-    splits: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
-
-    def add(split: str, files: list[Path], label: int) -> None:
-        if files:
-            splits[split][0].append(_read_images(files, size))
-            splits[split][1].append(np.full(len(splits[split][0][-1]), label, np.int64))
-
-    for label, name in enumerate(classes):
-        files = sorted((train_dir / name).glob("*.npy"))
-        if train_dir is root:
-            cut = len(files) - (max(1, int(round(len(files) * TEST_FRACTION)))
-                                if len(files) > 1 else 0)
-            add("train", files[:cut], label)
-            add("test", files[cut:], label)
-        else:
-            add("train", files, label)
-    if test_dir is not None and train_dir is not root:
-        for folder in _class_folders(test_dir):
-            if folder.name not in classes:
-                raise DataError(f"{folder}: class {folder.name!r} has no training folder")
-            add("test", sorted(folder.glob("*.npy")), classes.index(folder.name))
-    for split, (xs, _) in splits.items():
-        if not xs:
-            raise DataError(f"{root}: no .npy images for the {split} split")
-    (xtr, ytr), (xte, yte) = ([_cat(xs), np.concatenate(ys)] for xs, ys in splits.values())
-    return Dataset(root.name, xtr, ytr, xte, yte), len(classes)
-
-
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate; uint8 only when every part is uint8, else float32."""
-    kinds = {p.dtype for p in parts}
-    return np.concatenate([p.astype(np.float32) if len(kinds) > 1 else p for p in parts])
+    data = from_folder(root, (3, size, size), classes)
+    return data, classes or len(data.classes)
 
 
 def load_npz(path: Path, size: int, classes: int | None):
@@ -212,7 +161,7 @@ def load_npz(path: Path, size: int, classes: int | None):
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True,
-                   help="directory of per-class folders of .npy images, or an .npz file")
+                   help="directory of per-class folders of images, or an .npz file")
     p.add_argument("--input-size", type=int, default=224,
                    help="image height and width of the network (default 224)")
     p.add_argument("--classes", type=int, default=None,
@@ -236,11 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise DataError(f"{args.model}: input {shape} is not a square RGB image")
             size = shape[1]
         if args.data.is_dir():
-            data, found = load_dir(args.data, size)
-            if classes is not None and found > classes:
-                raise DataError(f"{args.data}: {found} class folders, but the model has "
-                                f"{classes} classes")
-            classes = classes or found
+            data, classes = load_dir(args.data, size, classes)
         else:
             data, classes = load_npz(args.data, size, classes)
         if args.eval_samples is not None:

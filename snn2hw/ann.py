@@ -149,6 +149,7 @@ def predict(graph: ir.Graph, x: np.ndarray, batch_size: int = 256,
     outs = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb = torch.as_tensor(x[start:start + batch_size], dtype=dtype, device=device)
+            batch = np.asarray(x[start:start + batch_size])  # lazy samples are read here
+            xb = torch.as_tensor(batch, dtype=dtype, device=device)
             outs.append(forward(graph, xb)[graph.output].cpu().numpy())
     return np.concatenate(outs) if outs else np.zeros((0,))

@@ -66,7 +66,9 @@ def _add_maxpool_option(p: argparse.ArgumentParser) -> None:
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     _add_maxpool_option(p)
     p.add_argument("--data", default="digits",
-                   help="'digits' (built in) or an .npz file with x (N,C,H,W) and y (N,)")
+                   help="'digits' (built in), 'mnist' or 'fashion-mnist' (after 'make data'), "
+                   "an .npz file with x (N,C,H,W) and y (N,), or a folder of images with one "
+                   "sub-folder per class")
     p.add_argument("--mean", type=float_list, help="per-channel mean to subtract "
                    "(default: from the model's snn2hw.preprocess metadata and its own input "
                    "normalisation, else 0; refused when the model normalises itself)")

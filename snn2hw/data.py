@@ -1,10 +1,16 @@
-"""Data sets: the built-in digits, or a user's ``.npz`` file.
+"""Data sets: the built-in digits, MNIST and Fashion-MNIST, or a user's ``.npz`` file.
 
+``mnist``, ``fashion-mnist``: 60,000 train and 10,000 test images of 28 x 28, pixels in
+[0, 1] (:mod:`snn2hw.builtin_data` says where they are found; ``make data`` installs them),
+resized (bilinear) to the model's input size and repeated over its channels.
 ``digits``: scikit-learn's 1,797 handwritten 8x8 digits, pixels scaled to [0, 1], split
 75/25 (stratified, fixed seed 0) into train and test, resized (bilinear) to the model's
 input size. ``file.npz``: arrays ``x`` (N, C, H, W) or (N, F) float and ``y`` (N,) integer
 labels; with ``x_test``/``y_test`` those are the test split, otherwise the last 25 % of
-``x`` is. Preprocessing ``(x - mean) / std`` per channel is then applied, with mean/std
+``x`` is; members saved uncompressed (``numpy.savez``) are memory-mapped and read batch by
+batch (:mod:`snn2hw.npzmap`), compressed ones are read into memory. ``DIR``: a folder of
+images, one sub-folder per class (:mod:`snn2hw.imagefolder`), read batch by batch.
+Preprocessing ``(x - mean) / std`` per channel is then applied, with mean/std
 taken from the model (ONNX metadata ``snn2hw.preprocess``) or given explicitly.
 """
 from __future__ import annotations
@@ -15,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .builtin_data import BUILTIN, load_builtin
 from .errors import DataError
+from .imagefolder import from_folder
+from .npzmap import all_finite, open_npz, row_reader
+from .samples import LazySamples, materialize
 
 DIGITS = "digits"
 TEST_FRACTION = 0.25
@@ -61,6 +71,7 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    classes: tuple[str, ...] = ()  # class names where the source has them (image folders)
 
     def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         return (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)
@@ -74,6 +85,23 @@ def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
     t = F.interpolate(torch.from_numpy(x), size=tuple(hw), mode="bilinear", align_corners=False)
     return t.numpy()
+
+
+def fit_images(x: np.ndarray, input_shape, name: str) -> np.ndarray:
+    """Grey-scale (N, 1, H, W) images resized to the model's size and repeated over its
+    channels."""
+    if len(input_shape) != 3:
+        raise DataError(f"the {name} data set is images; the model expects input "
+                        f"{tuple(input_shape)}")
+    x = _resize(x, tuple(input_shape[1:]))
+    return x if input_shape[0] == 1 else np.repeat(x, input_shape[0], axis=1)
+
+
+def builtin(name: str, input_shape) -> Dataset:
+    """MNIST or Fashion-MNIST, fitted to the model's input shape."""
+    arrays = load_builtin(name)
+    return Dataset(name, fit_images(arrays["x_train"], input_shape, name), arrays["y_train"],
+                   fit_images(arrays["x_test"], input_shape, name), arrays["y_test"])
 
 
 def digits(input_shape: tuple[int, ...]) -> Dataset:
@@ -103,7 +131,7 @@ def _check_pair(path: Path, x, y, key_x: str, key_y: str, input_shape, num_class
                         f"expects {tuple(input_shape)}")
     if len(x) == 0:
         raise DataError(f"{path}: {key_x} is empty")
-    if not np.all(np.isfinite(x)):
+    if not all_finite(x):
         raise DataError(f"{path}: {key_x} contains NaN or Inf")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: {key_y} must have shape ({len(x)},), has {y.shape}")
@@ -115,9 +143,13 @@ def _check_pair(path: Path, x, y, key_x: str, key_y: str, input_shape, num_class
                         f"model has {num_classes} classes")
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file that we use. Any failure to parse the user's file (not a
-    zip, truncated or corrupt member, pickled object arrays, a bare .npy) is a DataError."""
+NPZ_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], set[str]]:
+    """The arrays of an .npz file that we use (memory-mapped where stored uncompressed; see
+    :mod:`snn2hw.npzmap`), and which are mapped. Any failure to parse the user's file (not
+    a zip, truncated or corrupt member, pickled object arrays, a bare .npy) is a DataError."""
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any parse failure of a user file
@@ -126,44 +158,71 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: not a readable .npz file (a single array); save 'x' and 'y' "
                         "with numpy.savez")
-    with loaded:
-        try:
-            return {k: loaded[k] for k in ("x", "y", "x_test", "y_test") if k in loaded.files}
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(f"{path}: cannot read the arrays ({exc.__class__.__name__}: "
-                            f"{exc})") from None
+    loaded.close()
+    return open_npz(path, NPZ_KEYS)
 
 
-def from_npz(path: str | Path, input_shape, num_classes: int) -> Dataset:
+def _samples(x: np.ndarray, rows: slice, lazy: bool):
+    """Rows of ``x`` as float32: lazy samples over a mapped array, else in memory."""
+    if lazy:
+        return LazySamples(row_reader(x), len(x), x.shape[1:])[rows]
+    return np.array(x[rows], dtype=np.float32)  # a copy: not the read-only mapping
+
+
+def from_npz(path: str | Path, input_shape, num_classes: int, lazy: bool = False) -> Dataset:
+    """An ``.npz`` data set. ``lazy``: members stored uncompressed stay memory-mapped and
+    are read batch by batch (:class:`snn2hw.samples.LazySamples`); otherwise, and for
+    compressed members, ``x`` is read into memory as float32."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
-    arrays = _read_npz(path)
+    arrays, mapped = _read_npz(path)
     keys = set(arrays)
     missing = {"x", "y"} - keys
     if missing:
         raise DataError(f"{path}: missing array(s) {sorted(missing)}; expected 'x' (N, C, H, W) "
                         "and 'y' (N,)")
-    x, y = arrays["x"], arrays["y"]
+    x, y = arrays["x"], np.asarray(arrays["y"])
     _check_pair(path, x, y, "x", "y", input_shape, num_classes)
     if {"x_test", "y_test"} <= keys:
-        xt, yt = arrays["x_test"], arrays["y_test"]
+        xt, yt = arrays["x_test"], np.asarray(arrays["y_test"])
         _check_pair(path, xt, yt, "x_test", "y_test", input_shape, num_classes)
-        return Dataset(path.name, x.astype(np.float32), y.astype(np.int64),
-                       xt.astype(np.float32), yt.astype(np.int64))
+        return Dataset(path.name, _samples(x, slice(None), lazy and "x" in mapped),
+                       y.astype(np.int64),
+                       _samples(xt, slice(None), lazy and "x_test" in mapped),
+                       yt.astype(np.int64))
     cut = int(round(len(x) * (1 - TEST_FRACTION)))
     if cut == 0 or cut == len(x):
         raise DataError(f"{path}: {len(x)} samples are too few to split into train and test; "
                         "give x_test/y_test")
-    x, y = x.astype(np.float32), y.astype(np.int64)
-    return Dataset(path.name, x[:cut], y[:cut], x[cut:], y[cut:])
+    lazy = lazy and "x" in mapped
+    y = y.astype(np.int64)
+    return Dataset(path.name, _samples(x, slice(None, cut), lazy), y[:cut],
+                   _samples(x, slice(cut, None), lazy), y[cut:])
+
+
+def _preprocessed(x, preprocess: Preprocess):
+    if isinstance(x, LazySamples):
+        return x.with_preprocess(preprocess)
+    return preprocess.apply(x)
 
 
 def load(spec: str, input_shape, num_classes: int, preprocess: Preprocess) -> Dataset:
-    """Load ``digits`` or an ``.npz`` path, preprocessed for the model."""
-    raw = digits(input_shape) if spec == DIGITS else from_npz(spec, input_shape, num_classes)
-    return Dataset(raw.name, preprocess.apply(raw.x_train), raw.y_train,
-                   preprocess.apply(raw.x_test), raw.y_test)
+    """Load ``digits``, ``mnist``, ``fashion-mnist``, an image folder or an ``.npz`` path,
+    preprocessed for the model. Folders, and ``.npz`` members stored uncompressed, give
+    lazy samples (read batch by batch)."""
+    if spec == DIGITS:
+        raw = digits(input_shape)
+    elif spec in BUILTIN:
+        if num_classes < 10:
+            raise DataError(f"{spec} has 10 classes; the model has only {num_classes}")
+        raw = builtin(spec, input_shape)
+    elif Path(spec).is_dir():
+        raw = from_folder(spec, input_shape, num_classes)
+    else:
+        raw = from_npz(spec, input_shape, num_classes, lazy=True)
+    return Dataset(raw.name, _preprocessed(raw.x_train, preprocess), raw.y_train,
+                   _preprocessed(raw.x_test, preprocess), raw.y_test)
 
 
 def take(x: np.ndarray, y: np.ndarray, samples: int | None, what: str):
@@ -173,3 +232,9 @@ def take(x: np.ndarray, y: np.ndarray, samples: int | None, what: str):
     if samples > len(x):
         raise DataError(f"{samples} {what} samples asked for, but the split has only {len(x)}")
     return x[:samples], y[:samples]
+
+
+def calibration_set(dataset: Dataset, samples: int | None) -> np.ndarray:
+    """The first ``samples`` training samples, in memory (calibration reads them often)."""
+    x, _ = take(dataset.x_train, dataset.y_train, samples, "calibration")
+    return materialize(x)

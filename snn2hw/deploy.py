@@ -80,7 +80,7 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     dataset = load_data(graph, data_spec, preprocess) if data_spec else None
     net = snn.lower(graph)
     if not calibration:
-        x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
+        x_cal = data.calibration_set(dataset, samples)
         cal = run_calibration(net, x_cal, method, timesteps, seed, device,
                               reset=reset or "zero", percentile=percentile)
     if cal.reset not in profile.resets:

@@ -8,10 +8,15 @@ Spikes of sample ``i`` come from ``numpy.random.default_rng([seed, stream, i])``
 for calibration, 1 for evaluation, so the two never share noise), drawn one time
 step after another; they do not depend on batch size or time chunking, and the same seed
 gives the same spikes on every device (the Lava backend gets the identical arrays).
+
+``x`` may be an array or lazy samples (:class:`snn2hw.samples.LazySamples`): the encoder
+reads the samples of one batch when it first draws their spikes and keeps only that batch.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .samples import LazySamples
 
 
 class PoissonEncoder:
@@ -19,9 +24,9 @@ class PoissonEncoder:
                  indices: np.ndarray | None = None) -> None:
         if not np.isfinite(input_scale) or input_scale <= 0:
             raise ValueError(f"input_scale must be positive, got {input_scale}")
-        self.x = np.asarray(x, dtype=np.float32)
-        self.prob = np.minimum(np.abs(self.x) / np.float32(input_scale), 1.0).astype(np.float32)
-        self.sign = np.sign(self.x).astype(np.int8)
+        self.x = x if isinstance(x, LazySamples) else np.asarray(x, dtype=np.float32)
+        self.input_scale = np.float32(input_scale)
+        self._batch: tuple[int, int, np.ndarray, np.ndarray] | None = None
         self.seed = int(seed)
         self.stream = int(stream)
         self.indices = np.arange(len(x)) if indices is None else np.asarray(indices)
@@ -30,6 +35,14 @@ class PoissonEncoder:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def _prob_sign(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spike probability and sign of samples [start, stop), read once per batch."""
+        if self._batch is None or self._batch[:2] != (start, stop):
+            x = np.asarray(self.x[start:stop], dtype=np.float32)
+            prob = np.minimum(np.abs(x) / self.input_scale, 1.0).astype(np.float32)
+            self._batch = (start, stop, prob, np.sign(x).astype(np.int8))
+        return self._batch[2], self._batch[3]
 
     def reset(self) -> None:
         self._rngs.clear()
@@ -41,6 +54,7 @@ class PoissonEncoder:
         Steps must be requested in order for each sample (t0 continues where the last
         request stopped); a request from t0 = 0 restarts the sample's stream."""
         out = np.empty((stop - start, t1 - t0, *self.x.shape[1:]), dtype=np.int8)
+        prob, sign = self._prob_sign(start, stop)
         for row, i in enumerate(range(start, stop)):
             if t0 == 0 or i not in self._rngs:
                 if t0 != 0:
@@ -50,7 +64,7 @@ class PoissonEncoder:
             elif self._next_t[i] != t0:
                 raise ValueError(f"sample {i}: steps requested out of order")
             u = self._rngs[i].random((t1 - t0, *self.x.shape[1:]), dtype=np.float32)
-            out[row] = (u < self.prob[i]) * self.sign[i]
+            out[row] = (u < prob[row]) * sign[row]
             self._next_t[i] = t1
         return out
 

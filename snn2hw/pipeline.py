@@ -143,7 +143,7 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
     preprocess = resolve_preprocess(graph, mean, std)
     dataset = load_data(graph, data_spec, preprocess)
     net = snn.lower(graph)
-    x_cal, _ = data.take(dataset.x_train, dataset.y_train, samples, "calibration")
+    x_cal = data.calibration_set(dataset, samples)
     cal = run_calibration(net, x_cal, method, timesteps, seed, device,
                           rate_match=rate_match, reset=reset, percentile=percentile)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")

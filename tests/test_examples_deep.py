@@ -109,18 +109,21 @@ def test_cifar10_bad_data_is_one_error_line(tmp_path, capsys):
 
 
 def _class_dirs(root: Path, rng, per_class: int, shape) -> None:
+    """PNG images (H, W, 3), per class folder, written with Pillow."""
+    from PIL import Image
+
     for name in ("ant", "bee", "cat"):
         folder = root / name
         folder.mkdir(parents=True)
         for i in range(per_class):
-            np.save(folder / f"{i:03d}.npy", _images(rng, 1, shape)[0])
+            Image.fromarray(_images(rng, 1, shape)[0], mode="RGB").save(folder / f"{i:03d}.png")
 
 
-def test_imagenet_directory_of_npy_images(tmp_path, capsys):
+def test_imagenet_directory_of_images(tmp_path, capsys):
     rng = np.random.default_rng(2)
     data = tmp_path / "imagenet"
-    _class_dirs(data / "train", rng, 6, (20, 24, 3))     # channel-last, to be resized
-    _class_dirs(data / "val", rng, 3, (3, 16, 16))
+    _class_dirs(data / "train", rng, 6, (20, 24, 3))     # to be resized and cropped
+    _class_dirs(data / "val", rng, 3, (16, 16, 3))
     work = tmp_path / "work"
     rc = _run("imagenet", ["--data", str(data), "--input-size", "16", "--workdir", str(work),
                            "--width", "0.0625", *TINY])
@@ -132,7 +135,9 @@ def test_imagenet_directory_of_npy_images(tmp_path, capsys):
     meta = _metadata(model)
     assert meta["snn2hw.dataset"] == str((work / "resnet34.subset.npz").resolve())
     with np.load(work / "resnet34.subset.npz") as subset:
-        assert subset["x"].dtype == np.uint8 and subset["x"].shape == (6, 3, 16, 16)
+        # decoded by snn2hw's image-folder path: float32 pixels in [0, 1]
+        assert subset["x"].dtype == np.float32 and subset["x"].shape == (6, 3, 16, 16)
+        assert 0 <= subset["x"].min() and subset["x"].max() <= 1
         assert subset["x_test"].shape == (8, 3, 16, 16)
         assert set(subset["y_test"]) <= {0, 1, 2}
     from snn2hw.importer import import_onnx
@@ -144,7 +149,7 @@ def test_imagenet_directory_of_npy_images(tmp_path, capsys):
 def test_imagenet_flat_directory(tmp_path, capsys):
     rng = np.random.default_rng(3)
     flat = tmp_path / "flat"
-    _class_dirs(flat, rng, 4, (3, 16, 16))               # 3 train + 1 test per class
+    _class_dirs(flat, rng, 4, (16, 16, 3))               # 3 train + 1 test per class
     work = tmp_path / "w1"
     rc = _run("imagenet", ["--data", str(flat), "--input-size", "16", "--workdir", str(work),
                            "--width", "0.0625", *TINY[:-2], "--eval-samples", "3"])
