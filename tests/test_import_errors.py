@@ -591,3 +591,24 @@ def test_constant_folding_error_names_the_node(tmp_path):
     with pytest.raises(UnsupportedModelError, match="bad_fold .*cannot evaluate it on its "
                                                     "constant inputs: ValueError"):
         import_onnx(_write(model, tmp_path / "m.onnx"))
+
+
+def _batchnorm_model(lengths: list[int], channels: int = 3) -> onnx.ModelProto:
+    x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, channels, 4, 4])
+    y = oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, channels, 4, 4])
+    inits = [onnx.numpy_helper.from_array(np.ones(n, np.float32), name)
+             for n, name in zip(lengths, ["s", "b", "m", "v"])]
+    node = oh.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")
+    graph = oh.make_graph([node], "g", [x], [y], inits)
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("lengths, reason", [
+    ([3, 3, 3, 2], "1-D of one length"),          # found by tests/test_fuzz.py's mutations
+    ([4, 4, 4, 4], "4 scale values for an input of 3 channels"),
+])
+def test_batchnorm_parameter_lengths_are_checked(lengths, reason, tmp_path):
+    path = tmp_path / "bn.onnx"
+    onnx.save(_batchnorm_model(lengths), path)
+    with pytest.raises(UnsupportedModelError, match=reason):
+        import_onnx(path)

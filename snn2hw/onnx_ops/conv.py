@@ -88,8 +88,11 @@ def _validate_bn(info, node):
     shapes = [info.const_shape(name) for name in node.input[1:5]]
     if any(shape is None for shape in shapes):
         return "scale, bias, mean and variance must be constants (export in eval mode)"
-    if any(len(shape) != 1 for shape in shapes if shape):
-        return f"scale, bias, mean and variance must be 1-D, have shapes {shapes}"
+    if any(len(shape) != 1 for shape in shapes) or len({tuple(s) for s in shapes}) != 1:
+        return f"scale, bias, mean and variance must be 1-D of one length, have shapes {shapes}"
+    x_shape = info.tensor_shape(node.input[0])
+    if x_shape and len(x_shape) >= 2 and x_shape[1] and x_shape[1] != shapes[0][0]:
+        return f"has {shapes[0][0]} scale values for an input of {x_shape[1]} channels"
     if (len(node.output) > 1 and any(node.output[1:])) or info.attrs(node).get("training_mode"):
         return "training-mode BatchNormalization (export in eval mode)"
     return None
