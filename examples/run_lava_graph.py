@@ -11,12 +11,12 @@ output layer. The class of a sample is the output neuron with the most spikes.
 Everything Lava needs comes from the export file: its profile (stored in the file) gives
 the tag (fixed_pt: bit-accurate integers; floating_pt: float models), the neuron's du/dv,
 the weight and message bits; its reset mode gives the neuron process (``LIFReset`` resets
-v to zero; subtract-reset exports use ``LIFResetSubtract`` from snn2hw.exporters.lava_procs,
+v to zero; subtract-reset exports use ``LIFResetSubtract`` from snn2hw.exporters.lava.procs,
 LIFReset with v -= vth). ``--data`` is what `snn2hw run --data` takes (digits or a .npz
 file); the samples and the input spikes are the ones `snn2hw run` uses for the same seed.
 
 Lava's runtime can hang for good after an exception in a process model; `snn2hw run` and
-snn2hw.exporters.watchdog therefore run Lava in a child process under a timeout. This
+snn2hw.exporters.lava.watchdog therefore run Lava in a child process under a timeout. This
 script runs it in-process for readability: start it under `timeout 600` if you adapt it.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-import snn2hw  # noqa: F401  (makes lava-nc importable on Python 3.11)
+import snn2hw.exporters.lava  # noqa: F401  (makes lava-nc importable on Python 3.11)
 # Lava's runtime sets the multiprocessing start method on import: before anything else may.
 import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401,E402
 
@@ -34,8 +34,8 @@ from snn2hw import data, profiles  # noqa: E402
 from snn2hw.encoding import PoissonEncoder  # noqa: E402
 from snn2hw.errors import InputError, Snn2hwError  # noqa: E402
 from snn2hw.export import load_export  # noqa: E402
-from snn2hw.exporters.lava_backend import check_network, synapse_matrix  # noqa: E402
-from snn2hw.exporters.lava_limits import weight_representation  # noqa: E402
+from snn2hw.exporters.lava.backend import check_network, synapse_matrix  # noqa: E402
+from snn2hw.exporters.lava.limits import weight_representation  # noqa: E402
 from snn2hw.pipeline import EVALUATION_STREAM  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def build(net, profile, columns: np.ndarray, steps: int):
     from lava.utils.weightutils import SignMode
 
     if net.reset == "subtract":
-        from snn2hw.exporters.lava_procs.subtract_lif import LIFResetSubtract as LIFReset
+        from snn2hw.exporters.lava.procs.subtract_lif import LIFResetSubtract as LIFReset
     fixed = profile.lava_tag == "fixed_pt"
     source = Source(data=columns.astype(np.int32 if fixed else np.float64))
     ports = {net.input: source.s_out}

@@ -152,7 +152,7 @@ def _lava_warning(art) -> None:
     export is valid for the target; only `snn2hw run` will refuse it)."""
     from . import profiles
     from .errors import HardwareLimitError
-    from .exporters.lava_limits import check_profile
+    from .exporters.lava.limits import check_profile
 
     profile = profiles.load_stored(art.profile_toml, art.qnet.profile)
     if profile.backend != "lava":

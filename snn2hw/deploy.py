@@ -161,8 +161,8 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
 def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
                seed: int | None = None, timeout: float | None = None,
                device: str = "cpu") -> RunReport:
-    from .exporters.lava_backend import check_network
-    from .exporters.watchdog import run_lava
+    from .exporters.lava.backend import check_network
+    from .exporters.lava.watchdog import run_lava
 
     art = load_export(path)
     profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")

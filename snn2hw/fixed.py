@@ -22,7 +22,7 @@ What Lava does (``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed`` and
   (lif/models.py:110-122, 438).
 - Spike (lif/models.py:422-424): ``v > vth << 6``, strict. Reset: ``v = 0`` at a spike
   (lif/models.py:188-192); with reset by subtraction ``v -= vth << 6``
-  (:mod:`snn2hw.exporters.lava_procs.subtract_lif`). u is not reset; with du = 4095 it
+  (:mod:`snn2hw.exporters.lava.procs.subtract_lif`). u is not reset; with du = 4095 it
   does not carry over anyway.
 - ``LIFReset`` zeroes u and v on the step a sample's first input arrives, after receiving
   it and before integrating it (lif/models.py:432-436); this simulator starts each layer

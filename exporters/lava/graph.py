@@ -1,4 +1,4 @@
-"""The Lava process graph of a :class:`QuantizedNetwork` (see :mod:`.lava_backend` for the
+"""The Lava process graph of a :class:`QuantizedNetwork` (see :mod:`.backend` for the
 layout and the time mapping). Lava is imported inside the functions only."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import scipy.sparse as sp
 
 from snn2hw.profiles import Profile
 
-from .lava_checks import pack_input, resolve_profile, synapse_matrix
-from .lava_limits import weight_representation
+from .checks import pack_input, resolve_profile, synapse_matrix
+from .limits import weight_representation
 
 # Message bits come from the profile (``[messages]``). For synapses fed by LIF layers
 # (``hidden_bits``): LIF spikes are 0/1, so binary (0) and graded (> 0) interpretation give
@@ -65,7 +65,7 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Pr
     model reads them, sparse/models.py:82-91). It clips to [-256, 255] and drops
     8 - bits + 1 low bits (weightutils.py:230-247, 275-290), so the weights go in shifted
     left by 9 - bits and ``weight_exp = -(9 - bits)`` shifts the sums back
-    (:func:`.lava_limits.weight_representation`): integer weights stay exact (for 9 bits,
+    (:func:`.limits.weight_representation`): integer weights stay exact (for 9 bits,
     the loihi_sim profile, no shift at all). Without a sign mode a mixed-sign matrix loses
     its lowest bit, and an inferred EXCITATORY mode (all weights >= 0) with 9 bits shifts
     by -1, which numpy turns into all-zero weights -- so MIXED is always given.
@@ -114,7 +114,7 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
     from lava.proc.lif.process import LIFReset
 
     if qnet.reset == "subtract":
-        from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
+        from .procs.subtract_lif import LIFResetSubtract as LIFReset
 
     fixed = profile.lava_tag == "fixed_pt"
     number = int if fixed else float

@@ -12,7 +12,7 @@ from snn2hw import profiles
 from snn2hw.errors import HardwareLimitError, InputError
 from snn2hw.profiles import DEFAULT_PROFILES, FixedPoint, Profile
 
-from .lava_limits import check_profile
+from .limits import check_profile
 
 TAGS = ("fixed_pt", "floating_pt")
 
@@ -63,7 +63,7 @@ def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
     """Raise before any Lava work if the network cannot run exactly on the Lava backend
     under its profile (see :func:`resolve_profile`): ``ValueError`` for a malformed
     network, :class:`HardwareLimitError` for a profile Lava cannot run
-    (:func:`.lava_limits.check_profile`), a reset mode the profile lacks, or a value that
+    (:func:`.limits.check_profile`), a reset mode the profile lacks, or a value that
     does not fit the profile's fixed-point registers. Returns the profile."""
     profile = resolve_profile(tag, profile, limits)
     _check_structure(qnet, record)

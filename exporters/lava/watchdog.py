@@ -3,7 +3,7 @@
 Lava can hang (a failing ProcessModel deadlocks ``run()``; ``stop()`` may hang after it),
 forks one OS process per Lava process plus a shared-memory manager, and leaves
 shared-memory segments in /dev/shm when killed. So every run goes to
-:mod:`snn2hw.exporters.lava_worker` in a new session (its own process group); on
+:mod:`snn2hw.exporters.lava.worker` in a new session (its own process group); on
 timeout, failure or Ctrl-C the whole group gets SIGTERM, then SIGKILL, the segments the
 run left behind are unlinked, the private job directory is removed, and a one-line
 :class:`~snn2hw.errors.BackendError` is raised (Ctrl-C re-raises KeyboardInterrupt).
@@ -27,9 +27,9 @@ import numpy as np
 
 from snn2hw.errors import BackendError
 
-from . import lava_backend
+from . import backend as lava_backend
 
-WORKER_MODULE = "snn2hw.exporters.lava_worker"
+WORKER_MODULE = "snn2hw.exporters.lava.worker"
 SHM_DIR = "/dev/shm"
 # Names Python's multiprocessing gives shared memory (psm_), semaphores (sem.mp-).
 SHM_PREFIXES = ("psm_", "wnsm_", "sem.mp-")
@@ -249,7 +249,7 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
     (0: binary spikes between layers, as on Loihi; default: the profile's),
     ``delay`` ("relay", default, or "delaysparse", the Loihi mapping) and ``reader``
     ("extractor", default, or "sink") select graph variants that give identical spikes
-    (see :mod:`snn2hw.exporters.lava_backend`). Raises
+    (see :mod:`snn2hw.exporters.lava.backend`). Raises
     :class:`BackendError` on failure or timeout, ``HardwareLimitError`` if Lava cannot run
     the profile or a value does not fit its registers, and re-raises KeyboardInterrupt
     after killing the worker.
