@@ -1,6 +1,7 @@
 """Fingerprint of the whole pipeline on a small fixed-seed model: sha256 of every file written
-and of every table printed by `profiles`, `ops`, `inspect`, `calibrate`, `export` (loihi_sim, loihi_float, with and without
-subtract reset), `verify`, `report` and `run` (Lava, loihi_sim and loihi_float).
+and of every table printed by `profiles`, `ops`, `inspect`, `calibrate`, `export`
+(loihi_sim, loihi_float, with and without subtract reset), `verify`, `report` and `run`
+(Lava, loihi_sim and loihi_float).
 
 A reorganisation that claims "no change of behaviour" must leave every line identical:
 

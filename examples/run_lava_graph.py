@@ -48,7 +48,7 @@ def build(net, profile, columns: np.ndarray, steps: int):
 
     if net.reset == "subtract":
         from snn2hw.exporters.lava.procs.subtract_lif import LIFResetSubtract as LIFReset
-    fixed = profile.lava_tag == "fixed_pt"
+    fixed = profile.settings.tag == "fixed_pt"
     source = Source(data=columns.astype(np.int32 if fixed else np.float64))
     ports = {net.input: source.s_out}
     sparse_args = {}
@@ -67,11 +67,11 @@ def build(net, profile, columns: np.ndarray, steps: int):
         ports[layer.name] = neurons[layer.name].s_out
     for layer in net.layers:
         for syn in layer.synapses:
-            weights = synapse_matrix(syn, profile.lava_tag)
+            weights = synapse_matrix(syn, profile.settings.tag)
             if fixed:  # Sparse drops 9 - bits low bits; weight_exp shifts the sums back
                 weights = weights * (1 << shift)
-            message_bits = (profile.messages.input_bits if syn.source == net.input
-                            else profile.messages.hidden_bits)
+            message_bits = (profile.settings.messages.input_bits if syn.source == net.input
+                            else profile.settings.messages.hidden_bits)
             sparse = Sparse(weights=weights, num_message_bits=message_bits, **sparse_args)
             ports[syn.source].connect(sparse.s_in)
             sparse.a_out.connect(neurons[layer.name].a_in)   # Lava sums all inputs
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     neurons[net.output.name].s_out.connect(sink.a_in)
     try:
         source.run(condition=RunSteps(num_steps=len(x) * steps),
-                   run_cfg=Loihi2SimCfg(select_tag=profile.lava_tag))
+                   run_cfg=Loihi2SimCfg(select_tag=profile.settings.tag))
         out = np.asarray(sink.data.get())           # (classes, N*T)
     finally:
         source.stop()
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     fired = out.reshape(net.output.size, len(x), steps)[:, :, net.output.depth:] != 0
     counts = fired.sum(axis=2).T
     predicted = counts.argmax(axis=1)
-    print(f"profile {profile.name} ({profile.lava_tag}), reset {net.reset}, data {args.data}")
+    print(f"profile {profile.name} ({profile.settings.tag}), reset {net.reset}, data {args.data}")
     for i, (p, label) in enumerate(zip(predicted, y)):
         print(f"sample {i}: predicted {p}, label {label}, output spikes {counts[i].tolist()}")
     print(f"accuracy {np.mean(predicted == y):.2%} on {len(x)} samples")

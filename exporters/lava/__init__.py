@@ -9,3 +9,7 @@ that run it, normally in the child process :mod:`.worker`.
 from . import compat
 
 compat.install()
+
+from .backend import BACKEND  # noqa: E402  (registered in snn2hw.backends)
+
+__all__ = ["BACKEND"]

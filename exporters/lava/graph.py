@@ -102,7 +102,7 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Pr
     if shift:
         eye = sp.csr_matrix(eye * (1 << shift), dtype=weights.dtype)
     for _ in range(lag - 1):
-        relay = Sparse(weights=eye, **kwargs(profile.messages.relay_bits))
+        relay = Sparse(weights=eye, **kwargs(profile.settings.messages.relay_bits))
         chain[-1].a_out.connect(relay.s_in)
         chain.append(relay)
     return chain
@@ -116,7 +116,7 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
     if qnet.reset == "subtract":
         from .procs.subtract_lif import LIFResetSubtract as LIFReset
 
-    fixed = profile.lava_tag == "fixed_pt"
+    fixed = profile.settings.tag == "fixed_pt"
     number = int if fixed else float
     neurons: dict[str, Any] = {}
     for layer in sorted(qnet.layers, key=lambda la: la.depth):
@@ -145,8 +145,8 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     from lava.proc.io.source import RingBuffer as SourceBuffer
 
     profile = resolve_profile(tag, profile)
-    tag = profile.lava_tag
-    msg = profile.messages
+    tag = profile.settings.tag
+    msg = profile.settings.messages
     if hidden_message_bits is None:
         hidden_message_bits = msg.hidden_bits
     n, t, _ = spikes.shape

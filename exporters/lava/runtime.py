@@ -175,7 +175,7 @@ def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     if extra is not None:
         extra(graph)
     build_seconds = time.perf_counter() - t0
-    data, timing = run_graph(graph, profile.lava_tag)
+    data, timing = run_graph(graph, profile.settings.tag)
     timing["build_seconds"] = build_seconds
     depth = {la.name: int(la.depth) for la in qnet.layers}
     out = {name: unpack_output(arr, n, t, depth[name]) for name, arr in data.items()}

@@ -27,7 +27,7 @@ import numpy as np
 
 from snn2hw.errors import BackendError
 
-from . import backend as lava_backend
+from . import checks
 
 WORKER_MODULE = "snn2hw.exporters.lava.worker"
 SHM_DIR = "/dev/shm"
@@ -50,7 +50,7 @@ def default_timeout(qnet, samples: int, timesteps: int) -> float:
     estimated time of all N*T steps (the estimate grows with processes, synapses and
     neurons, so with the number of layers)."""
     steps = samples * timesteps
-    return 120.0 + 10.0 * steps * lava_backend.estimate_step_cost(qnet)
+    return 120.0 + 10.0 * steps * checks.estimate_step_cost(qnet)
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,8 +254,8 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
     the profile or a value does not fit its registers, and re-raises KeyboardInterrupt
     after killing the worker.
     """
-    profile = lava_backend.check_network(qnet, tag, record, limits, profile=profile)
-    spikes = lava_backend.check_spikes(qnet, spikes, timesteps)
+    profile = checks.check_network(qnet, tag, record, limits, profile=profile)
+    spikes = checks.check_spikes(qnet, spikes, timesteps)
     samples = spikes.shape[0]
     if timeout is None:
         timeout = default_timeout(qnet, samples, timesteps)
