@@ -1,7 +1,7 @@
 """What each CLI subcommand prints; each is a function over library calls."""
 from __future__ import annotations
 
-from . import onnx_ops
+from .onnx import ops as onnx_ops
 from .fileio import check_output_path, write_text
 from .importer import MAX_OPSET, MIN_OPSET, layer_table
 from .tables import percent, table

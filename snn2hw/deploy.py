@@ -13,7 +13,7 @@ from .encoding import PoissonEncoder
 from .errors import HardwareLimitError, InputError
 from .export import ExportArtifact, load_export
 from .fixed import prepare_fixed, saturation
-from .importer import file_hash, import_onnx
+from .onnx import file_hash, import_onnx
 from .maxpool import accuracy_cost, check_recorded
 from .normalise import refuse_explicit
 from .pipeline import EVALUATION_STREAM, load_data, resolve_preprocess, run_calibration

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
+from ... import ir
 from . import register
 from .elementwise import _validate_const_only
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir, normalise
+from ... import ir, normalise
 from . import register
 
 
