@@ -10,6 +10,6 @@ from . import compat
 
 compat.install()
 
-from .backend import BACKEND  # noqa: E402  (registered in snn2hw.backends)
+from .target import BACKEND  # noqa: E402  (registered in snn2hw.backends)
 
 __all__ = ["BACKEND"]

@@ -45,9 +45,7 @@ the child process :mod:`snn2hw.exporters.lava.worker`.
 """
 from __future__ import annotations
 
-from . import settings as _settings
-# The implementation lives in these modules; this one keeps the names other code imports
-# and the object registered as the "lava" backend (snn2hw.backends).
+# The implementation lives in these modules; this one keeps the names other code imports.
 from .checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes, conv_csr,
                      estimate_step_cost, layer_sizes, pack_input, resolve_profile,
                      synapse_matrix, unpack_output)
@@ -56,36 +54,8 @@ from .limits import LAVA_FIXED, check_profile
 from .runtime import END_GRACE, LavaRun, run_graph, run_network
 from .watchdog import LavaResult, run_lava
 
-
-class LavaBackend:
-    """The ``backend = "lava"`` of a profile (see :class:`snn2hw.backends.Backend`)."""
-
-    name = "lava"
-    profile_tables = _settings.TABLES
-
-    def parse_profile(self, doc: dict, where: str, quantize: bool) -> _settings.LavaSettings:
-        return _settings.parse_profile(doc, where, quantize)
-
-    def describe(self, profile) -> dict[str, str]:
-        msg = profile.settings.messages
-        return {"lava tag": profile.settings.tag,
-                "messages": f"{msg.input_bits}/{msg.hidden_bits}/{msg.relay_bits}"}
-
-    def check_profile(self, profile) -> None:
-        check_profile(profile)
-
-    def check(self, qnet, profile) -> None:
-        check_network(qnet, profile=profile)
-
-    def run(self, qnet, spikes, timesteps: int, *, timeout: float | None,
-            profile) -> LavaResult:
-        return run_lava(qnet, spikes, timesteps, timeout=timeout, profile=profile)
-
-
-BACKEND = LavaBackend()
-
 __all__ = ["DEFAULT_PROFILES", "TAGS", "check_network", "check_spikes", "conv_csr",
            "estimate_step_cost", "layer_sizes", "pack_input", "resolve_profile",
            "synapse_matrix", "unpack_output", "DELAY", "EXTRACTOR_BUFFER", "READER", "Graph",
            "build_graph", "LAVA_FIXED", "check_profile", "END_GRACE", "LavaRun", "run_graph",
-           "run_network", "LavaResult", "run_lava", "LavaBackend", "BACKEND"]
+           "run_network", "LavaResult", "run_lava"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import ir
-from . import register
+from .registry import register
 
 
 def _axis(info_or_ctx, node, rank: int) -> int:

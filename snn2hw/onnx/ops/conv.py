@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import ir
-from . import register
+from .registry import register
 
 
 def _explicit_padding(ctx, node, in_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import ir, normalise
-from . import register
+from .registry import register
 
 
 @register("Relu", since=1)
