@@ -1,4 +1,4 @@
-"""Lava backend (exporters/lava/backend.py, lava_worker.py, watchdog.py).
+"""Lava backend (exporters/lava/: backend.py, worker.py, watchdog.py, cleanup.py).
 
 Every Lava run happens in a child process started by ``run_lava``; this test process never
 imports Lava. The reference below is an independent numpy transcription of the neuron
