@@ -80,10 +80,10 @@ def _register_shipped() -> None:
     global _SHIPPED_REGISTERED
     if _SHIPPED_REGISTERED:
         return
-    _SHIPPED_REGISTERED = True
     from snn2hw.exporters import lava
 
     register(lava.BACKEND)
+    _SHIPPED_REGISTERED = True
 
 
 def known() -> list[str]:
