@@ -11,7 +11,7 @@ WORK ?= build/demo
 env: $(STAMP)
 
 # lava-nc/lava-dl declare Python <3.11; everything is pinned by constraints.txt, and
-# snn2hw.lava_compat fixes the one 3.11 incompatibility at import time.
+# snn2hw.exporters.lava.compat fixes the one 3.11 incompatibility at import time.
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check --ignore-requires-python -c constraints.txt \

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from snn2hw.deploy import prepare_network
     from snn2hw.encoding import PoissonEncoder
     from snn2hw.export import load_export
-    from snn2hw.exporters.watchdog import run_lava
+    from snn2hw.exporters.lava.watchdog import run_lava
 
     art = load_export(args.export)
     q = art.qnet

@@ -11,12 +11,12 @@ output layer. The class of a sample is the output neuron with the most spikes.
 Everything Lava needs comes from the export file: its profile (stored in the file) gives
 the tag (fixed_pt: bit-accurate integers; floating_pt: float models), the neuron's du/dv,
 the weight and message bits; its reset mode gives the neuron process (``LIFReset`` resets
-v to zero; subtract-reset exports use ``LIFResetSubtract`` from snn2hw.exporters.lava_procs,
+v to zero; subtract-reset exports use ``LIFResetSubtract`` from snn2hw.exporters.lava.procs,
 LIFReset with v -= vth). ``--data`` is what `snn2hw run --data` takes (digits or a .npz
 file); the samples and the input spikes are the ones `snn2hw run` uses for the same seed.
 
 Lava's runtime can hang for good after an exception in a process model; `snn2hw run` and
-snn2hw.exporters.watchdog therefore run Lava in a child process under a timeout. This
+snn2hw.exporters.lava.watchdog therefore run Lava in a child process under a timeout. This
 script runs it in-process for readability: start it under `timeout 600` if you adapt it.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-import snn2hw  # noqa: F401  (makes lava-nc importable on Python 3.11)
+import snn2hw.exporters.lava  # noqa: F401  (makes lava-nc importable on Python 3.11)
 # Lava's runtime sets the multiprocessing start method on import: before anything else may.
 import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401,E402
 
@@ -34,8 +34,8 @@ from snn2hw import data, profiles  # noqa: E402
 from snn2hw.encoding import PoissonEncoder  # noqa: E402
 from snn2hw.errors import InputError, Snn2hwError  # noqa: E402
 from snn2hw.export import load_export  # noqa: E402
-from snn2hw.exporters.lava_backend import check_network, synapse_matrix  # noqa: E402
-from snn2hw.exporters.lava_limits import weight_representation  # noqa: E402
+from snn2hw.exporters.lava.backend import check_network, synapse_matrix  # noqa: E402
+from snn2hw.exporters.lava.limits import weight_representation  # noqa: E402
 from snn2hw.pipeline import EVALUATION_STREAM  # noqa: E402
 
 
@@ -47,8 +47,8 @@ def build(net, profile, columns: np.ndarray, steps: int):
     from lava.utils.weightutils import SignMode
 
     if net.reset == "subtract":
-        from snn2hw.exporters.lava_procs.subtract_lif import LIFResetSubtract as LIFReset
-    fixed = profile.lava_tag == "fixed_pt"
+        from snn2hw.exporters.lava.procs.subtract_lif import LIFResetSubtract as LIFReset
+    fixed = profile.settings.tag == "fixed_pt"
     source = Source(data=columns.astype(np.int32 if fixed else np.float64))
     ports = {net.input: source.s_out}
     sparse_args = {}
@@ -67,11 +67,11 @@ def build(net, profile, columns: np.ndarray, steps: int):
         ports[layer.name] = neurons[layer.name].s_out
     for layer in net.layers:
         for syn in layer.synapses:
-            weights = synapse_matrix(syn, profile.lava_tag)
+            weights = synapse_matrix(syn, profile.settings.tag)
             if fixed:  # Sparse drops 9 - bits low bits; weight_exp shifts the sums back
                 weights = weights * (1 << shift)
-            message_bits = (profile.messages.input_bits if syn.source == net.input
-                            else profile.messages.hidden_bits)
+            message_bits = (profile.settings.messages.input_bits if syn.source == net.input
+                            else profile.settings.messages.hidden_bits)
             sparse = Sparse(weights=weights, num_message_bits=message_bits, **sparse_args)
             ports[syn.source].connect(sparse.s_in)
             sparse.a_out.connect(neurons[layer.name].a_in)   # Lava sums all inputs
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     neurons[net.output.name].s_out.connect(sink.a_in)
     try:
         source.run(condition=RunSteps(num_steps=len(x) * steps),
-                   run_cfg=Loihi2SimCfg(select_tag=profile.lava_tag))
+                   run_cfg=Loihi2SimCfg(select_tag=profile.settings.tag))
         out = np.asarray(sink.data.get())           # (classes, N*T)
     finally:
         source.stop()
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     fired = out.reshape(net.output.size, len(x), steps)[:, :, net.output.depth:] != 0
     counts = fired.sum(axis=2).T
     predicted = counts.argmax(axis=1)
-    print(f"profile {profile.name} ({profile.lava_tag}), reset {net.reset}, data {args.data}")
+    print(f"profile {profile.name} ({profile.settings.tag}), reset {net.reset}, data {args.data}")
     for i, (p, label) in enumerate(zip(predicted, y)):
         print(f"sample {i}: predicted {p}, label {label}, output spikes {counts[i].tolist()}")
     print(f"accuracy {np.mean(predicted == y):.2%} on {len(x)} samples")

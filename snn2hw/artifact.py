@@ -56,7 +56,7 @@ def require(f: h5py.File, path: str | Path, members: tuple[str, ...], fmt: str) 
 def read_graph(group: h5py.Group) -> ir.Graph:
     """The stored IR; a node without its weights, with inconsistent shapes, or a graph that
     is not a DAG from input to output is an ArtifactError."""
-    from .importer import infer_shape
+    from .onnx.convert import infer_shape
 
     nodes: dict[str, ir.Node] = {}
     try:

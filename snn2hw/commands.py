@@ -1,7 +1,7 @@
 """What each CLI subcommand prints; each is a function over library calls."""
 from __future__ import annotations
 
-from . import onnx_ops
+from .onnx import ops as onnx_ops
 from .fileio import check_output_path, write_text
 from .importer import MAX_OPSET, MIN_OPSET, layer_table
 from .tables import percent, table
@@ -93,20 +93,21 @@ def _print_maxpool(rep: dict) -> None:
 
 
 def print_profiles() -> int:
-    from . import profiles
+    from . import backends, profiles
 
     rows = []
     for name in profiles.known():
         p = profiles.load(name)
-        fx, msg = p.fixed, p.messages
-        rows.append([name, p.kind, p.lava_tag or "-",
+        fx = p.fixed
+        own = {} if p.backend == backends.NONE else backends.get(p.backend).describe(p)
+        rows.append([name, p.kind, own.get("lava tag", "-"),
                      f"[{fx.weight_min}, {fx.weight_max}]" if fx else "float",
                      f"{fx.threshold_bits} bit << {fx.threshold_shift}" if fx else "float",
                      f"{fx.bias_mantissa_bits} bit, exp {fx.bias_exp_min}-{fx.bias_exp_max}"
                      if fx else "float",
                      f"{fx.state_bits} bit" if fx else "float",
                      f"{p.neuron_du:g}/{p.neuron_dv:g} {'+'.join(p.resets)}",
-                     f"{msg.input_bits}/{msg.hidden_bits}/{msg.relay_bits}" if msg else "-",
+                     own.get("messages", "-"),
                      f"{p.resources['cores_per_chip']} cores x "
                      f"{p.resources['neurons_per_core']} neurons" if p.resources
                      else (p.resources_profile or "-")])
@@ -148,17 +149,16 @@ def _export_tables(art) -> None:
 
 
 def _lava_warning(art) -> None:
-    """Say at export time when the profile names Lava but Lava cannot run it exactly (the
+    """Say at export time when the profile names a backend that cannot run it exactly (the
     export is valid for the target; only `snn2hw run` will refuse it)."""
-    from . import profiles
+    from . import backends, profiles
     from .errors import HardwareLimitError
-    from .exporters.lava_limits import check_profile
 
     profile = profiles.load_stored(art.profile_toml, art.qnet.profile)
-    if profile.backend != "lava":
+    if profile.backend == backends.NONE:
         return
     try:
-        check_profile(profile)
+        backends.get(profile.backend).check_profile(profile)
     except HardwareLimitError as exc:
         print(f"warning: `snn2hw run` will refuse this export: {exc.message}")
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data, profiles, simulate, snn
+from . import backends, data, profiles, simulate, snn
 from .artifact import load_calibration
 from .encoding import PoissonEncoder
 from .errors import HardwareLimitError, InputError
 from .export import ExportArtifact, load_export
 from .fixed import prepare_fixed, saturation
-from .importer import file_hash, import_onnx
+from .onnx import file_hash, import_onnx
 from .maxpool import accuracy_cost, check_recorded
 from .normalise import refuse_explicit
 from .pipeline import EVALUATION_STREAM, load_data, resolve_preprocess, run_calibration
@@ -161,16 +161,14 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
 def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
                seed: int | None = None, timeout: float | None = None,
                device: str = "cpu") -> RunReport:
-    from .exporters.lava_backend import check_network
-    from .exporters.watchdog import run_lava
-
     art = load_export(path)
     profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")
-    if profile.backend != "lava":
+    if profile.backend == backends.NONE:
         raise InputError(f"profile {profile.name} describes resources only and cannot run; "
                          "export with --profile loihi_sim or loihi_float")
+    backend = backends.get(profile.backend)
     qnet = art.qnet
-    check_network(qnet, profile=profile)  # what Lava cannot run fails before any work
+    backend.check(qnet, profile)  # what the backend cannot run fails before any work
     classes = qnet.output.size
     preprocess = data.Preprocess.from_json(art.preprocess)
     dataset = data.load(data_spec, qnet.input_shape, classes, preprocess)
@@ -182,7 +180,7 @@ def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
     ref = simulate.simulate(prepare_network(qnet, device),
                             PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM),
                             timesteps, record=names)
-    lava = run_lava(qnet, spikes, timesteps, timeout=timeout, profile=profile)
+    lava = backend.run(qnet, spikes, timesteps, timeout=timeout, profile=profile)
     out = qnet.output.name
     lava_counts = lava.spikes[out].sum(axis=1)
     lava_pred, _ = simulate.decode(lava_counts)

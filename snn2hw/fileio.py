@@ -38,7 +38,7 @@ def _input_files(given: str | os.PathLike) -> list[Path]:
     path = Path(given)
     files = [path]
     if path.suffix.lower() == ".onnx" and path.is_file():
-        from .modelfile import external_files
+        from .onnx.load import external_files
 
         files += external_files(path)
     return files

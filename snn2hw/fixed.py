@@ -23,7 +23,7 @@ What Lava does (``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed`` and
   is recomputed every step (lif/models.py:110-122, 438).
 - Spike (lif/models.py:422-424): ``v > vth << 6``, strict. Reset: ``v = 0`` at a spike
   (lif/models.py:188-192); with reset by subtraction ``v -= vth << 6``
-  (:mod:`snn2hw.exporters.lava_procs.subtract_lif`). u is not reset at a spike.
+  (:mod:`snn2hw.exporters.lava.procs.subtract_lif`). u is not reset at a spike.
 - ``LIFReset`` zeroes u and v on the step a sample's first input arrives, after receiving
   it and before integrating it (lif/models.py:432-436); this simulator starts each layer
   from u = v = 0 at that step (its ``depth``) and keeps it silent before.

@@ -51,8 +51,8 @@ def onnx_logits(model: str | Path, x: np.ndarray, batch_size: int = 256) -> np.n
     respected by padding the last batch)."""
     import onnxruntime as ort
 
-    from .importer import static_batch
-    from .modelfile import load_model
+    from .onnx.scan import static_batch
+    from .onnx.load import load_model
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1

@@ -48,7 +48,7 @@ def _chain(info) -> dict[str, np.ndarray]:
     cached = info.__dict__.get("_normalisation")
     if cached is not None:
         return cached
-    from .importer import graph_input
+    from .onnx.scan import graph_input
 
     graph = info.model.graph
     users: dict[str, list] = {}

@@ -1,8 +1,11 @@
 """Hardware profiles: one TOML file per target (``hw_profiles/``), read by one resolver.
 
-Every hardware fact the quantiser, the fixed-point simulator and the Lava backend use comes
-from here. A profile with a missing, mistyped or out-of-range field fails to load with an
-error naming the field.
+Every hardware fact the quantiser, the fixed-point simulator and the backends use comes
+from here. The ``backend`` field names the backend that runs the profile (a name registered
+in :mod:`snn2hw.backends`, or ``"none"`` for a profile that describes resources only); that
+backend parses its own section of the file (:meth:`~snn2hw.backends.Backend.parse_profile`)
+into :attr:`Profile.settings`. A profile with a missing, mistyped or out-of-range field
+fails to load with an error naming the field.
 """
 from __future__ import annotations
 
@@ -11,8 +14,13 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from . import backends
 from .errors import HardwareLimitError, InputError, ProfileError
+from .profile_fields import get as _get
+from .profile_fields import int_field as _int_field
+from .profile_fields import str_field as _str_field
 
 PACKAGE = "snn2hw.hw_profiles"
 
@@ -44,29 +52,19 @@ class FixedPoint:
 
 
 @dataclass(frozen=True)
-class Messages:
-    """Message widths of the synapses of the Lava graph (``num_message_bits``; 0 = binary
-    spikes, > 0 = graded values of that many bits)."""
-    input_bits: int    # synapses fed by the signed (-1/0/+1) input spikes
-    hidden_bits: int   # synapses fed by LIF layers (0/1 spikes)
-    relay_bits: int    # identity relays that delay a synapse's sums (lag > 1)
-
-
-@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     kind: str                  # "execute" or "resources"
-    backend: str               # "lava" or "none"
+    backend: str               # a registered backend name, or "none" (resources only)
     quantize: bool
-    lava_tag: str | None       # backend "lava" only
     fixed: FixedPoint | None   # quantize = true only
     resources: dict[str, int]  # kind "resources" only (else empty)
     path: str                  # the file, or the name of a shipped profile
-    neuron_du: float           # Lava's LIF decays (12-bit integers, or fractions for floats)
+    neuron_du: float           # LIF decays (12-bit integers, or fractions for floats)
     neuron_dv: float
     resets: tuple[str, ...]    # neuron reset modes the target can run
-    messages: Messages | None  # backend "lava" only
+    settings: Any              # the backend's own section, parsed by it (None for "none")
     resources_profile: str | None  # profile for the fit check and core estimate
 
 
@@ -82,41 +80,12 @@ _RESOURCE_FIELDS = ("cores_per_chip", "neurons_per_core", "neurons_per_chip",
                     "fan_out_per_core")
 
 
-def _get(doc: dict, dotted: str, where: str):
-    node = doc
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ProfileError(f"profile {where}: missing field '{dotted}'", field=dotted)
-        node = node[part]
-    return node
-
-
-def _int_field(doc: dict, dotted: str, where: str, lo: int, hi: int) -> int:
-    value = _get(doc, dotted, where)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProfileError(f"profile {where}: field '{dotted}' must be an integer, got "
-                           f"{value!r}", field=dotted)
-    if not lo <= value <= hi:
-        raise ProfileError(f"profile {where}: field '{dotted}' = {value} is out of range "
-                           f"[{lo}, {hi}]", field=dotted, value=value)
-    return value
-
-
-def _str_field(doc: dict, dotted: str, where: str, choices: tuple[str, ...] | None = None
-               ) -> str:
-    value = _get(doc, dotted, where)
-    if not isinstance(value, str):
-        raise ProfileError(f"profile {where}: field '{dotted}' must be a string", field=dotted)
-    if choices and value not in choices:
-        raise ProfileError(f"profile {where}: field '{dotted}' = {value!r}; expected one of "
-                           f"{', '.join(choices)}", field=dotted)
-    return value
-
-
 def parse(doc: dict, where: str) -> Profile:
     name = _str_field(doc, "name", where)
     kind = _str_field(doc, "kind", where, ("execute", "resources"))
-    backend = _str_field(doc, "backend", where, ("lava", "none"))
+    backend = _str_field(doc, "backend", where)
+    if backend != backends.NONE:
+        backends.check_known(backend, where)
     quantize = _get(doc, "quantize", where)
     if not isinstance(quantize, bool):
         raise ProfileError(f"profile {where}: field 'quantize' must be true or false")
@@ -137,18 +106,11 @@ def parse(doc: dict, where: str) -> Profile:
             raise ProfileError(f"profile {where}: weights [{fixed.weight_min}, "
                                f"{fixed.weight_max}] do not fit weights.bits = "
                                f"{fixed.weight_bits}", field="weights.bits")
-    lava_tag = None
-    if backend == "lava":
-        lava_tag = _str_field(doc, "lava_tag", where, ("fixed_pt", "floating_pt"))
-        if (lava_tag == "fixed_pt") != quantize:
-            raise ProfileError(f"profile {where}: lava_tag {lava_tag!r} does not match "
-                               f"quantize = {str(quantize).lower()}", field="lava_tag")
     resets = _resets(doc, where)
     du, dv = (_decay(doc, f"neuron.{k}", where, quantize) for k in ("du", "dv"))
-    messages = None
-    if backend == "lava":
-        messages = Messages(*(_int_field(doc, f"messages.{key}", where, 0, 64)
-                              for key in ("input_bits", "hidden_bits", "relay_bits")))
+    settings = None
+    if backend != backends.NONE:
+        settings = backends.get(backend).parse_profile(doc, where, quantize)
     resources_profile = None
     if "resources_profile" in doc:
         resources_profile = _str_field(doc, "resources_profile", where)
@@ -158,8 +120,8 @@ def parse(doc: dict, where: str) -> Profile:
     if kind == "resources":
         res = {key: _int_field(doc, f"resources.{key}", where, 1, 1 << 40)
                for key in _RESOURCE_FIELDS}
-    return Profile(name, str(doc.get("description", "")), kind, backend, quantize, lava_tag,
-                   fixed, res, where, du, dv, resets, messages, resources_profile)
+    return Profile(name, str(doc.get("description", "")), kind, backend, quantize, fixed, res,
+                   where, du, dv, resets, settings, resources_profile)
 
 
 def _decay(doc: dict, dotted: str, where: str, fixed: bool) -> float:
@@ -175,14 +137,14 @@ def _decay(doc: dict, dotted: str, where: str, fixed: bool) -> float:
     return value
 
 
-# The profile of a run when none is given (hand-built networks, tests, benchmarks).
-DEFAULT_PROFILES = {"fixed_pt": "loihi_sim", "floating_pt": "loihi_float"}
+# The fixed-point rules of hand-built networks (tests, benchmarks) when none are given.
+DEFAULT_FIXED_PROFILE = "loihi_sim"
 
 
 @functools.lru_cache(maxsize=1)
 def default_fixed() -> FixedPoint:
-    """The fixed-point rules of the default fixed_pt profile."""
-    return load(DEFAULT_PROFILES["fixed_pt"]).fixed
+    """The fixed-point rules of the default fixed-point profile."""
+    return load(DEFAULT_FIXED_PROFILE).fixed
 
 
 RESETS = ("zero", "subtract")  # neuron reset after a spike: v = 0, or v -= threshold
@@ -235,12 +197,17 @@ def _toml(text: str, where: str) -> dict:
 
 
 def load_stored(text: str, where: str) -> Profile:
-    """The profile stored in an export file. Files written before the ``[messages]`` table
-    existed take it from the shipped profile of the same name (the values they ran with)."""
+    """The profile stored in an export file. Files written before a table of the backend's
+    own section existed (Lava's ``[messages]``) take it from the shipped profile of the same
+    name (the values they ran with)."""
     doc = _toml(text, where)
-    name = doc.get("name")
-    if "messages" not in doc and doc.get("backend") == "lava" and name in known():
-        doc["messages"] = _toml(_shipped_text(name), name).get("messages")
+    name, backend = doc.get("name"), doc.get("backend")
+    if isinstance(backend, str) and backend != backends.NONE and name in known():
+        backends.check_known(backend, where)
+        missing = [t for t in backends.get(backend).profile_tables if t not in doc]
+        if missing:
+            shipped = _toml(_shipped_text(name), name)
+            doc.update({t: shipped.get(t) for t in missing})
     return parse(doc, where)
 
 

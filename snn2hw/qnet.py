@@ -171,7 +171,7 @@ class QuantizedNetwork:
     layers: list[QuantLayer]
     profile: str
     # Set from the profile by quantize() and load_export(); a hand-built network gets the
-    # default fixed-point profile's (profiles.DEFAULT_PROFILES["fixed_pt"]).
+    # default fixed-point profile's (profiles.DEFAULT_FIXED_PROFILE).
     state_bits: int = field(default_factory=lambda: default_fixed().state_bits)
     threshold_shift: int = field(default_factory=lambda: default_fixed().threshold_shift)
     current_shift: int = field(default_factory=lambda: default_fixed().current_shift)

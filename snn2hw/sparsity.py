@@ -26,15 +26,7 @@ layer this module reports:
 - ``sop_per_mac``: ``sops_per_image / macs_per_image`` (``None`` where the layer has no
   MACs, e.g. an identity-only input).
 
-Fan-out is computed exactly per source neuron. Each op of the chain is replaced by its
-*indicator* (weights -> 1 where non-zero, average pooling -> sum pooling), and the
-transposed indicator chain applied to an all-ones output (one vector-Jacobian product)
-gives, per source neuron, the number of *paths* to the layer. That equals the number of
-distinct targets whenever no source reaches a target by two paths: always for one op
-(a source/target pair fixes the kernel tap), and for chains whose ops before the last one
-send every source to at most one element (flatten, non-overlapping pooling) - which is
-checked. Any other chain (overlapping pooling before a conv, conv -> conv) is counted by
-applying the indicator chain to one-hot basis vectors, block by block.
+Fan-out and MACs are counted by :mod:`snn2hw.fanout`.
 
 The depth trend is the rank correlation (Spearman's rho, Kendall's tau) of rate against
 depth over the hidden spiking layers; the output layer's rate is set by the class
@@ -42,16 +34,15 @@ read-out, so it is reported with and without it.
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
-import torch
 
-from . import ann, ir, simulate
+from . import simulate
 from .encoding import PoissonEncoder
+from .fanout import fan_out, op_macs, op_pool_adds, unique_ops
 from .pipeline import EVALUATION_STREAM  # pipeline.evaluate's input spikes: same seed, same
-from .snn import SpikingNetwork, Term     # spikes
+from .snn import SpikingNetwork        # spikes
 
 SOP_CONVENTION = ("synaptic operations: every spike a layer integrates within the window "
                   "times the number of synapses its source neuron drives in that term "
@@ -60,101 +51,6 @@ SOP_CONVENTION = ("synaptic operations: every spike a layer integrates within th
 MAC_CONVENTION = ("ANN multiply-accumulates per image: conv out_elements*C_in/groups*kh*kw, "
                   "dense out*in; average pooling and flatten count 0 (pooling additions are "
                   "reported separately as pool_adds_per_image); biases and Add not counted")
-
-
-# --------------------------------------------------------------------------- fan-out
-
-
-def _indicator_ops(ops: list[ir.Node]) -> list[tuple[ir.Node, float]]:
-    """Each op with non-zero weights set to 1; average pooling as sum pooling (an op and
-    the factor its output is multiplied by)."""
-    out = []
-    for op in ops:
-        op = copy.copy(op)
-        factor = 1.0
-        if isinstance(op, (ir.Conv, ir.Dense)):
-            op.weight = (np.asarray(op.weight) != 0).astype(np.float64)
-            op.bias = None
-        elif isinstance(op, ir.AvgPool):
-            op.divisor_override = 1  # a sum pool, also over partial (ceil-mode) windows
-        out.append((op, factor))
-    return out
-
-
-def _apply_indicator(ind: list[tuple[ir.Node, float]], x: torch.Tensor) -> torch.Tensor:
-    for op, factor in ind:
-        x = ann.apply_linear(op, x, with_bias=False)
-        if factor != 1.0:
-            x = x * factor
-    return x
-
-
-def _path_counts(ind, in_shape) -> np.ndarray:
-    """Per source element: the number of paths of non-zero weights to any output element
-    (the transposed indicator chain applied to all ones)."""
-    x = torch.zeros((1, *in_shape), dtype=torch.float64, requires_grad=True)
-    y = _apply_indicator(ind, x)
-    (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
-    if grad is None:
-        return np.zeros(int(np.prod(in_shape)), dtype=np.int64)
-    return np.rint(grad.reshape(-1).numpy()).astype(np.int64)
-
-
-def _reach_counts(ind, in_shape, widest: int, budget_bytes: float = 64e6) -> np.ndarray:
-    """Per source element: the number of distinct output elements its one-hot vector
-    reaches through the indicator chain (exact for any chain)."""
-    n = int(np.prod(in_shape))
-    block = max(1, int(budget_bytes // (8 * max(widest, n))))
-    counts = np.empty(n, dtype=np.int64)
-    with torch.no_grad():
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            basis = torch.zeros((stop - start, n), dtype=torch.float64)
-            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            out = _apply_indicator(ind, basis.reshape(stop - start, *in_shape))
-            counts[start:stop] = (out.reshape(stop - start, -1) > 0).sum(dim=1).numpy()
-    return counts
-
-
-def fan_out(term: Term, in_shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
-    """Synapses each source neuron of ``term`` drives in the layer (flat, C-order), and
-    how they were counted: ``identity``, ``transpose`` (paths are unique, one
-    vector-Jacobian product) or ``basis`` (one-hot vectors)."""
-    n = int(np.prod(in_shape))
-    if not term.ops:
-        return np.ones(n, dtype=np.int64), "identity"
-    ind = _indicator_ops(term.ops)
-    if len(ind) == 1 or _path_counts(ind[:-1], in_shape).max(initial=0) <= 1:
-        return _path_counts(ind, in_shape), "transpose"
-    widest = max([n] + [int(np.prod(op.shape)) for op in term.ops])
-    return _reach_counts(ind, in_shape, widest), "basis"
-
-
-# --------------------------------------------------------------------------- MACs
-
-
-def op_macs(op: ir.Node) -> int:
-    """ANN multiply-accumulates of one linear node per image (see module docstring)."""
-    if isinstance(op, ir.Conv):
-        _, cin_per_group, kh, kw = op.weight.shape
-        return int(np.prod(op.shape)) * int(cin_per_group * kh * kw)
-    if isinstance(op, ir.Dense):
-        return int(op.weight.shape[0] * op.weight.shape[1])
-    return 0
-
-
-def op_pool_adds(op: ir.Node) -> int:
-    if isinstance(op, ir.AvgPool):
-        return int(np.prod(op.shape)) * int(op.kernel[0] * op.kernel[1])
-    return 0
-
-
-def _unique_ops(terms: list[Term]) -> list[ir.Node]:
-    seen: dict[str, ir.Node] = {}
-    for t in terms:
-        for op in t.ops:
-            seen.setdefault(op.name, op)
-    return list(seen.values())
 
 
 # --------------------------------------------------------------------------- trend
@@ -249,7 +145,7 @@ def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timest
                           "delay": int(t.delay), "synapses": int(fan.sum()),
                           "fan_out_method": method, "sops_per_image": sops / n,
                           "macs_per_image": sum(op_macs(op) for op in t.ops)})
-        ops = _unique_ops(la.terms)
+        ops = unique_ops(la.terms)
         macs = sum(op_macs(op) for op in ops)
         sops = sum(t["sops_per_image"] for t in terms)
         layers.append({
@@ -264,7 +160,7 @@ def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timest
             "terms": terms})
 
     in_size = size[net.input]
-    net_ops = _unique_ops([t for la in net.layers for t in la.terms])
+    net_ops = unique_ops([t for la in net.layers for t in la.terms])
     total_macs = sum(op_macs(op) for op in net_ops)
     total_sops = sum(la["sops_per_image"] for la in layers)
     neurons = sum(la["neurons"] for la in layers)

@@ -22,6 +22,7 @@ from snn2hw.cli import main
 from snn2hw.deploy import prepare_network
 from snn2hw.encoding import PoissonEncoder
 from snn2hw.export import load_export
+from snn2hw.exporters.lava.settings import Messages
 from snn2hw.pipeline import EVALUATION_STREAM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -283,7 +284,7 @@ def test_stored_shipped_profile_without_messages_takes_the_shipped_ones(tmp_path
     text = old.read_text()
     assert "[messages]" not in text
     stored = profiles.load_stored(text, "old.h5")
-    assert stored.messages == profiles.Messages(8, 1, 24)   # hw_profiles/loihi_sim.toml
+    assert stored.settings.messages == Messages(8, 1, 24)   # hw_profiles/loihi_sim.toml
 
 
 def test_stored_custom_profile_without_messages_is_refused(tmp_path):

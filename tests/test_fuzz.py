@@ -432,7 +432,7 @@ def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
     from snn2hw.calibrate import calibrate
     from snn2hw.deploy import first_mismatch, prepare_network
     from snn2hw.encoding import PoissonEncoder
-    from snn2hw.exporters.watchdog import run_lava
+    from snn2hw.exporters.lava.watchdog import run_lava
     from snn2hw.quantize import quantize
 
     import test_lava_backend as lava_tests

@@ -15,7 +15,7 @@ import onnx_builders as ob  # noqa: E402
 
 from snn2hw.errors import InputError, ModelFileError, UnsupportedModelError  # noqa: E402
 from snn2hw.importer import MAX_OPSET, MIN_OPSET, import_onnx, layer_table  # noqa: E402
-from snn2hw.modelfile import (  # noqa: E402
+from snn2hw.onnx.load import (  # noqa: E402
     MEMORY_LIMIT_ENV, default_memory_limit, physical_memory)
 
 

@@ -14,7 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import onnx_builders as ob  # noqa: E402
 
-from snn2hw import ann, data, ir, onnx_ops  # noqa: E402
+from snn2hw import ann, data, ir  # noqa: E402
+from snn2hw.onnx import ops as onnx_ops  # noqa: E402
 from snn2hw.importer import import_onnx  # noqa: E402
 
 ALL = (11, 13, 17, 20)

@@ -1,4 +1,4 @@
-"""Lava backend (exporters/lava_backend.py, lava_worker.py, watchdog.py).
+"""Lava backend (exporters/lava/: backend.py, worker.py, watchdog.py, cleanup.py).
 
 Every Lava run happens in a child process started by ``run_lava``; this test process never
 imports Lava. The reference below is an independent numpy transcription of the neuron
@@ -20,8 +20,8 @@ import pytest
 import scipy.sparse as sp
 
 from snn2hw.errors import BackendError, HardwareLimitError
-from snn2hw.exporters import lava_backend
-from snn2hw.exporters.watchdog import run_lava
+from snn2hw.exporters.lava import backend as lava_backend
+from snn2hw.exporters.lava.watchdog import run_lava
 from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,7 +280,7 @@ def test_residual_network_with_delays_matches_reference():
 @pytest.mark.lava
 @pytest.mark.parametrize("tag", ["fixed_pt", "floating_pt"])
 def test_reset_by_subtraction_matches_reference(tag):
-    # LIFResetSubtract (exporters/lava_procs): Lava's LIFReset models with v -= vth.
+    # LIFResetSubtract (exporters/lava/procs): Lava's LIFReset models with v -= vth.
     if tag == "fixed_pt":
         qnet, spikes = residual_net(seed=5)
     else:
@@ -345,7 +345,7 @@ import os, sys
 import numpy as np, scipy.sparse as sp
 os.environ["{env}"] = "{faulty}:HangingProcess"
 from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
-from snn2hw.exporters.watchdog import run_lava
+from snn2hw.exporters.lava.watchdog import run_lava
 csr = sp.csr_matrix(np.full((4, 5), 3, dtype=np.int32))
 layer = QuantLayer("a", (4,), 1, [IntSynapse("input", 1, (5,), (4,), "matrix", csr=csr)],
                    2, None, is_output=True)

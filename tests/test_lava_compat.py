@@ -1,4 +1,4 @@
-"""lava-nc 0.10 on Python 3.11 through snn2hw.lava_compat, and Lava's timing convention.
+"""lava-nc 0.10 on Python 3.11 through snn2hw.exporters.lava.compat, and Lava's timing convention.
 
 Lava runs in a fresh child process: it starts its own worker processes, and the import
 fix must be installed before the first ``import lava`` of that process.
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from snn2hw import lava_compat
+from snn2hw.exporters.lava import compat as lava_compat
 
 pytestmark = pytest.mark.lava
 
 LAVA_SCRIPT = textwrap.dedent("""
     import json, sys
-    import snn2hw  # installs the var_model fix
-    from snn2hw import lava_compat
+    import snn2hw.exporters.lava  # the Lava backend installs the var_model fix
+    from snn2hw.exporters.lava import compat as lava_compat
 
     calls = []
     for name in ("_cache_bytecode", "set_data"):
@@ -165,7 +165,7 @@ def test_patch_source_keeps_line_numbers_of_the_real_module():
 
 
 def test_install_is_idempotent():
-    import snn2hw  # noqa: F401  (installs on import)
+    import snn2hw.exporters.lava  # noqa: F401  (installs on import)
 
     assert lava_compat.install() is True
     assert lava_compat.install() is True

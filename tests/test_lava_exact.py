@@ -219,7 +219,7 @@ def test_neuron_state_matches_lavas_step_by_step(seed, du, dv, reset):
 
 def three_way(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int) -> dict:
     from snn2hw import profiles
-    from snn2hw.exporters.watchdog import run_lava
+    from snn2hw.exporters.lava.watchdog import run_lava
 
     spikes, ref = reference_spikes(qnet, x, timesteps)
     assert_same(lava_model.run_model(qnet, spikes), ref, "independent model")

@@ -18,7 +18,7 @@ from snn2hw.cli import main
 from snn2hw.deploy import prepare_network
 from snn2hw.encoding import PoissonEncoder
 from snn2hw.export import load_export
-from snn2hw.exporters.watchdog import run_lava
+from snn2hw.exporters.lava.watchdog import run_lava
 from snn2hw.pipeline import EVALUATION_STREAM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

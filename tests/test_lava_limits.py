@@ -1,4 +1,4 @@
-"""exporters/lava_limits.py states what Lava's models can run exactly. Each number is read
+"""exporters/lava/limits.py states what Lava's models can run exactly. Each number is read
 here from the installed lava-nc source text (without importing Lava), so an upgrade of
 Lava that changes one fails this test instead of silently changing what is refused."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from snn2hw.exporters.lava_limits import LAVA_FIXED, MESSAGE_BITS_MAX
+from snn2hw.exporters.lava.limits import LAVA_FIXED, MESSAGE_BITS_MAX
 
 
 def lava_source(relative: str) -> str:
@@ -73,7 +73,7 @@ def test_weight_representation_keeps_every_integer_weight_exact(bits):
     import numpy as np
 
     from snn2hw import profiles
-    from snn2hw.exporters.lava_limits import weight_representation
+    from snn2hw.exporters.lava.limits import weight_representation
 
     base = profiles.load("loihi_sim")
     fixed = base.fixed.__class__(**{**base.fixed.__dict__, "weight_bits": bits,

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAPH_SCRIPT = """
 import json, pickle, sys
 import numpy as np
-import snn2hw
+import snn2hw.exporters.lava  # installs the Python 3.11 fix before Lava is imported
 import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
-from snn2hw.exporters.lava_backend import build_graph
+from snn2hw.exporters.lava.backend import build_graph
 
 cases = pickle.load(open(sys.argv[1], "rb"))
 out = {}

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
-from . import register
+from ... import ir
+from .registry import register
 
 
 def _axis(info_or_ctx, node, rank: int) -> int:

@@ -1,6 +1,6 @@
-"""Child process that runs one Lava job: ``python -m snn2hw.exporters.lava_worker JOB_DIR``.
+"""Child process that runs one Lava job: ``python -m snn2hw.exporters.lava.worker JOB_DIR``.
 
-Started by :func:`snn2hw.exporters.watchdog.run_lava` in a new session (its own process
+Started by :func:`snn2hw.exporters.lava.watchdog.run_lava` in a new session (its own process
 group), so the parent can kill it together with every process Lava forks. ``JOB_DIR``
 (a private ``mkdtemp`` directory) holds
 
@@ -14,7 +14,7 @@ On success the worker writes ``result.npz`` atomically (``layer_0``, ``layer_1``
 the order of ``names``; ``names`` and ``timing`` as JSON strings) and exits 0. On failure
 it writes a one-line ``error.txt`` (traceback on stderr) and exits 1.
 
-Import order matters: :mod:`snn2hw` first (installs the Python 3.11 fix for Lava), then
+Import order matters: :mod:`snn2hw.exporters.lava` first (installs the Python 3.11 fix), then
 Lava's runtime, which calls ``multiprocessing.set_start_method('fork')`` unguarded, and
 only then the pickled network (whose module imports torch).
 
@@ -79,11 +79,11 @@ def _test_process_hook(spec: str | None):
 def run_job(job_dir: str) -> None:
     import numpy as np
 
-    import snn2hw  # noqa: F401  - installs the Python 3.11 fix before any Lava import
+    import snn2hw.exporters.lava  # noqa: F401  - installs the Python 3.11 fix before Lava
     # Sets the 'fork' start method; must come before torch (via the pickle) is imported.
     import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
 
-    from snn2hw.exporters import lava_backend
+    from snn2hw.exporters.lava import backend as lava_backend
 
     with open(os.path.join(job_dir, "job.pkl"), "rb") as fh:
         job = pickle.load(fh)
@@ -108,7 +108,7 @@ def run_job(job_dir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or not os.path.isdir(argv[0]):
-        print("usage: python -m snn2hw.exporters.lava_worker JOB_DIR", file=sys.stderr)
+        print("usage: python -m snn2hw.exporters.lava.worker JOB_DIR", file=sys.stderr)
         return 2
     job_dir = argv[0]
     try:

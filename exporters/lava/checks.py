@@ -10,11 +10,13 @@ import scipy.sparse as sp
 
 from snn2hw import profiles
 from snn2hw.errors import HardwareLimitError, InputError
-from snn2hw.profiles import DEFAULT_PROFILES, FixedPoint, Profile
+from snn2hw.profiles import FixedPoint, Profile
 
-from .lava_limits import check_profile
+from .limits import check_profile
+from .settings import TAGS
 
-TAGS = ("fixed_pt", "floating_pt")
+# The profile of a run when none is given (hand-built networks, tests, benchmarks).
+DEFAULT_PROFILES = {"fixed_pt": "loihi_sim", "floating_pt": "loihi_float"}
 
 
 def resolve_profile(tag: str | None = None, profile: Profile | str | None = None,
@@ -24,9 +26,9 @@ def resolve_profile(tag: str | None = None, profile: Profile | str | None = None
     by ``limits`` if given."""
     if profile is not None:
         profile = profiles.load(profile) if isinstance(profile, str) else profile
-        if tag is not None and tag != profile.lava_tag:
+        if tag is not None and tag != profile.settings.tag:
             raise ValueError(f"tag {tag!r} differs from profile {profile.name}'s "
-                             f"lava_tag {profile.lava_tag!r}")
+                             f"lava_tag {profile.settings.tag!r}")
         if limits is not None:
             raise ValueError("give a profile or fixed-point limits, not both")
         return profile
@@ -63,7 +65,7 @@ def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
     """Raise before any Lava work if the network cannot run exactly on the Lava backend
     under its profile (see :func:`resolve_profile`): ``ValueError`` for a malformed
     network, :class:`HardwareLimitError` for a profile Lava cannot run
-    (:func:`.lava_limits.check_profile`), a reset mode the profile lacks, or a value that
+    (:func:`.limits.check_profile`), a reset mode the profile lacks, or a value that
     does not fit the profile's fixed-point registers. Returns the profile."""
     profile = resolve_profile(tag, profile, limits)
     _check_structure(qnet, record)

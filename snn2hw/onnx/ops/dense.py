@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
-from . import register
+from ... import ir
+from .registry import register
 
 
 def _validate_gemm(info, node):

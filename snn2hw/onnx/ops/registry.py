@@ -1,7 +1,7 @@
 """Registry of ONNX op converters, keyed by (domain, op type), each valid from an opset on.
 
 A converter module registers functions with :func:`register`. Each converter receives the
-:class:`~snn2hw.importer.ImportContext` and the ``onnx.NodeProto`` and either emits IR nodes,
+:class:`~snn2hw.onnx.convert.ImportContext` and the ``onnx.NodeProto`` and either emits IR nodes,
 records constants, or aliases its output to its input. ``validate`` (optional) returns a
 reason string when a node of a registered type still cannot be converted (an attribute we do
 not support), so the importer can list every problem before converting anything.
@@ -80,7 +80,3 @@ def registered() -> list[Converter]:
 def hint_for(op_type: str) -> str:
     return HINTS.get(op_type, "retrain or re-export with supported ops "
                               "(see `snn2hw ops` for the list).")
-
-
-# Import the op families explicitly so registration errors surface at import time.
-from . import concat, conv, dense, elementwise, pad, pool, shape  # noqa: E402,F401

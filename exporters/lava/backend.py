@@ -2,7 +2,7 @@
 
 Only standard lava-nc processes are used, except for networks whose neurons reset by
 subtraction (``qnet.reset == "subtract"``): their layers are
-:class:`snn2hw.exporters.lava_procs.subtract_lif.LIFResetSubtract`, ``LIFReset`` with Lava's
+:class:`snn2hw.exporters.lava.procs.subtract_lif.LIFResetSubtract`, ``LIFReset`` with Lava's
 own models but for the one line that resets v.
 
 * input  -- ``lava.proc.io.source.RingBuffer`` holding the signed input spikes of all
@@ -12,7 +12,7 @@ own models but for the one line that resets v.
   ``lag > 1`` either ``DelaySparse`` with every delay ``lag - 1`` (the Loihi mapping; a
   spike received at step t is delivered at t+1+d, sparse/models.py:359-372) or, by
   default because DelaySparse's CPU model is ~50x slower, ``Sparse`` followed by
-  ``lag - 1`` identity ``Sparse`` relays (see :func:`.lava_graph._connection`).
+  ``lag - 1`` identity ``Sparse`` relays (see :func:`.graph._connection`).
 * layer -- ``lava.proc.lif.process.LIFReset`` (or ``LIFResetSubtract``) with the
   profile's ``neuron.du``/``neuron.dv`` (an integrate-and-fire neuron: 4095/0 for
   fixed_pt, 1/0 for floating_pt), ``reset_interval=T`` and ``reset_offset=(depth + 1) % T``.
@@ -20,7 +20,7 @@ own models but for the one line that resets v.
 Every hardware number of the graph comes from the run's profile (the export's own, or
 the shipped profile of the tag for hand-built networks): weight bits, neuron decays,
 message bits, and the limits the network is checked against. A profile Lava cannot run
-exactly is refused first (:mod:`.lava_limits`, exit 3).
+exactly is refused first (:mod:`.limits`, exit 3).
 * output -- per recorded layer either a ``lava.proc.io.extractor.Extractor`` (default:
   streams one spike vector per step to this process, drained while the run goes on) or a
   ``lava.proc.io.sink.RingBuffer`` (buffer N*T, read with ``data.get()`` after the run).
@@ -41,20 +41,21 @@ arrive (depth(target) >= depth(source) + lag, checked in :func:`check_network`).
 
 Importing this module imports no Lava (Lava's runtime sets the multiprocessing start
 method on import); Lava is imported inside the functions that run it, normally only in
-the child process :mod:`snn2hw.exporters.lava_worker`.
+the child process :mod:`snn2hw.exporters.lava.worker`.
 """
 from __future__ import annotations
 
-# The implementation lives in three modules; this one keeps the names other code imports.
-from .lava_checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes, conv_csr,
-                          estimate_step_cost, layer_sizes, pack_input, resolve_profile,
-                          synapse_matrix, unpack_output)
-from .lava_graph import DELAY, EXTRACTOR_BUFFER, READER, Graph, build_graph
-from .lava_limits import LAVA_FIXED, check_profile
-from .lava_runtime import END_GRACE, LavaRun, run_graph, run_network
+# The implementation lives in these modules; this one keeps the names other code imports.
+from .checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes, conv_csr,
+                     estimate_step_cost, layer_sizes, pack_input, resolve_profile,
+                     synapse_matrix, unpack_output)
+from .graph import DELAY, EXTRACTOR_BUFFER, READER, Graph, build_graph
+from .limits import LAVA_FIXED, check_profile
+from .runtime import END_GRACE, LavaRun, run_graph, run_network
+from .watchdog import LavaResult, run_lava
 
 __all__ = ["DEFAULT_PROFILES", "TAGS", "check_network", "check_spikes", "conv_csr",
            "estimate_step_cost", "layer_sizes", "pack_input", "resolve_profile",
            "synapse_matrix", "unpack_output", "DELAY", "EXTRACTOR_BUFFER", "READER", "Graph",
            "build_graph", "LAVA_FIXED", "check_profile", "END_GRACE", "LavaRun", "run_graph",
-           "run_network"]
+           "run_network", "LavaResult", "run_lava"]

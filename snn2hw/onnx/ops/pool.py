@@ -3,8 +3,8 @@ spatial axes, and MaxPool converted as average pooling when the user asks (``--m
 """
 from __future__ import annotations
 
-from .. import ann, ir
-from . import register
+from ... import ann, ir
+from .registry import register
 from .conv import auto_pad_problem, padded_attrs
 
 

@@ -3,7 +3,7 @@
 Lava can hang (a failing ProcessModel deadlocks ``run()``; ``stop()`` may hang after it),
 forks one OS process per Lava process plus a shared-memory manager, and leaves
 shared-memory segments in /dev/shm when killed. So every run goes to
-:mod:`snn2hw.exporters.lava_worker` in a new session (its own process group); on
+:mod:`snn2hw.exporters.lava.worker` in a new session (its own process group); on
 timeout, failure or Ctrl-C the whole group gets SIGTERM, then SIGKILL, the segments the
 run left behind are unlinked, the private job directory is removed, and a one-line
 :class:`~snn2hw.errors.BackendError` is raised (Ctrl-C re-raises KeyboardInterrupt).
@@ -27,14 +27,10 @@ import numpy as np
 
 from snn2hw.errors import BackendError
 
-from . import lava_backend
+from . import checks
+from .cleanup import cleanup_shm, group_members, kill_group, shm_mapped_by, shm_snapshot
 
-WORKER_MODULE = "snn2hw.exporters.lava_worker"
-SHM_DIR = "/dev/shm"
-# Names Python's multiprocessing gives shared memory (psm_), semaphores (sem.mp-).
-SHM_PREFIXES = ("psm_", "wnsm_", "sem.mp-")
-TERM_GRACE = 3.0     # seconds between SIGTERM and SIGKILL
-KILL_WAIT = 5.0      # seconds to wait for the group to vanish after SIGKILL
+WORKER_MODULE = "snn2hw.exporters.lava.worker"
 
 
 @dataclass
@@ -50,138 +46,7 @@ def default_timeout(qnet, samples: int, timesteps: int) -> float:
     estimated time of all N*T steps (the estimate grows with processes, synapses and
     neurons, so with the number of layers)."""
     steps = samples * timesteps
-    return 120.0 + 10.0 * steps * lava_backend.estimate_step_cost(qnet)
-
-
-# ---------------------------------------------------------------------------------------
-# Process-group and /dev/shm housekeeping (Linux /proc; degrades to no-ops elsewhere)
-# ---------------------------------------------------------------------------------------
-
-def _proc_stat(pid: str) -> tuple[str, int] | None:
-    """(state, pgid) of a process, or None if it is gone/unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    try:
-        return fields[0], int(fields[2])
-    except (IndexError, ValueError):
-        return None
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-    members = []
-    for pid in pids:
-        st = _proc_stat(pid)
-        if st and st[1] == pgid and st[0] not in ("Z", "X"):
-            members.append(int(pid))
-    return members
-
-
-def _shm_mapped_by(pids) -> set[str]:
-    """Names of /dev/shm files mapped or held open by the given processes."""
-    names: set[str] = set()
-    prefix = SHM_DIR + "/"
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/maps", "rb") as fh:
-                for line in fh:
-                    idx = line.find(prefix.encode())
-                    if idx >= 0:
-                        path = line[idx:].decode("utf-8", "replace").strip()
-                        names.add(path[len(prefix):].split(" (deleted)")[0])
-        except OSError:
-            pass
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if target.startswith(prefix):
-                    names.add(target[len(prefix):].split(" (deleted)")[0])
-        except OSError:
-            pass
-    return names
-
-
-def _shm_in_use() -> set[str]:
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
-    except OSError:
-        return set()
-    return _shm_mapped_by(pids)
-
-
-def _shm_snapshot() -> set[str]:
-    try:
-        return set(os.listdir(SHM_DIR))
-    except OSError:
-        return set()
-
-
-def _cleanup_shm(before: set[str], group_mapped: set[str]) -> list[str]:
-    """Unlink segments that this run left behind: new since ``before`` with a
-    multiprocessing name, or mapped by the killed group; ours (uid) and not in use by any
-    live process (another Lava run, for one)."""
-    new = {n for n in _shm_snapshot() - before if n.startswith(SHM_PREFIXES)}
-    candidates = (new | group_mapped) & _shm_snapshot()
-    if not candidates:
-        return []
-    in_use = _shm_in_use()
-    removed = []
-    for name in sorted(candidates - in_use):
-        path = os.path.join(SHM_DIR, name)
-        try:
-            if os.lstat(path).st_uid != os.getuid():
-                continue
-            os.unlink(path)
-            removed.append(name)
-        except OSError:
-            pass
-    return removed
-
-
-def _group_gone(proc: subprocess.Popen) -> bool:
-    proc.poll()  # reap the worker itself, or it stays a (zombie) member of its group
-    try:
-        os.killpg(proc.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    # Orphaned zombies count as gone (an init that does not reap would keep them).
-    return not _group_members(proc.pid)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the worker's process group, then SIGKILL what is left; wait for it."""
-    for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, KILL_WAIT)):
-        if _group_gone(proc):
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            proc.poll()
-            return
-        except PermissionError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if _group_gone(proc):
-                return
-            time.sleep(0.05)
-    try:
-        proc.wait(timeout=1.0)
-    except subprocess.TimeoutExpired:
-        pass
+    return 120.0 + 10.0 * steps * checks.estimate_step_cost(qnet)
 
 
 def _status(rc: int) -> str:
@@ -249,13 +114,13 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
     (0: binary spikes between layers, as on Loihi; default: the profile's),
     ``delay`` ("relay", default, or "delaysparse", the Loihi mapping) and ``reader``
     ("extractor", default, or "sink") select graph variants that give identical spikes
-    (see :mod:`snn2hw.exporters.lava_backend`). Raises
+    (see :mod:`snn2hw.exporters.lava.backend`). Raises
     :class:`BackendError` on failure or timeout, ``HardwareLimitError`` if Lava cannot run
     the profile or a value does not fit its registers, and re-raises KeyboardInterrupt
     after killing the worker.
     """
-    profile = lava_backend.check_network(qnet, tag, record, limits, profile=profile)
-    spikes = lava_backend.check_spikes(qnet, spikes, timesteps)
+    profile = checks.check_network(qnet, tag, record, limits, profile=profile)
+    spikes = checks.check_spikes(qnet, spikes, timesteps)
     samples = spikes.shape[0]
     if timeout is None:
         timeout = default_timeout(qnet, samples, timesteps)
@@ -275,7 +140,7 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
         job["delay"] = delay
 
     t0 = time.monotonic()
-    shm_before = _shm_snapshot()
+    shm_before = shm_snapshot()
     group_shm: set[str] = set()
     job_dir = tempfile.mkdtemp(prefix="snn2hw-lava-")
     proc: subprocess.Popen | None = None
@@ -294,15 +159,15 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            group_shm = _shm_mapped_by(_group_members(proc.pid))
-            _kill_group(proc)
+            group_shm = shm_mapped_by(group_members(proc.pid))
+            kill_group(proc)
             raise BackendError(
                 f"Lava run timed out after {timeout:g} s ({samples} samples x {timesteps} "
                 f"steps, {len(qnet.layers)} layers); its processes were killed",
                 hint="raise the timeout if the network is just slow") from None
         if rc != 0:
-            group_shm = _shm_mapped_by(_group_members(proc.pid))
-            _kill_group(proc)
+            group_shm = shm_mapped_by(group_members(proc.pid))
+            kill_group(proc)
             raise BackendError(f"Lava worker failed ({_status(rc)}): {_worker_error(job_dir)}")
         out, timing = _read_result(job_dir)
         ok = True
@@ -311,11 +176,11 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
     except BaseException:
         # KeyboardInterrupt (or anything else) while the worker runs: take it down too.
         if proc is not None and not group_shm:
-            group_shm = _shm_mapped_by(_group_members(proc.pid))
+            group_shm = shm_mapped_by(group_members(proc.pid))
         raise
     finally:
         if proc is not None:
-            _kill_group(proc)  # a no-op after a clean exit
+            kill_group(proc)  # a no-op after a clean exit
         if not ok:
-            _cleanup_shm(shm_before, group_shm)
+            cleanup_shm(shm_before, group_shm)
         shutil.rmtree(job_dir, ignore_errors=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir, normalise
-from . import register
+from ... import ir, normalise
+from .registry import register
 
 
 @register("Relu", since=1)

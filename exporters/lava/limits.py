@@ -68,7 +68,7 @@ def _fixed_rules(profile: Profile) -> list[tuple[str, int, bool, str]]:
 
 
 def _message_rules(profile: Profile) -> list[tuple[str, int, bool, str]]:
-    msg = profile.messages
+    msg = profile.settings.messages
     top = f"Lava's num_message_bits is at most {MESSAGE_BITS_MAX} (lava/proc/sparse/models.py)"
     # A relay carries one synapse's sum; the quantiser keeps every such sum below
     # 2**(state.bits - 1 - current_shift), i.e. within state.bits - current_shift signed bits.
@@ -88,7 +88,7 @@ def check_profile(profile: Profile) -> None:
     """Raise :class:`HardwareLimitError` unless Lava can run ``profile`` exactly: an
     integrate-and-fire neuron, message widths Lava represents and, for ``fixed_pt``, the
     register widths and shifts of Lava's bit-accurate models."""
-    if profile.backend != "lava" or profile.messages is None:
+    if profile.backend != "lava" or profile.settings is None:
         raise HardwareLimitError(f"profile {profile.name} has no Lava backend")
     check_neuron(profile)
     rules = _message_rules(profile)

@@ -1,4 +1,4 @@
-"""The Lava process graph of a :class:`QuantizedNetwork` (see :mod:`.lava_backend` for the
+"""The Lava process graph of a :class:`QuantizedNetwork` (see :mod:`.backend` for the
 layout and the time mapping). Lava is imported inside the functions only."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import scipy.sparse as sp
 
 from snn2hw.profiles import Profile
 
-from .lava_checks import pack_input, resolve_profile, synapse_matrix
-from .lava_limits import weight_representation
+from .checks import pack_input, resolve_profile, synapse_matrix
+from .limits import weight_representation
 
 # Message bits come from the profile (``[messages]``). For synapses fed by LIF layers
 # (``hidden_bits``): LIF spikes are 0/1, so binary (0) and graded (> 0) interpretation give
@@ -65,7 +65,7 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Pr
     model reads them, sparse/models.py:82-91). It clips to [-256, 255] and drops
     8 - bits + 1 low bits (weightutils.py:230-247, 275-290), so the weights go in shifted
     left by 9 - bits and ``weight_exp = -(9 - bits)`` shifts the sums back
-    (:func:`.lava_limits.weight_representation`): integer weights stay exact (for 9 bits,
+    (:func:`.limits.weight_representation`): integer weights stay exact (for 9 bits,
     the loihi_sim profile, no shift at all). Without a sign mode a mixed-sign matrix loses
     its lowest bit, and an inferred EXCITATORY mode (all weights >= 0) with 9 bits shifts
     by -1, which numpy turns into all-zero weights -- so MIXED is always given.
@@ -102,7 +102,7 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Pr
     if shift:
         eye = sp.csr_matrix(eye * (1 << shift), dtype=weights.dtype)
     for _ in range(lag - 1):
-        relay = Sparse(weights=eye, **kwargs(profile.messages.relay_bits))
+        relay = Sparse(weights=eye, **kwargs(profile.settings.messages.relay_bits))
         chain[-1].a_out.connect(relay.s_in)
         chain.append(relay)
     return chain
@@ -114,9 +114,9 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
     from lava.proc.lif.process import LIFReset
 
     if qnet.reset == "subtract":
-        from .lava_procs.subtract_lif import LIFResetSubtract as LIFReset
+        from .procs.subtract_lif import LIFResetSubtract as LIFReset
 
-    fixed = profile.lava_tag == "fixed_pt"
+    fixed = profile.settings.tag == "fixed_pt"
     number = int if fixed else float
     neurons: dict[str, Any] = {}
     for layer in sorted(qnet.layers, key=lambda la: la.depth):
@@ -145,8 +145,8 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     from lava.proc.io.source import RingBuffer as SourceBuffer
 
     profile = resolve_profile(tag, profile)
-    tag = profile.lava_tag
-    msg = profile.messages
+    tag = profile.settings.tag
+    msg = profile.settings.messages
     if hidden_message_bits is None:
         hidden_message_bits = msg.hidden_bits
     n, t, _ = spikes.shape

@@ -1,5 +1,5 @@
 """Compile and run a Lava process graph, drain its outputs while it runs and watch its
-processes for failures (normally inside the child process :mod:`.lava_worker`)."""
+processes for failures (normally inside the child process :mod:`.worker`)."""
 from __future__ import annotations
 
 import threading
@@ -12,8 +12,8 @@ import numpy as np
 from snn2hw.errors import BackendError
 from snn2hw.profiles import Profile
 
-from .lava_checks import check_network, check_spikes, unpack_output
-from .lava_graph import DELAY, READER, Graph, build_graph
+from .checks import check_network, check_spikes, unpack_output
+from .graph import DELAY, READER, Graph, build_graph
 
 @dataclass
 class LavaRun:
@@ -164,7 +164,7 @@ def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
                 reader: str = READER, delay: str = DELAY, *,
                 profile: Profile | str | None = None) -> LavaRun:
     """Run ``qnet`` on Lava in *this* process (call it from a child process: see
-    :mod:`snn2hw.exporters.watchdog`) under ``profile`` (default: the shipped profile of
+    :mod:`snn2hw.exporters.lava.watchdog`) under ``profile`` (default: the shipped profile of
     ``tag``), checked first. ``extra`` may add processes to the graph (tests)."""
     profile = check_network(qnet, tag, record, profile=profile)
     spikes = check_spikes(qnet, spikes, timesteps)
@@ -175,7 +175,7 @@ def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     if extra is not None:
         extra(graph)
     build_seconds = time.perf_counter() - t0
-    data, timing = run_graph(graph, profile.lava_tag)
+    data, timing = run_graph(graph, profile.settings.tag)
     timing["build_seconds"] = build_seconds
     depth = {la.name: int(la.depth) for la in qnet.layers}
     out = {name: unpack_output(arr, n, t, depth[name]) for name, arr in data.items()}

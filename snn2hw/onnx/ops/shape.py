@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
-from . import register
+from ... import ir
+from .registry import register
 from .elementwise import _validate_const_only
 
 def _validate_flatten(info, node):

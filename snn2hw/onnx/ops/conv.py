@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
-from . import register
+from ... import ir
+from .registry import register
 
 
 def _explicit_padding(ctx, node, in_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from .registry import register
 from .elementwise import _validate_const_only
 
 FOLDS_INTO = ("Conv", "AveragePool")

@@ -7,9 +7,11 @@ module fails to import and with it every Lava process model. We install a
 defaults rewritten to ``dataclasses.field(default_factory=ByteEncoder)``. The rewritten
 code is never cached as ``.pyc``. On Python < 3.11 nothing is done.
 
-:func:`install` must run before the first ``import lava...``; :mod:`snn2hw` calls it
-on import and so do our Lava worker processes (which are started fresh, not forked from
-a process that imported torch).
+:func:`install` must run before the first ``import lava...``. The Lava backend package
+(:mod:`snn2hw.exporters.lava`) calls it when it is imported, so whatever reaches Lava
+through the backend (our worker processes, which run ``python -m
+snn2hw.exporters.lava.worker`` and so import the package first) has it; code that imports
+Lava directly imports :mod:`snn2hw.exporters.lava` first.
 """
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ir
-from .errors import ModelFileError
-from .modelfile import BYTES_PER_VALUE, external_files, refuse_if_too_large
+from .. import ir
+from ..errors import ModelFileError
+from .load import BYTES_PER_VALUE, external_files, refuse_if_too_large
 
 
 def file_hash(path: str | Path) -> str:
@@ -26,7 +26,7 @@ def file_hash(path: str | Path) -> str:
 
 
 def check_graph_memory(graph: ir.Graph, path: str | Path, limit: int | None = None) -> None:
-    """The memory check of :func:`snn2hw.modelfile.check_memory` again, on the exact IR
+    """The memory check of :func:`snn2hw.onnx.load.check_memory` again, on the exact IR
     shapes (shape inference may not have known every tensor's shape)."""
     shapes = {name: node.shape for name, node in graph.nodes.items()}
     activations = sum(int(np.prod(s, dtype=object)) for s in shapes.values()) * BYTES_PER_VALUE

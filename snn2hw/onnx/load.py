@@ -20,7 +20,7 @@ import onnx.external_data_helper as edh
 import onnx.numpy_helper
 from google.protobuf.message import DecodeError
 
-from .errors import InputError, ModelFileError
+from ..errors import InputError, ModelFileError
 
 MEMORY_LIMIT_ENV = "SNN2HW_MEMORY_LIMIT"
 BYTES_PER_VALUE = 8  # the IR and the ANN forward pass on CPU use float64

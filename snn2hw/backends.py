@@ -1,0 +1,107 @@
+"""The backends that run a quantised network, found by the name a profile gives in its
+``backend`` field. The core reaches a backend only through this registry.
+
+A backend is an object with the methods of :class:`Backend`, registered once under its name.
+Registration is explicit: :func:`_register_shipped` imports each shipped backend package
+and registers the object it exports (adding a backend is one package under ``exporters/``
+plus one line there; see ARCHITECTURE.md). No directory is scanned, and a name registered
+twice is an error. A profile naming a backend that is not registered fails to load with a
+one-line :class:`~snn2hw.errors.ProfileError` (exit 2).
+
+``backend = "none"`` is not a backend: such a profile describes hardware resources only
+(a fit check and core estimate) and cannot run.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .errors import ProfileError
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+    from .qnet import QuantizedNetwork
+
+NONE = "none"  # the backend field of a profile that describes resources only
+
+
+class BackendRun(Protocol):
+    """What :meth:`Backend.run` returns."""
+    spikes: dict[str, np.ndarray]   # layer name -> (samples, timesteps, size) 0/1 spikes
+    seconds: float                  # wall-clock of the whole run
+    steps_per_second: float         # steps per second of the run itself
+
+
+class Backend(Protocol):
+    """A target that runs quantised networks. Every method raises the typed errors of
+    :mod:`snn2hw.errors`: ProfileError (a field of its section), HardwareLimitError (what it
+    cannot run exactly, exit 3), BackendError (a failed run, exit 4)."""
+
+    name: str                        # the profile's ``backend`` value
+    profile_tables: tuple[str, ...]  # top-level tables of its own section of a profile
+
+    def parse_profile(self, doc: dict, where: str, quantize: bool) -> Any:
+        """Its own settings from a profile document (``where`` names the file in errors);
+        stored as :attr:`Profile.settings`."""
+
+    def describe(self, profile: Profile) -> dict[str, str]:
+        """Short values for the ``snn2hw profiles`` table, by column name."""
+
+    def check_profile(self, profile: Profile) -> None:
+        """Raise HardwareLimitError unless it can run networks of ``profile`` exactly."""
+
+    def check(self, qnet: QuantizedNetwork, profile: Profile) -> None:
+        """Raise HardwareLimitError (or InputError) if it cannot run ``qnet`` exactly, before
+        any expensive work."""
+
+    def run(self, qnet: QuantizedNetwork, spikes: np.ndarray, timesteps: int, *,
+            timeout: float | None, profile: Profile) -> BackendRun:
+        """Run ``qnet`` on input ``spikes`` (samples, timesteps, input size) and return the
+        spikes of every layer; never hangs (``timeout`` in seconds, None: its default)."""
+
+
+_REGISTRY: dict[str, Backend] = {}
+_SHIPPED_REGISTERED = False
+
+
+def register(backend: Backend) -> Backend:
+    """Add ``backend`` under ``backend.name``; a name registered twice is an error."""
+    name = backend.name
+    if name == NONE or name in _REGISTRY:
+        raise ValueError(f"backend name {name!r} is already taken")
+    _REGISTRY[name] = backend
+    return backend
+
+
+def _register_shipped() -> None:
+    """The registration of the backends that ship with snn2hw (``exporters/``, installed
+    as ``snn2hw.exporters``): one import and one ``register`` line per backend."""
+    global _SHIPPED_REGISTERED
+    if _SHIPPED_REGISTERED:
+        return
+    from snn2hw.exporters import lava
+
+    register(lava.BACKEND)
+    _SHIPPED_REGISTERED = True
+
+
+def known() -> list[str]:
+    """The registered backend names."""
+    _register_shipped()
+    return sorted(_REGISTRY)
+
+
+def check_known(name: str, where: str) -> None:
+    """ProfileError (exit 2) unless ``name`` is a registered backend."""
+    if name not in known():
+        raise ProfileError(f"profile {where}: field 'backend' = {name!r}; expected one of "
+                           f"{', '.join(known() + [NONE])}", field="backend")
+
+
+def get(name: str) -> Backend:
+    """The backend registered as ``name`` (ProfileError, exit 2, if there is none)."""
+    if name not in known():
+        raise ProfileError(f"unknown backend {name!r}; known backends: {', '.join(known())}",
+                           field="backend")
+    return _REGISTRY[name]
