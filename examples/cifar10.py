@@ -362,7 +362,8 @@ def reproduce(args: argparse.Namespace, data, input_shape: tuple[int, ...], clas
                                   calib_timesteps=args.calib_timesteps,
                                   calib_samples=args.calib_samples, seed=args.seed,
                                   device=args.device, save_dir=args.workdir, log=log,
-                                  reset=args.reset, percentile=args.percentile)
+                                  reset=args.reset, percentile=args.percentile,
+                                  junction=args.junction)
     samples = next(iter(reports.values()))["evaluation"]["samples"]
     log(f"\n== Summary: {data_name} test images ({samples}), seed {args.seed}; calibration "
         f"T = {args.calib_timesteps} on {args.calib_samples} training images")

@@ -153,7 +153,7 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
     groups = group_of(fan_in_groups(net)) if junction == "shared" else {}
-    shared: dict[int, float] = {}  # group -> its threshold, set by its first member
+    shared: dict[int, float] = {}  # group -> its unit, set by its first member
     if net.input in groups:
         shared[id(groups[net.input])] = scales[net.input]
     last_use = net.last_use()
@@ -172,25 +172,24 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
-            group = groups.get(layer.name)
-            if group is not None:
-                top = _shared_scale(layer.name, top, shared.setdefault(id(group), top),
-                                    warnings)
             scales[layer.name] = sources[layer.name] = top
             fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, n, dev,
                            progress)
-            if rate_match and not layer.is_output and group is None:
+            if rate_match and not layer.is_output:
                 first = min(layer.depth, timesteps - 1)  # rates count steps after idle ones
                 rate = fired / max((timesteps - first) * n * layer.size, 1)
                 if rate > 0 and stats[layer.name]["mean"] > 0:
                     sources[layer.name] = stats[layer.name]["mean"] / rate
+            if layer.name in groups:  # shared rule: one unit for the junction's fan-in
+                group = id(groups[layer.name])
+                sources[layer.name] = shared.setdefault(group, sources[layer.name])
             for src in store.names():  # free spike trains no later layer reads
                 if last_use.get(src, -1) <= index and src != layer.name:
                     store.drop(src)
     params = _params(n, reset, percentile, junction, timesteps=timesteps, seed=seed,
                      rate_match=rate_match)
     return Calibration("spike-norm", scales, params, warnings,
-                       sources if rate_match else None)
+                       sources if rate_match or groups else None)
 
 
 def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev) -> float:
@@ -227,15 +226,6 @@ def _spike(layer, ann_units, store: SpikeStore, blocks, top: float, reset: str,
         if progress:
             progress((stop - start) * (t1 - t0))
     return fired
-
-
-def _shared_scale(name: str, own: float, shared: float, warnings: list[str]) -> float:
-    """A fan-in layer's scale under the shared junction rule: the group's threshold."""
-    if own > shared * (1 + 1e-6):
-        warnings.append(f"layer {name}: its input current reaches {own:.6g}, above the "
-                        f"threshold {shared:.6g} it shares with its junction's other "
-                        "fan-in layers (--junction shared); it saturates")
-    return shared
 
 
 def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timesteps: int,

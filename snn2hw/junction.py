@@ -7,27 +7,34 @@ shortcut (identity or 1x1 conv), each the spikes of one source layer. Each term'
 ``per-source`` (the default; files without the key are read as this rule). Every source
 keeps its own scale, balanced on its own, and each term is scaled by its own source's
 scale over the junction's. The shortcut and the branch then arrive in one unit (the
-junction's threshold) whatever their sources' thresholds were: in the paper's units the
-identity shortcut gets weight scale(source)/scale(other source), not 1. This generalises
-the shortcut normalisation of Hu et al. 2018 ("Spiking Deep Residual Network",
-arXiv:1805.01352), which rescales the shortcut by the ratio of the thresholds it joins.
+junction's threshold) whatever their sources' thresholds were: beside the branch's
+weights, an identity shortcut's weight 1 is multiplied by source_scale(shortcut source) /
+source_scale(branch source). This is a generalisation in the spirit of the shortcut
+normalisation of Hu et al. 2018 ("Spiking Deep Residual Network", arXiv:1805.01352),
+which normalises the shortcut's weights with the scales of the layers it connects.
 
-``shared`` (Sengupta et al. 2019, "Going Deeper in Spiking Neural Networks", section on
-residual architectures). The layers whose spikes meet at a junction (its *fan-in layers*:
-the shortcut's source and the branch's last spiking layer) use one and the same threshold,
-so an identity shortcut keeps weight 1: every term of the junction has the same gain and
-the junction's weights are the ANN's weights times one factor. Fan-in layers are grouped
-(a layer that feeds two junctions joins both groups into one); a group's members all get
-the group's scale, as threshold and as source scale (rate matching does not apply to
-them: it would give them different units again). How the group's scale is set:
+``shared`` (Sengupta et al. 2019, "Going Deeper in Spiking Neural Networks: VGG and
+Residual Architectures", Frontiers in Neuroscience 13:95, section on residual
+architectures). The paper keeps the ANN's weights and gives each layer one threshold; at a
+junction that one threshold applies to the sum of everything that meets there, so an
+identity shortcut keeps weight 1 beside the branch's trained weights. Here: the spike
+trains that meet at a junction (its *fan-in layers*: the shortcut's source and the
+branch's last spiking layer; a layer that feeds two junctions joins both groups into one)
+are read in one unit, the group's source scale, so every term of the junction has the
+same gain and the junction's weights are the ANN's weights times one factor. How the
+group's unit is set:
 
-- ``max-act``: the largest of the members' own max-act scales (their largest ANN
-  activation, or the percentile), so no member's activations exceed it;
-- ``spike-norm``, layer by layer: the first member to be balanced (in topological order;
-  the network input if it is a member) sets the group's threshold with Spike-Norm's own
-  rule; every later member takes that threshold instead of its own largest current (the
-  paper balances the junction, not the layers that feed it). A later member whose largest
-  current (or percentile) exceeds the shared threshold gets a warning: it saturates.
+- ``spike-norm``, layer by layer in topological order: every layer, fan-in layers
+  included, gets its own Spike-Norm threshold (the largest current, or the percentile);
+  the first member of a group to be balanced (the network input if it is a member) sets
+  the group's unit to its own source scale (its scale, or its rate-matched scale), and
+  every later member takes that unit as its source scale instead of its own. Spike-Norm
+  measures each threshold from currents in the units its sources are read in, so in a
+  bias-free network this is exactly the paper's Algorithm 1 run on the ANN's weights:
+  the same spikes whichever member sets the unit.
+- ``max-act``: a spike train's unit is its layer's threshold (its largest activation, or
+  the percentile), so the members share the threshold itself: the largest of their own
+  scales, so that no member's activation exceeds it.
 
 The junction itself is balanced as any layer by both rules.
 """
