@@ -207,3 +207,53 @@ def test_unknown_junction_rule_is_an_input_error(setup):
     _, net, x = setup
     with pytest.raises(InputError, match="junction rule"):
         calibrate.calibrate("max-act", net, x, junction="paper")
+
+
+class _TinyResNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.stem = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+        self.branch = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1, bias=False),
+                                          torch.nn.ReLU(),
+                                          torch.nn.Conv2d(4, 4, 3, padding=1, bias=False))
+        self.head = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Flatten(),
+                                        torch.nn.Linear(16, 10, bias=False))
+
+    def forward(self, x):
+        a = torch.relu(self.stem(x))
+        return self.head(torch.relu(self.branch(a) + a))
+
+
+def test_cli_records_the_rule_and_export_keeps_it_or_refuses_the_other(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    from snn2hw.artifact import load_calibration
+    from snn2hw.cli import main
+    from snn2hw.export import load_export
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from onnx_builders import export_torch
+
+    model = str(export_torch(_TinyResNet(), tmp_path / "res.onnx"))
+    cal_file = tmp_path / "res.calib.h5"
+    assert main(["calibrate", model, "--method", "max-act", "--junction", "shared",
+                 "--samples", "20", "--eval-samples", "10", "--timesteps", "16",
+                 "-o", str(cal_file)]) == 0
+    cal = load_calibration(cal_file).calibration
+    assert cal.junction == "shared" and cal.params["junction"] == "shared"
+    capsys.readouterr()
+    assert main(["export", model, "--calibration", str(cal_file), "--junction", "per-source",
+                 "-o", str(tmp_path / "bad.h5")]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] and \
+        "junction" in err and not (tmp_path / "bad.h5").exists()
+    assert main(["export", model, "--calibration", str(cal_file),
+                 "-o", str(tmp_path / "res.h5")]) == 0
+    assert load_export(tmp_path / "res.h5").params["junction"] == "shared"
+
+
+def test_a_calibration_without_the_key_reads_as_per_source():
+    old = calibrate.Calibration("spike-norm", {"input": 1.0}, {"reset": "zero"})
+    assert old.junction == "per-source"
