@@ -46,6 +46,7 @@ Usage::
         [--eval-samples N] [--nets vgg16,resnet20] [--vgg16-width 0.125]
         [--resnet20-width 0.25] [--epochs N] [--device cpu] [--threads 2]
         [--methods spike-norm,max-act] [--reset subtract] [--percentile 99.9]
+        [--junction per-source|shared]
 
 This file also holds the conversion and table helpers that ``examples/cifar10.py`` and
 ``examples/imagenet.py`` reuse.
