@@ -40,8 +40,12 @@ The junction itself is balanced as any layer by both rules.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import InputError
-from .snn import SpikingNetwork
+
+if TYPE_CHECKING:  # the CLI imports this module for its option list: no torch at import
+    from .snn import SpikingNetwork
 
 JUNCTIONS = ("per-source", "shared")
 DEFAULT_JUNCTION = "per-source"
