@@ -53,10 +53,11 @@ training split) and the evaluation images (``--eval-samples``, a seeded random c
 the test split; all by default) are written to ``WORKDIR/<model>.subset.npz`` and given to
 ``snn2hw.pipeline.calibrate_model``; the calibrations are saved as
 ``WORKDIR/<model>.<method>.calib.h5`` (for ``snn2hw export --calibration``). Spike-Norm
-keeps the spike trains of a layer for all calibration images in memory: about
-``calib-timesteps x calib-samples x neurons`` bytes for the largest layer (65,536 neurons
-for full-width VGG-16: 8.6 GB at the defaults), plus four times that per batch of 64 on the
-simulator's device. The evaluation costs ``max(timesteps) x eval-samples`` network passes.
+keeps the spike trains still to be read bit-packed in memory: ``calib-timesteps x
+calib-samples x neurons / 8`` bytes per layer (65,536 neurons for full-width VGG-16: 1.07 GB
+at the defaults; a layer and its sources are held at a time in a chain), plus blocks of at
+most 64 MiB per float tensor on the simulator's device (README, "Calibration"). The
+evaluation costs ``max(timesteps) x eval-samples`` network passes.
 """
 from __future__ import annotations
 
@@ -362,7 +363,8 @@ def reproduce(args: argparse.Namespace, data, input_shape: tuple[int, ...], clas
                                   calib_timesteps=args.calib_timesteps,
                                   calib_samples=args.calib_samples, seed=args.seed,
                                   device=args.device, save_dir=args.workdir, log=log,
-                                  reset=args.reset, percentile=args.percentile)
+                                  reset=args.reset, percentile=args.percentile,
+                                  junction=args.junction)
     samples = next(iter(reports.values()))["evaluation"]["samples"]
     log(f"\n== Summary: {data_name} test images ({samples}), seed {args.seed}; calibration "
         f"T = {args.calib_timesteps} on {args.calib_samples} training images")

@@ -46,6 +46,7 @@ Usage::
         [--eval-samples N] [--nets vgg16,resnet20] [--vgg16-width 0.125]
         [--resnet20-width 0.25] [--epochs N] [--device cpu] [--threads 2]
         [--methods spike-norm,max-act] [--reset subtract] [--percentile 99.9]
+        [--junction per-source|shared]
 
 This file also holds the conversion and table helpers that ``examples/cifar10.py`` and
 ``examples/imagenet.py`` reuse.
@@ -84,8 +85,9 @@ def load_example(name: str):
 
 
 def add_neuron_options(p: argparse.ArgumentParser, reset: str, percentile: float) -> None:
-    """``--reset`` and ``--percentile``, as ``snn2hw calibrate`` has them."""
+    """``--reset``, ``--percentile`` and ``--junction``, as ``snn2hw calibrate`` has them."""
     from snn2hw.cli import percentile_value
+    from snn2hw.junction import DEFAULT_JUNCTION, JUNCTIONS
     from snn2hw.profiles import RESETS
 
     p.add_argument("--reset", choices=RESETS, default=reset,
@@ -93,6 +95,9 @@ def add_neuron_options(p: argparse.ArgumentParser, reset: str, percentile: float
     p.add_argument("--percentile", type=percentile_value, default=percentile,
                    help="threshold = this percentile of the positive currents/activations "
                    f"instead of the maximum, for both methods (default {percentile:g})")
+    p.add_argument("--junction", choices=JUNCTIONS, default=DEFAULT_JUNCTION,
+                   help="residual junction rule (default per-source; shared is the paper's); "
+                   "a shared calibration is saved as <net>.<method>.shared.calib.h5")
 
 
 def timesteps_list(text: str) -> list[int]:
@@ -133,7 +138,7 @@ def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
             timesteps: Sequence[int], calib_timesteps: int, calib_samples: int, seed: int,
             eval_samples: int | None = None, device: str = "cpu",
             save_dir: str | Path | None = None, reset: str = "zero",
-            percentile: float = 100.0,
+            percentile: float = 100.0, junction: str = "per-source",
             log: Callable[[str], None] = print) -> dict[str, dict]:
     """Calibrate ``model`` with each method on ``data_spec`` (``digits`` or an .npz file),
     evaluate at every T, save ``<model>.<method>.calib.h5`` in ``save_dir`` (default: beside
@@ -150,8 +155,10 @@ def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
         art, _ = calibrate_model(model, data_spec, method, calib_timesteps, calib_samples,
                                  seed, eval_samples=eval_samples,
                                  eval_timesteps=list(timesteps), device=device,
-                                 reset=reset, percentile=percentile)
-        save_calibration(Path(save_dir or model.parent) / f"{model.stem}.{method}.calib.h5", art)
+                                 reset=reset, percentile=percentile, junction=junction)
+        rule = "" if junction == "per-source" else f".{junction}"
+        save_calibration(Path(save_dir or model.parent) / f"{model.stem}.{method}{rule}.calib.h5",
+                         art)
         report = dict(art.report)
         report["seconds"] = time.monotonic() - start
         reports[method] = report
@@ -318,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           calib_timesteps=args.calib_timesteps,
                           calib_samples=args.calib_samples, seed=args.seed,
                           eval_samples=args.eval_samples, device=args.device,
-                          reset=args.reset, percentile=args.percentile)
+                          reset=args.reset, percentile=args.percentile,
+                          junction=args.junction)
         rows.append((LABELS[net], info, reports))
 
     samples = rows[0][2][args.methods[0]]["evaluation"]["samples"]

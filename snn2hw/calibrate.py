@@ -14,9 +14,11 @@ of a layer fed by one source is ``scale(layer) / scale(source)``.
   of the layer on the calibration set.
 
 Both take ``percentile`` (default 100: the maximum, as the papers) to use a percentile of the
-positive currents or activations instead, and ``reset`` (``zero``, the default, or
-``subtract``), the reset mode of the neurons to be deployed; both are recorded in the
-calibration's ``params`` and carried into exports.
+positive currents or activations instead, ``reset`` (``zero``, the default, or
+``subtract``), the reset mode of the neurons to be deployed, and ``junction``
+(``per-source``, the default, or ``shared``, the paper's), the rule for residual junctions
+(:mod:`snn2hw.junction`); all are recorded in the calibration's ``params`` and carried into
+exports (the scales embody the junction rule, so export and simulation need nothing else).
 """
 from __future__ import annotations
 
@@ -26,12 +28,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import ann
+from .annstats import ann_statistics
 from .encoding import PoissonEncoder
 from .errors import InputError
+from .junction import DEFAULT_JUNCTION, check_junction, fan_in_groups, group_of
 from .profiles import check_reset
-from .simulate import IFNeuron, delayed, idle_steps, layer_current, prepare_float_layer
+from .simulate import IFNeuron, idle_steps, layer_current, prepare_float_layer
 from .snn import SpikingNetwork
+from .spikestore import BATCH_BYTES, SpikeStore, block_steps, layer_batch  # noqa: F401
+from .streaming import CurrentHistogram
 
 
 @dataclass
@@ -46,6 +51,12 @@ class Calibration:
     def reset(self) -> str:
         """The neurons' reset mode the thresholds were chosen for (older files: zero)."""
         return str(self.params.get("reset", "zero"))
+
+    @property
+    def junction(self) -> str:
+        """The junction rule (snn2hw.junction); files without it: per-source, the rule
+        that every release before the option used."""
+        return str(self.params.get("junction", DEFAULT_JUNCTION))
 
     @property
     def source_scales(self) -> dict[str, float]:
@@ -67,49 +78,16 @@ def thresholds(net: SpikingNetwork, scales: dict[str, float],
             for layer in net.layers}
 
 
-def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
-                   device: str = "cpu", percentile: float = 100.0
-                   ) -> dict[str, dict[str, float]]:
-    """Per spiking layer: max, mean and 99.9th percentile of the ANN activation, the
-    fraction of positive activations, and ``top``: the ``percentile`` of the positive
-    activations (the max at 100), over ``x``."""
-    names = [layer.name for layer in net.layers]
-    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    top = {name: float("-inf") for name in names}
-    total = {name: 0.0 for name in names}
-    count = {name: 0 for name in names}
-    dtype = torch.float64 if device == "cpu" else torch.float32
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            xb = torch.as_tensor(x[start:start + batch_size], dtype=dtype, device=device)
-            acts = ann.forward(net.graph, xb, keep=set(names))
-            for name in names:
-                a = acts[name]
-                top[name] = max(top[name], float(a.max()))
-                total[name] += float(a.double().sum())
-                count[name] += a.numel()
-                # float32 copies only for the percentile and the active fraction
-                values[name].append(a.reshape(-1).float().cpu().numpy())
-    stats = {}
-    for name in names:
-        v = np.concatenate(values[name]) if values[name] else np.zeros(1, np.float32)
-        positive = v[v > 0]
-        stats[name] = {"max": top[name], "mean": total[name] / max(count[name], 1),
-                       "top": (top[name] if percentile >= 100 or not len(positive) else
-                               float(np.percentile(positive, percentile, method="higher"))),
-                       "p99.9": float(np.percentile(v, 99.9)),
-                       "active_fraction": float((v > 0).mean())}
-    return stats
-
-
 def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
             device: str = "cpu", reset: str = "zero", percentile: float = 100.0,
-            **_: object) -> Calibration:
+            junction: str = DEFAULT_JUNCTION, **_: object) -> Calibration:
     """Scale = the largest ANN activation of each layer, or with ``percentile`` < 100 that
-    percentile of its positive activations (Rueckauer et al. 2017's robust variant)."""
+    percentile of its positive activations (Rueckauer et al. 2017's robust variant). With
+    ``junction="shared"`` the fan-in layers of each junction take the largest of their
+    scales (:mod:`snn2hw.junction`)."""
     top = {name: st["top"] for name, st in
            ann_statistics(net, x, batch_size=batch_size, device=device,
-                          percentile=percentile).items()}
+                          percentile=percentile, quantiles=percentile < 100).items()}
     scales = {net.input: input_scale(x)}
     warnings = []
     for layer in net.layers:
@@ -117,15 +95,30 @@ def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
             warnings.append(f"layer {layer.name}: no positive activation on the calibration "
                             "set; it will never spike")
         scales[layer.name] = top[layer.name] if top[layer.name] > 0 else 1.0
-    params = {"samples": len(x), "reset": check_reset(reset)}
+    if junction == "shared":
+        for members in fan_in_groups(net):
+            shared = max(scales[m] for m in members)
+            scales.update({m: shared for m in members})
+    return Calibration("max-act", scales, _params(len(x), reset, percentile, junction),
+                       warnings)
+
+
+def _params(samples: int, reset: str, percentile: float, junction: str,
+            **extra: object) -> dict[str, object]:
+    """The recorded options; percentile and junction only where they differ from the
+    defaults, so that files made with the defaults stay as they were."""
+    params: dict[str, object] = {**extra, "samples": samples, "reset": check_reset(reset)}
     if percentile < 100:
         params["percentile"] = percentile
-    return Calibration("max-act", scales, params, warnings)
+    if junction != DEFAULT_JUNCTION:
+        params["junction"] = junction
+    return params
 
 
 def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                batch_size: int = 64, device: str = "cpu", rate_match: bool = True,
                percentile: float = 100.0, reset: str = "zero",
+               junction: str = DEFAULT_JUNCTION,
                progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
     """Sengupta et al.'s Spike-Norm, layer by layer. With ``rate_match`` (default) each
     balanced layer's *source scale* is then measured on the calibration set: the mean ANN
@@ -142,69 +135,97 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     coincidence of input spikes, and a threshold set by it makes deep layers fire so rarely
     that little information arrives within T steps. ``reset`` is the neuron's reset mode
     (see :class:`snn2hw.simulate.IFNeuron`); the calibration runs the neurons it will
-    deploy. Measured on ResNet-20 (``examples/deep_digits.py``), the paper's rule (maximum,
+    deploy. ``junction`` is the rule for residual junctions (:mod:`snn2hw.junction`).
+    Measured on ResNet-20 (``examples/deep_digits.py``), the paper's rule (maximum,
     reset to zero) leaves the last stage almost silent, while the 99.9th percentile with
-    reset by subtraction keeps its accuracy within T = 1024 (README, "Going deeper")."""
+    reset by subtraction keeps its accuracy within T = 1024 (README, "Going deeper").
+
+    Memory: the spikes of the layers still to be read, bit-packed, and blocks of at most
+    ``spikestore.BLOCK_BYTES`` per float tensor (README, "Calibration")."""
     dev = torch.device(device)
-    dtype = torch.float32
     n = len(x)
     scales = {net.input: input_scale(x)}
     sources = dict(scales)  # source scales: what one spike per step stands for
-    stats = ann_statistics(net, x, batch_size=256, device=device)
-    encoder = PoissonEncoder(x, scales[net.input], seed)
-    # Spikes of every layer still needed later, on the CPU, time-major: (T, N, *shape).
+    stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
     store = SpikeStore()
-    store.put_signed(net.input, np.moveaxis(encoder.full(0, n, timesteps), 1, 0))
+    store.put_input(net.input, PoissonEncoder(x, scales[net.input], seed), timesteps,
+                    batch_size)
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
+    groups = group_of(fan_in_groups(net)) if junction == "shared" else {}
+    shared: dict[int, float] = {}  # group -> its unit, set by its first member
+    if net.input in groups:
+        shared[id(groups[net.input])] = scales[net.input]
     last_use = net.last_use()
-    warnings = []
+    warnings: list[str] = []
     with torch.no_grad():
         for index, layer in enumerate(net.layers):
+            neurons = max([layer.size] + [sizes[s] for s in layer.sources])
+            batch = layer_batch(batch_size, timesteps, neurons)
+            steps = block_steps(timesteps, batch, neurons)
+            blocks = [(start, min(n, start + batch), t0, min(timesteps, t0 + steps))
+                      for start in range(0, n, batch) for t0 in range(0, timesteps, steps)]
             # Provisional threshold 1: the currents come out in ANN units.
-            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, dtype, sources)
-            batch = layer_batch(batch_size, timesteps,
-                                max([layer.size] + [sizes[s] for s in layer.sources]))
-            top = float("-inf")
-            hist = CurrentHistogram() if percentile < 100 else None
-            for start in range(0, n, batch):
-                current = _current(ann_units, store, start, start + batch, dev, dtype)
-                top = max(top, float(current.max()))
-                if hist is not None:
-                    hist.add(current)
-            if hist is not None and top > 0:
-                top = min(top, hist.quantile(percentile / 100))
+            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, torch.float32,
+                                            sources)
+            top = _largest_current(ann_units, store, blocks, percentile, dev)
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
-            store.new_binary(layer.name, timesteps, n, layer.shape)
-            neuron = IFNeuron(1.0, reset)
-            first = min(layer.depth, timesteps - 1)  # rates count the steps after the idle ones
-            fired = 0.0
-            for start in range(0, n, batch):
-                stop = min(n, start + batch)
-                current = _current(ann_units, store, start, stop, dev, dtype) / top
-                v = neuron.initial((stop - start, *layer.shape), dev, dtype)
-                out = torch.empty_like(current)
-                neuron.integrate(current, v, out)
-                store.write(layer.name, start, out)
-                fired += float(out[first:].sum(dtype=torch.float64))
-                if progress:
-                    progress((stop - start) * timesteps)
+            fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, n, dev,
+                           progress)
             if rate_match and not layer.is_output:
+                first = min(layer.depth, timesteps - 1)  # rates count steps after idle ones
                 rate = fired / max((timesteps - first) * n * layer.size, 1)
                 if rate > 0 and stats[layer.name]["mean"] > 0:
                     sources[layer.name] = stats[layer.name]["mean"] / rate
+            if layer.name in groups:  # shared rule: one unit for the junction's fan-in
+                group = id(groups[layer.name])
+                sources[layer.name] = shared.setdefault(group, sources[layer.name])
             for src in store.names():  # free spike trains no later layer reads
                 if last_use.get(src, -1) <= index and src != layer.name:
                     store.drop(src)
-    params = {"timesteps": timesteps, "seed": seed, "samples": n, "rate_match": rate_match,
-              "reset": reset}
-    if percentile < 100:
-        params["percentile"] = percentile
+    params = _params(n, reset, percentile, junction, timesteps=timesteps, seed=seed,
+                     rate_match=rate_match)
     return Calibration("spike-norm", scales, params, warnings,
-                       sources if rate_match else None)
+                       sources if rate_match or groups else None)
+
+
+def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev) -> float:
+    """The layer's largest input current over the calibration run (ANN units), or the
+    ``percentile`` of its positive currents where that is lower."""
+    top = float("-inf")
+    hist = CurrentHistogram() if percentile < 100 else None
+    for block in blocks:
+        current = _current(ann_units, store, *block, dev)
+        top = max(top, float(current.max()))
+        if hist is not None:
+            hist.add(current)
+    if hist is not None and top > 0:
+        top = min(top, hist.quantile(percentile / 100))
+    return top
+
+
+def _spike(layer, ann_units, store: SpikeStore, blocks, top: float, reset: str,
+           timesteps: int, n: int, dev, progress) -> float:
+    """Run the layer's IF neurons with threshold ``top``, store its spikes; returns how
+    many it fired after its idle steps."""
+    store.new_binary(layer.name, timesteps, n, layer.shape)
+    neuron = IFNeuron(1.0, reset)
+    first = min(layer.depth, timesteps - 1)
+    fired, v = 0.0, None
+    for start, stop, t0, t1 in blocks:
+        current = _current(ann_units, store, start, stop, t0, t1, dev).div_(top)
+        if t0 == 0:
+            v = neuron.initial((stop - start, *layer.shape), dev, current.dtype)
+        out = torch.empty_like(current)
+        neuron.integrate(current, v, out)
+        store.write(layer.name, start, t0, out)
+        fired += float(out[max(first - t0, 0):].sum(dtype=torch.float64))
+        if progress:
+            progress((stop - start) * (t1 - t0))
+    return fired
 
 
 def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timesteps: int,
@@ -223,90 +244,12 @@ def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timest
     return max(sources[t.source] for t in layer.terms)
 
 
-class CurrentHistogram:
-    """Streaming histogram of positive currents on fixed log2 bins (64 per octave, 2^-64 to
-    2^64): quantiles to 1.1 % relative resolution, independent of batch order."""
-
-    PER_OCTAVE, LOW, HIGH = 64, -64, 64
-
-    def __init__(self) -> None:
-        self.bins = (self.HIGH - self.LOW) * self.PER_OCTAVE
-        self.counts = torch.zeros(self.bins, dtype=torch.float64)
-
-    CHUNK = 1 << 22  # elements per pass: bounds the float64/int64 temporaries to ~32 MB
-
-    def add(self, current: torch.Tensor) -> None:
-        flat = current.reshape(-1)
-        for start in range(0, flat.numel(), self.CHUNK):
-            part = flat[start:start + self.CHUNK]
-            pos = part[part > 0].double()
-            if pos.numel() == 0:
-                continue
-            index = ((torch.log2(pos) - self.LOW) * self.PER_OCTAVE).floor_()
-            index = index.clamp_(0, self.bins - 1).long()
-            self.counts += torch.bincount(index, minlength=self.bins).double().cpu()
-
-    def quantile(self, q: float) -> float:
-        """Upper edge of the bin holding the ``q`` quantile (a slight over-estimate)."""
-        total = float(self.counts.sum())
-        if total == 0:
-            return 0.0
-        cum = torch.cumsum(self.counts, 0)
-        index = int(torch.searchsorted(cum, torch.tensor(q * total, dtype=torch.float64)))
-        return float(2.0 ** (self.LOW + (min(index, self.bins - 1) + 1) / self.PER_OCTAVE))
-
-
-BATCH_BYTES = 1 << 30  # Spike-Norm: largest float32 (T, batch, neurons) tensor per layer
-
-
-def layer_batch(batch_size: int, timesteps: int, neurons: int) -> int:
-    """Samples per batch for a layer: ``batch_size``, fewer where one (T, batch, neurons)
-    float32 current or input tensor would exceed ``BATCH_BYTES`` (full-size networks)."""
-    return max(1, min(batch_size, BATCH_BYTES // max(1, 4 * timesteps * neurons)))
-
-
-class SpikeStore:
-    """Spike trains (T, N, *shape) kept on the CPU between layers: the signed input spikes
-    as int8, the 0/1 spikes of layers bit-packed along the neurons (8 per byte), so that
-    Spike-Norm's memory for stored trains is an eighth of a byte per neuron-step."""
-
-    def __init__(self) -> None:
-        self._trains: dict[str, tuple[np.ndarray, tuple[int, ...], bool]] = {}
-
-    def names(self) -> list[str]:
-        return list(self._trains)
-
-    def put_signed(self, name: str, spikes: np.ndarray) -> None:
-        self._trains[name] = (np.ascontiguousarray(spikes, dtype=np.int8),
-                              tuple(spikes.shape[2:]), False)
-
-    def new_binary(self, name: str, timesteps: int, n: int, shape: tuple[int, ...]) -> None:
-        size = int(np.prod(shape))
-        self._trains[name] = (np.zeros((timesteps, n, (size + 7) // 8), np.uint8),
-                              tuple(shape), True)
-
-    def write(self, name: str, start: int, spikes: torch.Tensor) -> None:
-        packed, _, _ = self._trains[name]
-        bits = spikes.to(torch.uint8).cpu().numpy().reshape(spikes.shape[0], spikes.shape[1], -1)
-        packed[:, start:start + spikes.shape[1]] = np.packbits(bits, axis=-1)
-
-    def window(self, name: str, start: int, stop: int, dev, dtype) -> torch.Tensor:
-        data, shape, packed = self._trains[name]
-        part = data[:, start:stop]
-        if packed:
-            part = np.unpackbits(part, axis=-1, count=int(np.prod(shape)))
-        return torch.from_numpy(part.reshape(part.shape[0], part.shape[1], *shape)).to(
-            dev, dtype)
-
-    def drop(self, name: str) -> None:
-        del self._trains[name]
-
-
-def _current(layer, store: SpikeStore, start, stop, dev, dtype):
-    inputs = [delayed(store.window(s.source, start, stop, dev, dtype), s.lag)
+def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev):
+    """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1)."""
+    inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, torch.float32)
               for s in layer.synapses]
     current = layer_current(layer, inputs)
-    current[:idle_steps(layer.depth, 0, current.shape[0])] = 0  # idle: nothing arrives yet
+    current[:idle_steps(layer.depth, t0, t1 - t0)] = 0  # idle: nothing arrives yet
     return current
 
 
@@ -315,6 +258,7 @@ METHODS: dict[str, Callable[..., Calibration]] = {"spike-norm": spike_norm, "max
 
 def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Calibration:
     check_reset(options.get("reset", "zero"))
+    check_junction(options.get("junction", DEFAULT_JUNCTION))
     percentile = options.get("percentile", 100.0)
     if not 50.0 <= percentile <= 100.0:
         raise InputError(f"percentile must be between 50 and 100, got {percentile}")

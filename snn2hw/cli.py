@@ -11,6 +11,7 @@ import sys
 
 from . import __version__
 from .errors import Interrupted, Snn2hwError
+from .junction import JUNCTIONS
 from .profiles import RESETS
 
 
@@ -55,6 +56,11 @@ def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False) -> Non
     p.add_argument("--percentile", type=percentile_value, default=100.0,
                    help="threshold = this percentile of the positive currents (spike-norm) "
                    "or activations (max-act) instead of the maximum (default 100)")
+    p.add_argument("--junction", default=None if export else "per-source", choices=JUNCTIONS,
+                   help="residual junctions: each term scaled by its own source's threshold "
+                   "(per-source, the default" + (": the calibration's" if export else "")
+                   + ") or one threshold shared by the layers that meet there (shared, the "
+                   "paper's; README, 'Residual junctions')")
 
 
 def _add_maxpool_option(p: argparse.ArgumentParser) -> None:

@@ -60,10 +60,12 @@ def calibrate_command(args) -> int:
     art, net = calibrate_model(args.model, args.data, args.method, args.timesteps,
                                args.samples, args.seed, args.eval_samples,
                                args.eval_timesteps, args.device, args.mean, args.std,
-                               args.rate_match, args.reset, args.percentile, args.maxpool)
+                               args.rate_match, args.reset, args.percentile, args.maxpool,
+                               junction=args.junction)
     rep = art.report
     robust = f", {args.percentile:g}th percentile" if args.percentile < 100 else ""
-    print(f"{rep['method']}{robust}, reset {args.reset}: T = {args.timesteps}, "
+    shared = ", shared junction thresholds" if args.junction == "shared" else ""
+    print(f"{rep['method']}{robust}{shared}, reset {args.reset}: T = {args.timesteps}, "
           f"{args.samples} calibration samples, seed {args.seed}, "
           f"input scale {rep['input_scale']:.4g}")
     print(table(["layer", "shape", "threshold", "scale", "spikes/neuron/step"],
@@ -176,7 +178,7 @@ def export_command(args) -> int:
     art = export_model(args.model, args.profile, args.calibration, args.data, args.method,
                        args.timesteps, args.samples, args.seed, args.eval_samples,
                        args.device, args.mean, args.std, args.reset, args.percentile,
-                       args.maxpool)
+                       args.maxpool, junction=args.junction)
     print(f"profile {art.qnet.profile}, thresholds from {art.method}")
     _export_tables(art)
     _print_maxpool(art.report)

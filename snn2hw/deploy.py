@@ -52,9 +52,11 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
                  timesteps: int = 256, samples: int = 256, seed: int = 0,
                  eval_samples: int | None = None, device: str = "cpu",
                  mean=None, std=None, reset: str | None = None,
-                 percentile: float = 100.0, maxpool: str = "refuse") -> ExportArtifact:
+                 percentile: float = 100.0, maxpool: str = "refuse",
+                 junction: str | None = None) -> ExportArtifact:
     """Quantise ``model`` for a profile, with the thresholds of ``calibration`` (whose
-    reset mode it keeps), or calibrating now with ``method``, ``reset``, ``percentile``."""
+    reset mode and junction rule it keeps), or calibrating now with ``method``, ``reset``,
+    ``percentile``, ``junction``."""
     profile = profiles.load(profile_name)
     profiles.check_neuron(profile)
     graph = import_onnx(model, maxpool=maxpool)
@@ -68,6 +70,10 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
             raise InputError(f"{calibration}: thresholds were calibrated for reset "
                              f"{cal.reset!r}, not {reset!r}; calibrate again with --reset "
                              f"{reset}")
+        if junction is not None and junction != cal.junction:
+            raise InputError(f"{calibration}: thresholds were calibrated with the "
+                             f"{cal.junction!r} junction rule, not {junction!r}; calibrate "
+                             f"again with --junction {junction}")
         if mean or std:
             refuse_explicit(graph.metadata, mean, std)
             preprocess = data.Preprocess(tuple(mean) if mean else preprocess.mean,
@@ -82,7 +88,8 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
     if not calibration:
         x_cal = data.calibration_set(dataset, samples)
         cal = run_calibration(net, x_cal, method, timesteps, seed, device,
-                              reset=reset or "zero", percentile=percentile)
+                              reset=reset or "zero", percentile=percentile,
+                              junction=junction or "per-source")
     if cal.reset not in profile.resets:
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{cal.reset!r}; it supports: {', '.join(profile.resets)}")

@@ -88,12 +88,12 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
 def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timesteps: int,
                     seed: int, device: str = "cpu", batch_size: int = 64,
                     rate_match: bool = True, reset: str = "zero",
-                    percentile: float = 100.0) -> Calibration:
+                    percentile: float = 100.0, junction: str = "per-source") -> Calibration:
     total = len(x) * timesteps * len(net.layers)
     with Progress(total, f"calibrate {method}") as bar:
         return calibrate(method, net, x, timesteps=timesteps, seed=seed, device=device,
                          batch_size=batch_size, progress=bar, rate_match=rate_match,
-                         reset=reset, percentile=percentile)
+                         reset=reset, percentile=percentile, junction=junction)
 
 
 def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation,
@@ -136,7 +136,8 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
                     samples: int, seed: int, eval_samples: int | None = None,
                     eval_timesteps: list[int] | None = None, device: str = "cpu",
                     mean=None, std=None, rate_match: bool = True, reset: str = "zero",
-                    percentile: float = 100.0, maxpool: str = "refuse"
+                    percentile: float = 100.0, maxpool: str = "refuse",
+                    junction: str = "per-source"
                     ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
     graph = import_onnx(model, maxpool=maxpool)
@@ -145,7 +146,8 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
     net = snn.lower(graph)
     x_cal = data.calibration_set(dataset, samples)
     cal = run_calibration(net, x_cal, method, timesteps, seed, device,
-                          rate_match=rate_match, reset=reset, percentile=percentile)
+                          rate_match=rate_match, reset=reset, percentile=percentile,
+                          junction=junction)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev, eval_timesteps or [timesteps], seed,
                   device, source_scales=cal.source_scales, reset=cal.reset)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from snn2hw import calibrate, ir, simulate, snn
+from snn2hw import calibrate, ir, simulate, snn, spikestore
 from snn2hw.data import digits
 from snn2hw.encoding import PoissonEncoder
 from snn2hw.importer import graph_from_nodes as build
@@ -345,19 +345,26 @@ def test_layer_batch_bounds_the_largest_float_tensor():
     assert calibrate.layer_batch(64, 2500, 64 * 224 * 224) == 1  # never below one sample
 
 
-def test_spike_store_round_trips_packed_and_signed_trains():
+def test_spike_store_round_trips_packed_trains_and_signed_input():
     rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (5, 2, 3)).astype(np.float32)
+    x[0, 0, 0] = 0
     store = calibrate.SpikeStore()
-    signed = rng.integers(-1, 2, size=(7, 5, 2, 3)).astype(np.int8)
-    store.put_signed("in", signed)
+    store.put_input("in", PoissonEncoder(x, 1.0, seed=4), 7, batch=2)
+    want = np.moveaxis(PoissonEncoder(x, 1.0, seed=4).full(0, 5, 7), 1, 0)  # (T, N, ...)
+    assert set(np.unique(want)) == {-1, 0, 1}
+    assert torch.equal(store.window("in", 0, 5, 0, 7, "cpu", torch.float32),
+                       torch.from_numpy(want).float())
+    delayed = store.window("in", 1, 3, -2, 5, "cpu", torch.float32)  # lag 2: zeros first
+    assert torch.equal(delayed[:2], torch.zeros(2, 2, 2, 3))
+    assert torch.equal(delayed[2:], torch.from_numpy(want[:5, 1:3]).float())
     binary = (rng.random((7, 5, 3, 5)) < 0.3).astype(np.float32)  # 15 neurons: not 8k
     store.new_binary("l", 7, 5, (3, 5))
-    store.write("l", 0, torch.from_numpy(binary[:, :2]))
-    store.write("l", 2, torch.from_numpy(binary[:, 2:]))
-    got = store.window("l", 1, 4, "cpu", torch.float32)
-    assert got.shape == (7, 3, 3, 5) and torch.equal(got, torch.from_numpy(binary[:, 1:4]))
-    assert torch.equal(store.window("in", 0, 5, "cpu", torch.float32),
-                       torch.from_numpy(signed).float())
+    store.write("l", 0, 0, torch.from_numpy(binary[:4, :2]))
+    store.write("l", 0, 4, torch.from_numpy(binary[4:, :2]))
+    store.write("l", 2, 0, torch.from_numpy(binary[:, 2:]))
+    got = store.window("l", 1, 4, 3, 7, "cpu", torch.float32)
+    assert got.shape == (4, 3, 3, 5) and torch.equal(got, torch.from_numpy(binary[3:, 1:4]))
     store.drop("in")
     assert store.names() == ["l"]
 
@@ -367,7 +374,7 @@ def test_spike_norm_does_not_depend_on_the_batch_memory_cap(monkeypatch):
     net = snn.lower(g)
     x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
     full = calibrate.calibrate("spike-norm", net, x, timesteps=48, seed=5, percentile=99.0)
-    monkeypatch.setattr(calibrate, "BATCH_BYTES", 4 * 48 * 16 * 3)  # 3 samples per batch
+    monkeypatch.setattr(spikestore, "BATCH_BYTES", 4 * 48 * 16 * 3)  # 3 samples per batch
     assert calibrate.layer_batch(64, 48, 16) == 3
     small = calibrate.calibrate("spike-norm", net, x, timesteps=48, seed=5, percentile=99.0)
     for name, value in full.scales.items():
