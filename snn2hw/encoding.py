@@ -44,6 +44,11 @@ class PoissonEncoder:
             self._batch = (start, stop, prob, np.sign(x).astype(np.int8))
         return self._batch[2], self._batch[3]
 
+    def signs(self, start: int, stop: int) -> np.ndarray:
+        """The sign (-1, 0, +1, int8) of every pixel of samples [start, stop): each spike of
+        a pixel carries it."""
+        return self._prob_sign(start, stop)[1]
+
     def reset(self) -> None:
         self._rngs.clear()
         self._next_t.clear()

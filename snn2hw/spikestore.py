@@ -51,11 +51,12 @@ class SpikeStore:
         """Draw the input spikes of every sample of ``encoder``, ``batch`` samples at a
         time, and keep their magnitude packed and their sign per pixel."""
         n, shape = len(encoder), tuple(encoder.x.shape[1:])
-        self.new_binary(name, timesteps, n, shape,
-                        np.ascontiguousarray(encoder.sign.reshape(n, -1)))
+        sign = np.empty((n, int(np.prod(shape))), dtype=np.int8)
+        self.new_binary(name, timesteps, n, shape, sign)
         for start in range(0, n, batch):
             stop = min(n, start + batch)
             spikes = np.moveaxis(encoder.full(start, stop, timesteps), 1, 0)
+            sign[start:stop] = encoder.signs(start, stop).reshape(stop - start, -1)
             self.write(name, start, 0, torch.from_numpy(spikes != 0))
 
     def write(self, name: str, start: int, t0: int, spikes: torch.Tensor) -> None:
