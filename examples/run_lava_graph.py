@@ -17,11 +17,15 @@ file); the samples and the input spikes are the ones `snn2hw run` uses for the s
 
 Lava's runtime can hang for good after an exception in a process model; `snn2hw run` and
 snn2hw.exporters.lava.watchdog therefore run Lava in a child process under a timeout. This
-script runs it in-process for readability: start it under `timeout 600` if you adapt it.
+script runs it in-process for readability, with a plain deadline (``--timeout``, 600 s by
+default): when it passes, Lava's worker processes are killed and the script exits with 4.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import signal
 import sys
 
 import numpy as np
@@ -78,6 +82,19 @@ def build(net, profile, columns: np.ndarray, steps: int):
     return neurons, source
 
 
+def deadline(seconds: int) -> None:
+    """Exit with 4 after ``seconds``, killing Lava's worker processes: a hung run cannot
+    outlive it (a lock wait in the main thread is interrupted by the signal)."""
+    def expire(signum, frame) -> None:
+        print(f"error: Lava did not finish within {seconds} s", file=sys.stderr, flush=True)
+        for child in multiprocessing.active_children():
+            child.kill()
+        os._exit(4)
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("export")
@@ -85,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--timesteps", type=int, default=128)
     parser.add_argument("--seed", type=int, help="input spike seed (default: the export's)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds before the run is "
+                        "abandoned, exit 4 (default 600)")
     args = parser.parse_args(argv)
 
     from lava.magma.core.run_conditions import RunSteps
@@ -114,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     neurons, source = build(net, profile, columns, steps)
     sink = Sink(shape=(net.output.size,), buffer=len(x) * steps)
     neurons[net.output.name].s_out.connect(sink.a_in)
+    deadline(args.timeout)
     try:
         source.run(condition=RunSteps(num_steps=len(x) * steps),
                    run_cfg=Loihi2SimCfg(select_tag=profile.settings.tag))
         out = np.asarray(sink.data.get())           # (classes, N*T)
     finally:
         source.stop()
+        signal.alarm(0)
     # Steps before the output layer's depth still carry the previous sample's tail: skip.
     fired = out.reshape(net.output.size, len(x), steps)[:, :, net.output.depth:] != 0
     counts = fired.sum(axis=2).T

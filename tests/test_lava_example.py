@@ -83,3 +83,16 @@ def test_example_matches_snn2hw_run_on_a_subtract_reset_export(subtract_export):
     counts = example_counts(export, npz)
     assert np.array_equal(counts, lava)
     assert np.array_equal(counts.argmax(axis=1), simulate.decode(lava)[0])
+
+
+@pytest.mark.lava
+def test_example_gives_up_at_its_deadline(subtract_export):
+    """A run longer than --timeout ends with exit 4 and one error line, its Lava worker
+    processes killed, instead of running (or hanging) on."""
+    export, npz = subtract_export
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "run_lava_graph.py"),
+                           str(export), "--data", str(npz), "--samples", "4",
+                           "--timesteps", "50000", "--timeout", "2"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    assert "error: Lava did not finish within 2 s" in proc.stderr.splitlines()
