@@ -72,7 +72,7 @@ def test_unknown_neuron_kind_is_one_line_listing_the_known_ones():
 def test_unknown_encoder_is_one_line_listing_the_known_ones():
     with pytest.raises(InputError) as err:
         encoders.make_encoder("rank-order", np.zeros((1, 2), np.float32), input_scale=1.0)
-    assert str(err.value) == "unknown input coding 'rank-order'; known: poisson"
+    assert str(err.value) == "unknown input coding 'rank-order'; known: poisson, direct"
 
 
 def test_duplicate_names_are_refused(monkeypatch):

@@ -35,6 +35,8 @@ exactly in float64; synapse products run in float32 when every partial sum stays
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -105,6 +107,9 @@ class LavaFixedArithmetic:
     def potential(self, state: torch.Tensor) -> torch.Tensor:
         return state[1]
 
+    def potential_value(self, v: float) -> float:
+        return float(math.floor(v))
+
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
         """u + bias for every step (u carries over only if du < 4095)."""
         u = state[0]
@@ -139,9 +144,11 @@ class FixedIFNeuron(Neuron):
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
                  shift: int, device, threshold_shift: int | None = None,
-                 reset: str = "zero", du: int = 4095, dv: int = 0) -> None:
+                 reset: str = "zero", du: int = 4095, dv: int = 0,
+                 v_init: float = 0.0) -> None:
         super().__init__(reset, LavaFixedArithmetic(threshold, bias_v, shape, state_bits,
-                                                    shift, device, threshold_shift, du, dv))
+                                                    shift, device, threshold_shift, du, dv),
+                         v_init)
 
     @property
     def saturated(self) -> int:

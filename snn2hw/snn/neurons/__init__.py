@@ -7,6 +7,6 @@ from .dynamics import Arithmetic, FloatArithmetic, Neuron  # noqa: F401
 from .registry import NeuronKind, check_reset, get, names, register  # noqa: F401
 
 
-def float_neuron(threshold: float = 1.0, reset: str = "zero") -> Neuron:
+def float_neuron(threshold: float = 1.0, reset: str = "zero", v_init: float = 0.0) -> Neuron:
     """The float IF neuron of the simulator and Spike-Norm."""
-    return Neuron(reset, FloatArithmetic(threshold))
+    return Neuron(reset, FloatArithmetic(threshold), v_init)
