@@ -123,8 +123,8 @@ def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
     membrane = layer.is_output and conversion.readout == "membrane"
-    neuron = (float_neuron(float("inf"), "zero", 0.0) if membrane
-              else float_neuron(1.0, reset, conversion.v_init))
+    neuron = (float_neuron(float("inf"), "zero") if membrane
+              else float_neuron(1.0, reset, conversion.layer_v_init(layer.is_output)))
     return PreparedLayer(layer.name, layer.shape, syn, bias, neuron, layer.is_output,
                          layer.depth)
 

@@ -15,7 +15,7 @@ from ..snn.encoders import make_encoder
 from ..snn.neurons import float_neuron
 from ..errors import HardwareLimitError, InputError
 from ..artifacts.export import ExportArtifact, load_export
-from ..quantize.fixed import prepare_fixed, saturation
+from ..quantize.fixed import input_encoder, prepare_fixed, saturation
 from ..onnx import file_hash, import_onnx
 from ..onnx.maxpool import accuracy_cost, check_recorded
 from ..onnx.normalise import refuse_explicit
@@ -32,6 +32,7 @@ def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Pre
     if all(isinstance(la.threshold, (int, np.integer)) for la in qnet.layers):
         return prepare_fixed(qnet, device)
     dev = torch.device(device)
+    conv = qnet.conversion
     layers = []
     for la in qnet.layers:
         bias = None if la.bias_mant is None else torch.as_tensor(
@@ -39,9 +40,11 @@ def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Pre
             device=dev)
         syn = [simulate.Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         layers.append(simulate.PreparedLayer(la.name, la.shape, syn, bias,
-                                             float_neuron(float(la.threshold), qnet.reset),
+                                             float_neuron(float(la.threshold), qnet.reset,
+                                                          conv.layer_v_init(la.is_output)),
                                              la.is_output, la.depth))
-    return simulate.Prepared(qnet.input, qnet.input_shape, layers, dev, torch.float64)
+    return simulate.Prepared(qnet.input, qnet.input_shape, layers, dev, torch.float64,
+                             conv.window, conv.readout)
 
 
 def _accuracy(result: simulate.SimResult, y: np.ndarray, timesteps: int) -> tuple[float, int]:
@@ -119,12 +122,14 @@ def compare_float_fixed(net, scales, qnet, x, y, timesteps, seed, device,
                         source_scales=None) -> dict:
     """Float SNN vs the exported network on the same input spikes."""
     out = {"samples": len(x), "timesteps": timesteps}
+    conv = qnet.conversion
     float_prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                        reset=qnet.reset)
+                                        reset=qnet.reset, conversion=conv)
     for label, prep in (("float", float_prep),
                         ("exported", prepare_network(qnet, device))):
-        enc = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
-                           stream=EVALUATION_STREAM)
+        enc = (make_encoder(conv.coding, x, input_scale=scales[net.input], seed=seed,
+                            stream=EVALUATION_STREAM) if label == "float"
+               else input_encoder(qnet, x, seed, EVALUATION_STREAM))
         with Progress(len(x) * timesteps, f"simulate {label}") as bar:
             res = simulate.simulate(prep, enc, timesteps, progress=bar)
         out[f"{label}_accuracy"], out[f"{label}_ties"] = _accuracy(res, y, timesteps)
@@ -184,20 +189,21 @@ def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
     dataset = data.load(data_spec, qnet.input_shape, classes, preprocess)
     x, y = data.take(dataset.x_test, dataset.y_test, samples, "evaluation")
     seed = art.seed if seed is None else seed
-    enc = make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
-                       stream=EVALUATION_STREAM)
+    enc = input_encoder(qnet, x, seed, EVALUATION_STREAM)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
     ref = simulate.simulate(prepare_network(qnet, device),
-                            make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
-                                         stream=EVALUATION_STREAM),
+                            input_encoder(qnet, x, seed, EVALUATION_STREAM),
                             timesteps, record=names)
     lava = backend.run(qnet, spikes, timesteps, timeout=timeout, profile=profile)
     out = qnet.output.name
-    lava_counts = lava.spikes[out].sum(axis=1)
-    lava_pred, _ = simulate.decode(lava_counts)
-    ref_acc, _ = _accuracy(ref, y, timesteps)
     same = np.ones(len(x), dtype=bool)
+    if qnet.conversion.readout == "membrane":   # the output's v at the window's end
+        lava_pred, _ = simulate.decode(lava.potentials[out][:, -1])
+        same &= (lava.potentials[out][:, -1] == ref.potentials[timesteps]).all(axis=1)
+    else:
+        lava_pred, _ = simulate.decode(lava.spikes[out].sum(axis=1))
+    ref_acc, _ = _accuracy(ref, y, timesteps)
     equal_counts = {}
     for name in names:
         same &= (lava.spikes[name] == ref.records[name]).all(axis=(1, 2))

@@ -18,6 +18,8 @@ import numpy as np
 from ...data.samples import LazySamples
 from .registry import EncoderSettings, register
 
+LEVELS = 127   # a quantised network's full-scale input: 8-bit signed values (+-127)
+
 
 @register("direct")
 class DirectEncoder:
