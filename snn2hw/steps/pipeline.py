@@ -13,6 +13,7 @@ from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_
 from ..calibrate import Calibration, calibrate, thresholds
 from ..calibrate.methods import ann_statistics
 from ..snn.encoders import make_encoder
+from ..snn.options import Conversion
 from ..errors import InputError
 from ..importer import file_hash, import_onnx
 from ..ir import Graph
@@ -67,16 +68,18 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
              y: np.ndarray, timesteps: list[int], seed: int, device: str = "cpu",
              batch_size: int = 64, label: str = "simulate",
              source_scales: dict[str, float] | None = None,
-             reset: str = "zero") -> Evaluation:
-    """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)."""
+             reset: str = "zero", conversion: Conversion | None = None) -> Evaluation:
+    """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)
+    (T: the ``conversion``'s window; the pipelined run lasts T + depth steps)."""
+    conversion = conversion or Conversion()
     start = time.monotonic()
     ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                  reset=reset)
-    encoder = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
+                                  reset=reset, conversion=conversion)
+    encoder = make_encoder(conversion.coding, x, input_scale=scales[net.input], seed=seed,
                            stream=EVALUATION_STREAM)
     top = max(timesteps)
-    with Progress(len(x) * top, label) as bar:
+    with Progress(len(x) * prep.run_steps(top), label) as bar:
         result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,
                                    batch_size=batch_size, progress=bar)
     acc, ties = {}, {}
