@@ -99,8 +99,13 @@ def unpack_window(data: np.ndarray, n: int, t: int, offset: int, depth: int) -> 
     return out
 
 
-def window_potentials(trace: np.ndarray, n: int, t: int, offset: int) -> np.ndarray:
+def window_potentials(trace: np.ndarray, n: int, t: int, offset: int,
+                      depth: int) -> np.ndarray:
     """Monitor data (steps, size) of v -> (N, T, size) float64: v after each step of each
-    sample's window."""
+    sample's window; with offset 0 (``fill``) the steps before ``depth`` (the previous
+    sample's tail) are reported as 0, the read-out layer's initial potential."""
     cols = (np.arange(n)[:, None] * t + offset + np.arange(t)[None, :]).reshape(-1)
-    return np.asarray(trace, dtype=np.float64)[cols].reshape(n, t, -1)
+    out = np.asarray(trace, dtype=np.float64)[cols].reshape(n, t, -1)
+    if offset == 0:
+        out[:, :min(depth, t)] = 0
+    return out

@@ -189,6 +189,6 @@ def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
            for name, arr in data.items()}
     potentials = {}
     if graph.trace is not None:
-        potentials[graph.monitored] = window_potentials(graph.trace, n, t,
-                                                        offsets[graph.monitored])
+        potentials[graph.monitored] = window_potentials(
+            graph.trace, n, t, offsets[graph.monitored], depth[graph.monitored])
     return LavaRun(out, timing, potentials)
