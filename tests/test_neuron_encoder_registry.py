@@ -114,6 +114,8 @@ def test_a_new_encoder_is_one_class_and_a_registration(monkeypatch):
 
     @encoders.register("regular")
     class RegularEncoder:
+        constant = False
+
         def __init__(self, x, settings: EncoderSettings) -> None:
             self.x = np.asarray(x, dtype=np.float32)
             self.shape = tuple(self.x.shape[1:])

@@ -254,8 +254,8 @@ def _run_batch(prep: Prepared, encoder: Encoder, res: SimResult, rows: tuple[int
             idle = idle_steps(layer.depth, t0, steps)
             out = bufs.window(layer.name, steps)
             if layer is out_layer and res.potentials:
-                trace = torch.zeros_like(current if current.dtype == torch.float64
-                                         else current.double())
+                trace = torch.zeros(current.shape, dtype=torch.float64,
+                                    device=current.device)
             v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle,
                                                    trace if layer is out_layer else None)
             _layer_stats(res.stats[layer.name], current, out, idle,

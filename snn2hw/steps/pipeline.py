@@ -55,12 +55,16 @@ class Evaluation:
     samples: int
     seconds: float
     max_current: dict[str, float] = None
+    latency: dict[int, int] | None = None   # pipelined window: T -> steps to the result
 
     def as_dict(self) -> dict:
-        return {"ann_accuracy": self.ann_accuracy,
-                "snn_accuracy": {str(k): v for k, v in self.snn_accuracy.items()},
-                "ties": {str(k): v for k, v in self.ties.items()},
-                "spikes_per_neuron_per_step": self.rates, "samples": self.samples}
+        out = {"ann_accuracy": self.ann_accuracy,
+               "snn_accuracy": {str(k): v for k, v in self.snn_accuracy.items()},
+               "ties": {str(k): v for k, v in self.ties.items()},
+               "spikes_per_neuron_per_step": self.rates, "samples": self.samples}
+        if self.latency is not None:   # absent for the fill window (files as before)
+            out["latency"] = {str(k): v for k, v in self.latency.items()}
+        return out
         # No wall-clock time here: artifacts must be byte-identical for the same inputs.
 
 
@@ -88,7 +92,10 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
         acc[t] = float((pred == y).mean())
     rates = {name: st.rate for name, st in result.stats.items()}
     currents = {name: st.max_current for name, st in result.stats.items()}
-    return Evaluation(ann_acc, acc, ties, rates, len(x), time.monotonic() - start, currents)
+    latency = ({t: conversion.latency(t, net.depth) for t in sorted(timesteps)}
+               if conversion.window == "pipelined" else None)
+    return Evaluation(ann_acc, acc, ties, rates, len(x), time.monotonic() - start, currents,
+                      latency)
 
 
 def run_calibration(net: snn.SpikingNetwork, x: np.ndarray, method: str, timesteps: int,

@@ -25,6 +25,7 @@ class Encoder(Protocol):
     """What the simulator and Spike-Norm use of an input encoder."""
 
     shape: tuple[int, ...]  # one sample's input shape
+    constant: bool          # the same values at every step (an analog input)
 
     def __len__(self) -> int:
         """The number of samples."""
@@ -38,6 +39,8 @@ class Encoder(Protocol):
 
     def full(self, start: int, stop: int, timesteps: int) -> np.ndarray:
         """``chunk(start, stop, 0, timesteps)``."""
+
+    # ``chunk`` gives int8 spikes (-1, 0, +1) or, for an analog coding, float32 values.
 
     def signs(self, start: int, stop: int) -> np.ndarray:
         """The sign (-1, 0, +1, int8) that every value of a pixel carries, (B, *shape).
