@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import backends
-from ..errors import HardwareLimitError, InputError, ProfileError
+from ..errors import HardwareLimitError, ProfileError
 from .profile_fields import get as _get
 from .profile_fields import int_field as _int_field
 from .profile_fields import str_field as _str_field
+# The reset modes belong to the neurons (snn/resets.py); a profile lists those it runs.
+from ..snn.resets import RESETS, check_reset  # noqa: F401
 
 PACKAGE = "snn2hw.hw_profiles"
 
@@ -145,16 +147,6 @@ DEFAULT_FIXED_PROFILE = "loihi_sim"
 def default_fixed() -> FixedPoint:
     """The fixed-point rules of the default fixed-point profile."""
     return load(DEFAULT_FIXED_PROFILE).fixed
-
-
-RESETS = ("zero", "subtract")  # neuron reset after a spike: v = 0, or v -= threshold
-
-
-def check_reset(reset: str) -> str:
-    """``reset`` if it is a known mode, else an InputError listing the known ones."""
-    if reset not in RESETS:
-        raise InputError(f"unknown reset mode {reset!r}; known: {', '.join(RESETS)}")
-    return reset
 
 
 def _resets(doc: dict, where: str) -> tuple[str, ...]:
