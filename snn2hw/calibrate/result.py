@@ -9,7 +9,7 @@ import numpy as np
 
 from .junction import DEFAULT_JUNCTION
 from ..snn import SpikingNetwork
-from ..snn.resets import check_reset
+from ..snn.neurons import check_reset
 
 
 @dataclass

@@ -18,11 +18,11 @@ from typing import Any
 
 from .. import backends
 from ..errors import HardwareLimitError, ProfileError
+from ..snn import neurons
+from ..snn.neurons import check_reset  # noqa: F401  (re-exported)
 from .profile_fields import get as _get
 from .profile_fields import int_field as _int_field
 from .profile_fields import str_field as _str_field
-# The reset modes belong to the neurons (snn/resets.py); a profile lists those it runs.
-from ..snn.resets import RESETS, check_reset  # noqa: F401
 
 PACKAGE = "snn2hw.hw_profiles"
 
@@ -147,6 +147,10 @@ DEFAULT_FIXED_PROFILE = "loihi_sim"
 def default_fixed() -> FixedPoint:
     """The fixed-point rules of the default fixed-point profile."""
     return load(DEFAULT_FIXED_PROFILE).fixed
+
+
+# The reset modes are the registered neuron kinds (snn/neurons: zero, subtract).
+RESETS = neurons.names()
 
 
 def _resets(doc: dict, where: str) -> tuple[str, ...]:

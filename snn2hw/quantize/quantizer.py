@@ -31,7 +31,7 @@ import numpy as np
 from . import budget, chain
 from ..errors import HardwareLimitError
 from ..hardware.profiles import FixedPoint, Profile
-from ..snn.resets import check_reset
+from ..snn.neurons import check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from ..snn import SpikingLayer, SpikingNetwork, Term
 
