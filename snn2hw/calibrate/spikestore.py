@@ -3,7 +3,9 @@
 Spike-Norm balances one layer at a time from the stored spikes of the layers before it.
 Every train is kept on the CPU bit-packed along the neurons (one bit per neuron-step); the
 input's signed spikes are kept as their 0/1 magnitude plus each pixel's sign, which is
-fixed for a sample (a pixel's spikes carry the sign of its value, :meth:`snn2hw.snn.encoders.Encoder.signs`).
+fixed for a sample (a pixel's spikes carry the sign of its value,
+:meth:`snn2hw.snn.encoders.Encoder.signs`). An analog input (direct coding) is the same at
+every step: one step of its values is kept.
 A layer's current is computed block by block, ``(steps, batch, neurons)`` at a time, so
 that no float tensor exceeds ``BLOCK_BYTES`` (one step of one batch where that is larger).
 """

@@ -58,7 +58,7 @@ class DirectEncoder:
     def chunk(self, start: int, stop: int, t0: int, t1: int) -> np.ndarray:
         """(B, t1 - t0, *shape) float32: the values at every step."""
         v = self.values(start, stop)
-        return np.ascontiguousarray(np.broadcast_to(v[:, None], (len(v), t1 - t0, *self.shape)))
+        return np.broadcast_to(v[:, None], (len(v), t1 - t0, *self.shape)).copy()
 
     def full(self, start: int, stop: int, timesteps: int) -> np.ndarray:
         return self.chunk(start, stop, 0, timesteps)
