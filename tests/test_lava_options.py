@@ -111,3 +111,33 @@ def test_options_lava_reference_and_model_agree(conv):
     assert_same(lava.spikes, ref, f"Lava, {conv}")
     if conv.readout == "membrane":
         assert np.array_equal(lava.potentials[qnet.output.name], ref_v), "Lava potentials"
+
+
+@pytest.mark.lava
+def test_options_on_floating_pt_match_the_float_reference():
+    """Lava's float models (LIFResetInit's float model, a Monitor of float v, real direct
+    input) against the float reference of an exported float network; dyadic weights,
+    thresholds and inputs keep every float sum exact."""
+    from test_lava_backend import conv_net
+
+    from snn2hw.exporters.lava.watchdog import run_lava
+    from snn2hw.quantize.quantizer import NEVER_FIRES
+    from snn2hw.steps.deploy import prepare_network
+
+    conv = Conversion(coding="direct", v_init=0.5, readout="membrane", window="pipelined")
+    qnet, _ = conv_net(seed=6, fixed=False)
+    qnet = replace(qnet, conversion=conv, input_levels=0)
+    qnet.output.threshold = NEVER_FIRES
+    x = np.random.default_rng(3).choice([-1, -0.5, -0.25, 0, 0.25, 0.75, 1],
+                                        size=(2, *qnet.input_shape)).astype(np.float32)
+    steps = 9
+    values = input_encoder(qnet, x, 0, 1).full(0, 2, steps)
+    assert np.array_equal(values[:, 0], x)   # real values, every step
+    names = [la.name for la in qnet.layers]
+    ref = simulate(prepare_network(qnet), input_encoder(qnet, x, 0, 1), steps,
+                   checkpoints=range(1, steps + 1), record=names)
+    ref_v = np.stack([ref.potentials[t] for t in range(1, steps + 1)], axis=1)
+    lava = run_lava(qnet, values.reshape(2, steps, -1), steps, tag="floating_pt")
+    assert_same(lava.spikes, {k: v.astype(np.int8) for k, v in ref.records.items()}, "Lava")
+    assert np.array_equal(lava.potentials[qnet.output.name], ref_v)
+    assert ref.records["c1"].any() and ref_v[:, -1].any()

@@ -177,9 +177,10 @@ def input_encoder(qnet: QuantizedNetwork, x, seed: int, stream: int,
                   indices: np.ndarray | None = None) -> Encoder:
     """The input of ``qnet`` for samples ``x``: its coding's encoder with its input scale
     and, for an analog coding, its integer levels (what the fixed-point simulator adds and
-    the backend sends)."""
+    the backend sends; real values where ``input_levels`` is 0, a float network)."""
     return make_encoder(qnet.conversion.coding, x, input_scale=qnet.input_scale, seed=seed,
-                        stream=stream, indices=indices, levels=int(qnet.input_levels))
+                        stream=stream, indices=indices,
+                        levels=int(qnet.input_levels) or None)
 
 
 def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,

@@ -176,7 +176,8 @@ class QuantizedNetwork:
     current_shift: int = field(default_factory=lambda: default_fixed().current_shift)
     reset: str = "zero"            # "zero" or "subtract" (see the module docstring)
     # The conversion options it was made with (input coding, v_init, read-out, window) and
-    # the integer a full-scale input becomes (1: spikes of +-1; direct coding: its levels).
+    # the integer a full-scale input becomes (1: spikes of +-1; direct coding: its levels;
+    # 0: the real values of an analog input on a float network).
     conversion: Conversion = field(default_factory=Conversion)
     input_levels: int = 1
 

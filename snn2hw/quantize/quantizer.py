@@ -212,6 +212,7 @@ def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: s
         layers.append(QuantLayer(la.name, la.shape, la.depth, syns,
                                  NEVER_FIRES if membrane else 1.0, bias, 0,
                                  la.is_output, 1.0, {"scale": 1.0}))
+    conversion = conversion or Conversion()
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
-                            profile_name, reset=check_reset(reset),
-                            conversion=conversion or Conversion())
+                            profile_name, reset=check_reset(reset), conversion=conversion,
+                            input_levels=1 if conversion.coding == "poisson" else 0)
