@@ -25,6 +25,7 @@ COMMANDS = {
     "export": lambda args: steps.export_command(args),
     "run": lambda args: steps.run_command(args),
     "report": lambda args: steps.report_command(args),
+    "sweep": lambda args: steps.sweep_command(args),
 }
 
 

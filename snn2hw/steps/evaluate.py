@@ -14,6 +14,7 @@ from ..ir import Graph
 from ..quantize.fixed import prepare_fixed, saturation
 from ..quantize.qnet import QuantizedNetwork
 from ..snn import simulate
+from ..snn.options import Conversion
 from ..snn.encoding import PoissonEncoder
 from .progress import ProgressFactory, silent
 from .settings import EVALUATION_STREAM
@@ -52,12 +53,14 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
              y: np.ndarray, timesteps: list[int], seed: int, device: str = "cpu",
              batch_size: int = 64, label: str = "simulate",
              source_scales: dict[str, float] | None = None,
-             reset: str = "zero", progress: ProgressFactory = silent) -> Evaluation:
+             reset: str = "zero", progress: ProgressFactory = silent,
+             conversion: Conversion | None = None) -> Evaluation:
     """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)."""
     start = time.monotonic()
     ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
+    extra = {} if conversion in (None, Conversion()) else {"conversion": conversion}
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                  reset=reset)
+                                  reset=reset, **extra)
     encoder = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
     top = max(timesteps)
     with progress(len(x) * top, label) as bar:
