@@ -131,14 +131,14 @@ def _counted(net, cal, x, t: int) -> tuple[float, float, float]:
     input pixel drives 4 channels at each of its in-range 3x3 neighbours, a hidden neuron
     the 10 outputs; a spike at step s is delivered within T if s + 1 < T."""
     from snn2hw.snn import simulate
-    from snn2hw.snn.encoding import PoissonEncoder
+    from snn2hw.snn.encoders import make_encoder
     from snn2hw.steps.settings import EVALUATION_STREAM
 
     hidden, out = [la.name for la in net.layers]
     prep = simulate.prepare_float(net, cal.scales, source_scales=cal.source_scales)
-    res = simulate.simulate(prep, PoissonEncoder(x, cal.scales[net.input], 2,
-                                                 EVALUATION_STREAM), t,
-                            record=[net.input, hidden, out])
+    enc = make_encoder("poisson", x, input_scale=cal.scales[net.input], seed=2,
+                       stream=EVALUATION_STREAM)
+    res = simulate.simulate(prep, enc, t, record=[net.input, hidden, out])
     rows = np.array([min(i + 1, 7) - max(i - 1, 0) + 1 for i in range(8)])
     fan_in = 4 * np.outer(rows, rows).ravel()
     sent_in = np.abs(res.records[net.input][:, :t - 1]).sum(axis=(0, 1))

@@ -1,12 +1,12 @@
 """The ``snn2hw`` command line: argument types and the parser. A flag's default of ``None``
-means "not given": the steps resolve it (:mod:`snn2hw.steps.settings`)."""
+means "not given": the steps resolve it (:mod:`snn2hw.steps.settings`). Choices that come
+from heavy modules are imported while the parser is built, inside the command's Ctrl-C
+handling (:func:`snn2hw.cli.app.main`)."""
 from __future__ import annotations
 
 import argparse
 
 from .. import __version__
-from ..calibrate.junction import JUNCTIONS
-from ..hardware.profiles import RESETS
 from ..snn.options import CODINGS, READOUTS, V_INITS, WINDOWS
 from ..steps.presets import PRESETS
 
@@ -49,6 +49,9 @@ def percentile_value(text: str) -> float:
 
 def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False,
                         preset: bool = True) -> None:
+    from ..calibrate.junction import JUNCTIONS
+    from ..hardware.profiles import RESETS   # the neuron registry's (imports torch)
+
     p.add_argument("--reset", default=None, choices=RESETS,
                    help="neuron reset after a spike: to zero (default"
                    + (": the calibration's, else zero" if export else "")

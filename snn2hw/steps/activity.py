@@ -22,7 +22,7 @@ import numpy as np
 from .. import snn
 from ..analysis.fanout import fan_out
 from ..snn import simulate
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from ..snn.options import Conversion
 from .progress import ProgressFactory, silent
 from .settings import EVALUATION_STREAM
@@ -69,8 +69,9 @@ def measure(net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray, y:
     with progress(len(x) * top, label) as bar:
         for start in range(0, len(x), chunk):
             stop = min(len(x), start + chunk)
-            enc = PoissonEncoder(x[start:stop], scales[net.input], seed, EVALUATION_STREAM,
-                                 indices=np.arange(start, stop))
+            enc = make_encoder((conversion or Conversion()).coding, x[start:stop],
+                               input_scale=scales[net.input], seed=seed,
+                               stream=EVALUATION_STREAM, indices=np.arange(start, stop))
             res = simulate.simulate(prep, enc, top, checkpoints=ts, record=names,
                                     progress=bar)
             _count(act, res, terms, [la.name for la in net.layers], ts, y[start:stop])

@@ -15,7 +15,8 @@ from ..quantize.fixed import prepare_fixed, saturation
 from ..quantize.qnet import QuantizedNetwork
 from ..snn import simulate
 from ..snn.options import Conversion
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
+from ..snn.neurons import float_neuron
 from .progress import ProgressFactory, silent
 from .settings import EVALUATION_STREAM
 
@@ -61,7 +62,8 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
     extra = {} if conversion in (None, Conversion()) else {"conversion": conversion}
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
                                   reset=reset, **extra)
-    encoder = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
+    encoder = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM)
     top = max(timesteps)
     with progress(len(x) * top, label) as bar:
         result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,
@@ -88,8 +90,7 @@ def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Pre
             device=dev)
         syn = [simulate.Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         layers.append(simulate.PreparedLayer(la.name, la.shape, syn, bias,
-                                             simulate.IFNeuron(float(la.threshold),
-                                                               qnet.reset),
+                                             float_neuron(float(la.threshold), qnet.reset),
                                              la.is_output, la.depth))
     return simulate.Prepared(qnet.input, qnet.input_shape, layers, dev, torch.float64)
 
@@ -109,7 +110,8 @@ def compare_float_fixed(net: snn.SpikingNetwork, scales: dict[str, float],
                                         reset=qnet.reset)
     for label, prep in (("float", float_prep),
                         ("exported", prepare_network(qnet, device))):
-        enc = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
+        enc = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM)
         with progress(len(x) * timesteps, f"simulate {label}") as bar:
             res = simulate.simulate(prep, enc, timesteps, progress=bar)
         out[f"{label}_accuracy"], out[f"{label}_ties"] = accuracy(res, y, timesteps)

@@ -12,7 +12,7 @@ from ..artifacts.export import load_export
 from ..errors import InputError
 from ..hardware import profiles
 from ..snn import simulate
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from .evaluate import accuracy, prepare_network
 from .options import RunOptions
 from .settings import EVALUATION_STREAM
@@ -68,11 +68,13 @@ def run_export(path: str | Path, options: RunOptions = RunOptions()) -> RunRepor
     x, y = data.take(dataset.x_test, dataset.y_test, options.samples, "evaluation")
     seed = art.seed if options.seed is None else options.seed
     timesteps = options.timesteps
-    enc = PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM)
+    enc = make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
+                       stream=EVALUATION_STREAM)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
     ref = simulate.simulate(prepare_network(qnet, options.device),
-                            PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM),
+                            make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
+                                         stream=EVALUATION_STREAM),
                             timesteps, record=names)
     lava = backend.run(qnet, spikes, timesteps, timeout=options.timeout, profile=profile)
     lava_pred, _ = simulate.decode(lava.spikes[qnet.output.name].sum(axis=1))

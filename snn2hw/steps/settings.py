@@ -23,7 +23,7 @@ from .options import CalibrationOptions, DataOptions
 DEFAULT_RESET = "zero"            # the paper's and Loihi's stock LIF
 DEFAULT_PERCENTILE = 100.0        # the paper's: the maximum
 
-# Independent random streams of one seed (snn.encoding: one stream per purpose).
+# Independent random streams of one seed (snn.encoders: one stream per purpose).
 CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
 
 
