@@ -14,6 +14,7 @@ from ..ir import Graph
 from ..quantize.fixed import prepare_fixed, saturation
 from ..quantize.qnet import QuantizedNetwork
 from ..snn import simulate
+from ..snn.options import Conversion
 from ..snn.encoders import make_encoder
 from ..snn.neurons import float_neuron
 from .progress import ProgressFactory, silent
@@ -53,12 +54,14 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
              y: np.ndarray, timesteps: list[int], seed: int, device: str = "cpu",
              batch_size: int = 64, label: str = "simulate",
              source_scales: dict[str, float] | None = None,
-             reset: str = "zero", progress: ProgressFactory = silent) -> Evaluation:
+             reset: str = "zero", progress: ProgressFactory = silent,
+             conversion: Conversion | None = None) -> Evaluation:
     """ANN accuracy, and SNN accuracy at every T in ``timesteps`` from one run of max(T)."""
     start = time.monotonic()
     ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
+    extra = {} if conversion in (None, Conversion()) else {"conversion": conversion}
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                  reset=reset)
+                                  reset=reset, **extra)
     encoder = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
                            stream=EVALUATION_STREAM)
     top = max(timesteps)
