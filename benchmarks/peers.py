@@ -5,7 +5,7 @@ against T under both time conventions, and simulation throughput.
         [--timesteps 16,32,64,128,256] [--samples N] [--seed 0]
         [--configs paper,best,fast] [--peers spikingjelly,sinabs]
         [--calib-samples 256] [--calib-timesteps 256] [--speed-samples 120]
-        [--speed-batch 60] [--no-speed] [--threads 2] [--json out.json]
+        [--speed-batch 60] [--no-speed | --speed-only] [--threads 2] [--json out.json]
 
 The ANN is trained by its example's own code and seed and cached where the example keeps
 it (``benchmarks/peers_models.py``: ``deep-digits`` = VGG-16 of examples/deep_digits.py,
@@ -97,6 +97,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speed-samples", type=int, default=120)
     p.add_argument("--speed-batch", type=int, default=60)
     p.add_argument("--no-speed", action="store_true", help="accuracy only")
+    p.add_argument("--speed-only", action="store_true",
+                   help="throughput only (convert, but no accuracy runs)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workdir", type=Path, default=None,
                    help="where the trained model is kept (default: the example's)")
@@ -106,6 +108,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                  "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.no_speed and args.speed_only:
+        p.error("--no-speed and --speed-only exclude each other")
     if args.samples is not None and args.samples < 1:
         p.error("--samples must be positive")
     return args
@@ -136,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{args.model}: {path}, {len(ctx.x)} test images, calibration on "
           f"{len(ctx.x_cal)} training images, seed {args.seed}, torch threads "
           f"{torch.get_num_threads()}", flush=True)
-    report = peers_run.accuracy(ctx, args)
+    report = peers_run.accuracy(ctx, args, simulate=not args.speed_only)
     if not args.no_speed:
         report.speed = peers_run.speed(ctx, args)
     print("\n" + pt.render(report))

@@ -93,16 +93,24 @@ class OursResult:
     seconds: float
 
 
+def calibrate(net, x_cal: np.ndarray, options: dict, seed: int, calib_timesteps: int,
+              device: str = "cpu") -> Calibration:
+    """The calibration step on ``x_cal`` (training split) with ``options``."""
+    opts = resolve(options)
+    cal_kw, _ = split(opts)
+    return pipeline.run_calibration(net, x_cal, opts.get("method", "spike-norm"),
+                                    calib_timesteps, seed, device, **cal_kw)
+
+
 def run(graph, net, x_cal: np.ndarray, x: np.ndarray, y: np.ndarray, options: dict,
         checkpoints: Sequence[int], seed: int, calib_timesteps: int, batch: int = 64,
         device: str = "cpu") -> OursResult:
     """Calibrate on ``x_cal`` (training split) and evaluate on ``x``, ``y`` at every
     checkpoint, from one causal run."""
     opts = resolve(options)
-    cal_kw, ev_kw = split(opts)
+    _, ev_kw = split(opts)
     start = time.monotonic()
-    cal = pipeline.run_calibration(net, x_cal, opts.get("method", "spike-norm"),
-                                   calib_timesteps, seed, device, **cal_kw)
+    cal = calibrate(net, x_cal, opts, seed, calib_timesteps, device)
     ev = pipeline.evaluate(graph, net, cal.scales, x, y, list(checkpoints), seed, device,
                            batch_size=batch, source_scales=cal.source_scales,
                            reset=cal.reset, **ev_kw)

@@ -65,35 +65,42 @@ def _peer_missing(ctx: Context, name: str) -> str | None:
     return peers_install.missing(name) or ctx.model_error
 
 
-def run_spikingjelly(ctx: Context, timesteps: list[int], batch: int) -> pt.Row:
-    import peers_spikingjelly as sj
+def convert_peer(ctx: Context, name: str, batch: int) -> None:
+    """Convert the ANN with peer ``name``; the result goes to ``ctx.converted[name]``."""
+    if name == "spikingjelly":
+        import peers_spikingjelly as sj
 
-    widest = max(layer.size for layer in ctx.net.layers)
-    snn_model = sj.convert(ctx.model, ctx.x_cal, widest, SJ_PERCENTILE)
-    ctx.converted["spikingjelly"] = snn_model
-    out = sj.run(snn_model, ctx.x, max(timesteps), timesteps, batch, "s")
-    version = peers_install.version_note("spikingjelly")
-    return pt.Row(f"SpikingJelly {version} ann2snn {SJ_PERCENTILE:g} %", pt.PEER,
-                  ctx.accuracies(out), "analog input, soft reset, analog read-out")
+        widest = max(layer.size for layer in ctx.net.layers)
+        ctx.converted[name] = sj.convert(ctx.model, ctx.x_cal, widest, SJ_PERCENTILE)
+    else:
+        import peers_sinabs
+
+        ctx.converted[name] = peers_sinabs.convert(ctx.model, ctx.x_cal, _input_scale(ctx),
+                                                   SINABS_PERCENTILE, batch)
+
+
+def run_peer(ctx: Context, name: str, timesteps: list[int], batch: int, seed: int
+             ) -> pt.Row:
+    """Accuracy at every T from one causal run of the converted peer."""
+    version = peers_install.version_note(name)
+    if name == "spikingjelly":
+        import peers_spikingjelly as sj
+
+        out = sj.run(ctx.converted[name], ctx.x, max(timesteps), timesteps, batch, "s")
+        return pt.Row(f"SpikingJelly {version} ann2snn {SJ_PERCENTILE:g} %", pt.PEER,
+                      ctx.accuracies(out), "analog input, soft reset, analog read-out")
+    import peers_sinabs
+
+    enc = PoissonEncoder(ctx.x, _input_scale(ctx), seed, EVALUATION_STREAM)
+    out = peers_sinabs.run(ctx.converted[name], enc, max(timesteps), timesteps, batch)
+    return pt.Row(f"sinabs {version} from_model p{SINABS_PERCENTILE:g}", pt.PEER,
+                  ctx.accuracies(out), "Poisson input, multi-spike IAF, spike counts")
 
 
 def _input_scale(ctx: Context) -> float:
     from snn2hw.calibrate import input_scale
 
     return input_scale(ctx.x_cal)
-
-
-def run_sinabs(ctx: Context, timesteps: list[int], batch: int, seed: int) -> pt.Row:
-    import peers_sinabs
-
-    snn_model = peers_sinabs.convert(ctx.model, ctx.x_cal, _input_scale(ctx),
-                                     SINABS_PERCENTILE, batch)
-    ctx.converted["sinabs"] = snn_model
-    enc = PoissonEncoder(ctx.x, _input_scale(ctx), seed, EVALUATION_STREAM)
-    out = peers_sinabs.run(snn_model, enc, max(timesteps), timesteps, batch)
-    version = peers_install.version_note("sinabs")
-    return pt.Row(f"sinabs {version} from_model p{SINABS_PERCENTILE:g}", pt.PEER,
-                  ctx.accuracies(out), "Poisson input, multi-spike IAF, spike counts")
 
 
 def run_ours(ctx: Context, name: str, args: argparse.Namespace) -> list[pt.Row]:
@@ -109,7 +116,9 @@ def run_ours(ctx: Context, name: str, args: argparse.Namespace) -> list[pt.Row]:
     return [pt.Row(label, conv, both[conv]) for conv in pt.CONVENTIONS]
 
 
-def accuracy(ctx: Context, args: argparse.Namespace) -> pt.Report:
+def accuracy(ctx: Context, args: argparse.Namespace, simulate: bool = True) -> pt.Report:
+    """Every converter's accuracy at every T; with ``simulate`` False only the conversions
+    (peers, and our ``best`` configuration's calibration) for the throughput runs."""
     ann_acc = float((ann.predict(ctx.graph, ctx.x).argmax(1) == ctx.y).mean())
     report = pt.Report(peers_models.MODELS[ctx.name].label, ctx.depth, len(ctx.x),
                        list(args.timesteps), ann_acc)
@@ -120,14 +129,21 @@ def accuracy(ctx: Context, args: argparse.Namespace) -> pt.Report:
             report.skipped[name] = why
             print(f"skipped {name}: {why}", flush=True)
             continue
-        print(f"{name}: convert and run T = {max(args.timesteps)} ...", flush=True)
-        report.rows.append(run_spikingjelly(ctx, args.timesteps, batch)
-                           if name == "spikingjelly"
-                           else run_sinabs(ctx, args.timesteps, batch, args.seed))
-    for name in args.configs:
-        print(f"snn2hw {name}: calibrate and evaluate ...", flush=True)
+        print(f"{name}: convert" + (f" and run T = {max(args.timesteps)}" if simulate
+                                    else "") + " ...", flush=True)
+        convert_peer(ctx, name, batch)
+        if simulate:
+            report.rows.append(run_peer(ctx, name, args.timesteps, batch, args.seed))
+    for name in args.configs if simulate else ["best"]:
+        print(f"snn2hw {name}: calibrate" + (" and evaluate" if simulate else "") + " ...",
+              flush=True)
         try:
-            report.rows += run_ours(ctx, name, args)
+            if simulate:
+                report.rows += run_ours(ctx, name, args)
+            else:
+                ctx.converted["ours:best"] = peers_ours.calibrate(
+                    ctx.net, ctx.x_cal, peers_ours.CONFIGS["best"], args.seed,
+                    args.calib_timesteps)
         except peers_ours.Unavailable as exc:
             report.skipped[f"snn2hw {name}"] = str(exc)
             print(f"skipped snn2hw {name}: {exc}", flush=True)
