@@ -16,7 +16,8 @@ images; nothing is chosen on the test split.
 
 Rows (each from one causal run of the largest T it needs):
 - SpikingJelly ann2snn (``benchmarks/peers_spikingjelly.py``): 99.9 % percentile scales,
-  analog input every step, soft reset, the last layer's summed analog output read out.
+  analog input every step, soft reset, the last layer's summed analog output read out
+  (run in its multi-step mode, which gives the single-step sums up to float rounding).
 - sinabs (``benchmarks/peers_sinabs.py``): ``normalize_weights`` at p99.99 and
   ``from_model``, signed Poisson input (snn2hw's encoder, the same spikes as ours), IAF
   with its defaults (multi-spike, subtract), output spike counts.
@@ -25,11 +26,13 @@ Rows (each from one causal run of the largest T it needs):
   (issue 12's preset, skipped with the reason until snn2hw has it).
 
 Columns T (``benchmarks/peers_table.py`` has the derivation): ``peer T``: the peer
-simulates T steps, all layers in the same step. ``window T``: ours, every layer integrates
-T steps (pipelined window; read-out after T + depth steps): compare with the peer at the
-same T. ``fill T``: ours, T total steps including the pipeline fill (the output layer,
-``depth`` hops from the input, integrates T - depth steps): compare with the peer at
-T - depth. For our feed-forward nets, window T is exactly fill T + depth of the same run.
+simulates T steps, all layers in the same step. ``pipelined window T``: ours, every layer
+integrates T steps (snn2hw's ``window="pipelined"``; read-out after T + depth steps):
+compare with the peer at the same T. ``fill T``: ours, T total steps including the
+pipeline fill (``window="fill"``, the default; the output layer, ``depth`` hops from the
+input, integrates T - depth steps): compare with the peer at T - depth. For our
+feed-forward nets, pipelined T is exactly fill T + depth of the same run, so one run
+gives both rows.
 
 Throughput: image*steps/s of each simulator on the same network, the same
 ``--speed-samples`` test images, the same T (the largest) and batch, with

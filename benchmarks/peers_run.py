@@ -14,9 +14,10 @@ import peers_ours
 import peers_table as pt
 import peers_torch
 from snn2hw import ann, data, snn
-from snn2hw.encoding import PoissonEncoder
+from snn2hw.data.samples import materialize
 from snn2hw.importer import import_onnx
-from snn2hw.pipeline import EVALUATION_STREAM, load_data, resolve_preprocess
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.steps.pipeline import EVALUATION_STREAM, load_data, resolve_preprocess
 
 SJ_PERCENTILE, SINABS_PERCENTILE = 99.9, 99.99
 
@@ -43,7 +44,7 @@ class Context:
         x_cal = data.calibration_set(dataset, args.calib_samples)
         samples = args.samples or min(len(dataset.x_test), peers_models.MODELS[args.model].samples)
         x, y = data.take(dataset.x_test, dataset.y_test, samples, "evaluation")
-        x = data.materialize(x)
+        x = materialize(x)
         model, why = None, None
         try:
             model = peers_torch.to_sequential(graph)
@@ -86,7 +87,7 @@ def run_peer(ctx: Context, name: str, timesteps: list[int], batch: int, seed: in
     if name == "spikingjelly":
         import peers_spikingjelly as sj
 
-        out = sj.run(ctx.converted[name], ctx.x, max(timesteps), timesteps, batch, "s")
+        out = sj.run(ctx.converted[name], ctx.x, max(timesteps), timesteps, batch, "m")
         return pt.Row(f"SpikingJelly {version} ann2snn {SJ_PERCENTILE:g} %", pt.PEER,
                       ctx.accuracies(out), "analog input, soft reset, analog read-out")
     import peers_sinabs
@@ -105,7 +106,7 @@ def _input_scale(ctx: Context) -> float:
 
 def run_ours(ctx: Context, name: str, args: argparse.Namespace) -> list[pt.Row]:
     opts = peers_ours.resolve(peers_ours.CONFIGS[name])
-    convention = opts.get("convention", "fill")
+    convention = opts.get("window", "fill")
     points = pt.needed_checkpoints(args.timesteps, ctx.depth, convention)
     res = peers_ours.run(ctx.graph, ctx.net, ctx.x_cal, ctx.x, ctx.y, opts, points,
                          args.seed, args.calib_timesteps)

@@ -5,18 +5,20 @@ integrates from the first step, and a peer at T has integrated T steps everywher
 snn2hw's spike crosses one synapse per step (as on Loihi and in Lava): the output layer
 ``depth`` hops from the input is idle during steps 0..depth-1. Two ways to count T:
 
-- ``window`` (pipelined window): every layer integrates T steps of the sample; samples
-  streamed back to back leave every layer busy, so the throughput is one sample per T
-  steps and the read-out comes after T + depth steps (at step T + depth - 1, 0-based).
-  A peer at T is compared with ours at window T.
-- ``fill``: T is the total number of steps of the run from the first input step,
-  including the pipeline fill; the output layer integrates only T - depth of them. Ours at
-  fill T compares with a peer at T - depth.
+- ``pipelined`` (the pipelined window, snn2hw's ``window="pipelined"``): every layer
+  integrates T steps of the sample; with samples streamed back to back every layer stays
+  busy, so the throughput is one sample per T steps and the read-out comes after
+  T + depth steps (at step T + depth - 1, 0-based). A peer at T is compared with ours at
+  pipelined T.
+- ``fill`` (snn2hw's ``window="fill"``, the paper's and today's default): T is the total
+  number of steps from the first input step, including the pipeline fill; the output
+  layer integrates only T - depth of them. Ours at fill T compares with a peer at
+  T - depth.
 
 For a feed-forward network with spike-count read-out the two are one run seen twice:
 every layer's spikes at steps depth(layer) .. depth(layer) + T - 1 are all that reaches
 the output by step T + depth - 1, so the output count of a fill run after T + depth
-steps is exactly the window-T count. :func:`needed_checkpoints` and :func:`by_convention`
+steps is exactly the pipelined-T count. :func:`needed_checkpoints` and :func:`by_convention`
 turn one causal run into both columns.
 """
 from __future__ import annotations
@@ -26,43 +28,44 @@ from typing import Sequence
 
 from snn2hw.tables import percent, table
 
-CONVENTIONS = ("window", "fill")
+CONVENTIONS = ("pipelined", "fill")
 PEER = "peer"  # no per-hop delay: the peer's T is both its window and its total steps
 
 
-def needed_checkpoints(timesteps: Sequence[int], depth: int, run: str = "fill") -> list[int]:
-    """The checkpoints a run counted in convention ``run`` must report so that both
+def needed_checkpoints(timesteps: Sequence[int], depth: int, window: str = "fill"
+                       ) -> list[int]:
+    """The checkpoints a run counted in convention ``window`` must report so that both
     conventions are known at every T of ``timesteps``."""
-    if run not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {run!r}")
-    shift = depth if run == "fill" else -depth
+    if window not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {window!r}")
+    shift = depth if window == "fill" else -depth
     points = set(timesteps) | {t + shift for t in timesteps if t + shift > 0}
     return sorted(points)
 
 
 def by_convention(acc: dict[int, float], timesteps: Sequence[int], depth: int,
-                  run: str = "fill", silent: float | None = None
+                  window: str = "fill", silent: float | None = None
                   ) -> dict[str, dict[int, float | None]]:
-    """``{"window": {T: acc}, "fill": {T: acc}}`` from the accuracies of one run counted in
-    ``run`` at :func:`needed_checkpoints`. A fill T <= depth, where the output layer hears
+    """``{"pipelined": {T: acc}, "fill": {T: acc}}`` from the accuracies of one run counted in
+    ``window`` at :func:`needed_checkpoints`. A fill T <= depth, where the output layer hears
     nothing, is the accuracy ``silent`` of the no-spike decision when the run itself cannot
-    show it (a window run); None where it is unknown."""
-    if run == "fill":
-        return {"window": {t: acc.get(t + depth) for t in timesteps},
+    show it (a pipelined run); None where it is unknown."""
+    if window == "fill":
+        return {"pipelined": {t: acc.get(t + depth) for t in timesteps},
                 "fill": {t: acc.get(t) for t in timesteps}}
-    return {"window": {t: acc.get(t) for t in timesteps},
+    return {"pipelined": {t: acc.get(t) for t in timesteps},
             "fill": {t: acc.get(t - depth) if t > depth else silent for t in timesteps}}
 
 
 def fill_equivalent(t: int, depth: int) -> int:
-    """Total steps of our fill run that give the window-T (peer-T) figure."""
+    """Total steps of our fill run that give the pipelined-T (peer-T) figure."""
     return t + depth
 
 
 @dataclass
 class Row:
     label: str
-    convention: str                      # "window", "fill" or PEER
+    convention: str                      # "pipelined", "fill" or PEER
     acc: dict[int, float | None]
     note: str = ""
 
@@ -88,7 +91,7 @@ class Report:
                 "skipped": self.skipped, "throughput": self.speed}
 
 
-CONVENTION_LABEL = {PEER: "peer T (no hop delay)", "window": "window T",
+CONVENTION_LABEL = {PEER: "peer T (no hop delay)", "pipelined": "pipelined window T",
                     "fill": "fill T"}
 
 
@@ -98,7 +101,7 @@ def header(report: Report) -> str:
             f"{percent(report.ann_accuracy)}; snn2hw depth {d} hops.\n"
             "Columns T: 'peer T' = the peer simulates T steps, every layer in the same step "
             "(no hop delay).\n"
-            f"'window T' = ours, every layer integrates T steps (pipelined window; read-out "
+            f"'pipelined window T' = ours, every layer integrates T steps (read-out "
             f"after T + {d} steps): compare with the peer at the same T.\n"
             f"'fill T' = ours, T total steps including the {d}-step pipeline fill (the "
             f"output integrates T - {d}): compare with the peer at T - {d}.")

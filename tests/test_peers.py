@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw import ann, ir, simulate, snn
-from snn2hw.encoding import PoissonEncoder
+from snn2hw import ann, ir, snn
 from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes, import_onnx
-from snn2hw.pipeline import load_data, resolve_preprocess
+from snn2hw.snn import simulate
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.steps.pipeline import load_data, resolve_preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -32,15 +33,15 @@ def test_fill_run_gives_both_conventions_at_the_right_checkpoints():
     assert pt.needed_checkpoints([8, 16], depth) == [8, 13, 16, 21]
     acc = {8: 0.1, 13: 0.6, 16: 0.5, 21: 0.9}
     both = pt.by_convention(acc, [8, 16], depth, "fill")
-    assert both == {"window": {8: 0.6, 16: 0.9}, "fill": {8: 0.1, 16: 0.5}}
+    assert both == {"pipelined": {8: 0.6, 16: 0.9}, "fill": {8: 0.1, 16: 0.5}}
 
 
-def test_window_run_gives_fill_figures_shifted_back_and_silent_below_depth():
+def test_pipelined_run_gives_fill_figures_shifted_back_and_silent_below_depth():
     depth = 10
-    assert pt.needed_checkpoints([8, 16], depth, "window") == [6, 8, 16]
-    both = pt.by_convention({6: 0.3, 8: 0.7, 16: 0.95}, [8, 16], depth, "window",
+    assert pt.needed_checkpoints([8, 16], depth, "pipelined") == [6, 8, 16]
+    both = pt.by_convention({6: 0.3, 8: 0.7, 16: 0.95}, [8, 16], depth, "pipelined",
                             silent=0.1)
-    assert both == {"window": {8: 0.7, 16: 0.95}, "fill": {8: 0.1, 16: 0.3}}
+    assert both == {"pipelined": {8: 0.7, 16: 0.95}, "fill": {8: 0.1, 16: 0.3}}
 
 
 def no_delay_run(w1, b1, w2, b2, s_in, timesteps, reset):
@@ -96,7 +97,7 @@ def test_fill_run_at_t_plus_depth_equals_the_peers_timing_at_t(reset):
 def test_table_states_each_convention_and_skip_reason():
     report = pt.Report("tiny", 16, 450, [16, 32], 0.98,
                        [pt.Row("SpikingJelly", pt.PEER, {16: 0.5, 32: 0.9}),
-                        pt.Row("snn2hw best", "window", {16: 0.4, 32: None}),
+                        pt.Row("snn2hw best", "pipelined", {16: 0.4, 32: None}),
                         pt.Row("snn2hw best", "fill", {16: 0.1, 32: 0.2})],
                        {"sinabs": "sinabs is not installed; install it with: make peers"},
                        [{"simulator": "ours", "batch": 60, "images": 120, "timesteps": 256,
@@ -106,13 +107,13 @@ def test_table_states_each_convention_and_skip_reason():
     lines = text.splitlines()
     peer = next(line for line in lines if line.startswith("SpikingJelly"))
     assert "peer T (no hop delay)" in peer and "50.00 %" in peer and "90.00 %" in peer
-    window = next(line for line in lines if "window T" in line and "snn2hw" in line)
+    window = next(line for line in lines if "pipelined window T" in line and "snn2hw" in line)
     assert "40.00 %" in window and " - " in window
     assert any("sinabs" in line and "skipped" in line and "make peers" in line
                for line in lines)
     assert "3,072 image*steps/s" in text
     data = report.as_dict()
-    assert data["accuracy"][1] == {"converter": "snn2hw best", "convention": "window",
+    assert data["accuracy"][1] == {"converter": "snn2hw best", "convention": "pipelined",
                                    "note": "", "T": {"16": 0.4, "32": None}}
     assert data["skipped"] == report.skipped and data["throughput"] == report.speed
 
@@ -148,24 +149,40 @@ def test_options_go_to_the_step_that_takes_them_and_unknown_ones_are_refused():
         pass
 
     cal, ev = peers_ours.split({"method": "max-act", "reset": "subtract",
-                                "readout": "membrane", "convention": "window"},
-                               calibrate, evaluate)
+                                "readout": "membrane"}, calibrate, evaluate)
     assert cal == {"reset": "subtract"} and ev == {"readout": "membrane"}
-    with pytest.raises(peers_ours.Unavailable, match="no option direct_input"):
-        peers_ours.split({"direct_input": True}, calibrate, evaluate)
+    with pytest.raises(peers_ours.Unavailable, match="no option coding, window"):
+        peers_ours.split({"window": "pipelined", "coding": "direct"}, calibrate, evaluate)
+
+
+def test_conversion_options_are_grouped_for_a_step_that_takes_conversion():
+    from snn2hw.snn.options import Conversion
+
+    def calibrate(net, x, method, timesteps, seed, conversion=None, reset="zero"):
+        pass
+
+    def evaluate(graph, net, scales, x, y, timesteps, seed, conversion=None):
+        pass
+
+    cal, ev = peers_ours.split({"reset": "subtract", "v_init": 0.5, "window": "pipelined"},
+                               calibrate, evaluate)
+    expected = Conversion(v_init=0.5, window="pipelined")
+    assert cal == {"reset": "subtract", "conversion": expected}
+    assert ev == {"conversion": expected}
 
 
 def test_preset_without_library_support_is_skipped_with_reason(monkeypatch):
-    monkeypatch.setitem(sys.modules, "snn2hw.presets", None)  # import fails
+    monkeypatch.setattr(peers_ours, "PRESET_MODULES", ("snn2hw.no_such_module",))
     with pytest.raises(peers_ours.Unavailable, match="no presets"):
         peers_ours.resolve({"preset": "fast"})
     assert peers_ours.resolve(peers_ours.CONFIGS["best"]) == peers_ours.CONFIGS["best"]
 
 
 def test_preset_options_expand_and_explicit_keys_win(monkeypatch):
-    fake = type(sys)("snn2hw.presets")
+    fake = type(sys)("snn2hw.fake_presets")
     fake.PRESETS = {"fast": {"method": "max-act", "reset": "subtract", "percentile": 99.9}}
-    monkeypatch.setitem(sys.modules, "snn2hw.presets", fake)
+    monkeypatch.setitem(sys.modules, "snn2hw.fake_presets", fake)
+    monkeypatch.setattr(peers_ours, "PRESET_MODULES", ("snn2hw.fake_presets",))
     assert peers_ours.resolve({"preset": "fast", "method": "spike-norm"}) == {
         "method": "spike-norm", "reset": "subtract", "percentile": 99.9}
 
