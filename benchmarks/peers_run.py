@@ -135,12 +135,16 @@ def accuracy(ctx: Context, args: argparse.Namespace, simulate: bool = True) -> p
         convert_peer(ctx, name, batch)
         if simulate:
             report.rows.append(run_peer(ctx, name, args.timesteps, batch, args.seed))
+            print(pt.row_line(report.rows[-1], args.timesteps), flush=True)
     for name in args.configs if simulate else ["best"]:
         print(f"snn2hw {name}: calibrate" + (" and evaluate" if simulate else "") + " ...",
               flush=True)
         try:
             if simulate:
-                report.rows += run_ours(ctx, name, args)
+                rows = run_ours(ctx, name, args)
+                report.rows += rows
+                for row in rows:
+                    print(pt.row_line(row, args.timesteps), flush=True)
             else:
                 ctx.converted["ours:best"] = peers_ours.calibrate(
                     ctx.net, ctx.x_cal, peers_ours.CONFIGS["best"], args.seed,

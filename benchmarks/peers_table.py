@@ -119,6 +119,13 @@ def accuracy_table(report: Report) -> str:
                  body)
 
 
+def row_line(row: Row, timesteps: Sequence[int]) -> str:
+    """One row as a progress line, printed as soon as it is measured."""
+    figures = ", ".join(f"T={t} " + ("-" if row.acc.get(t) is None else percent(row.acc[t]))
+                        for t in timesteps)
+    return f"   {row.label} [{CONVENTION_LABEL[row.convention]}]: {figures}"
+
+
 def speed_line(s: dict, width: int = 0) -> str:
     """``simulator ... image*steps/s``, as benchmarks/simulate.py prints its figures."""
     return (f"{s['simulator']:<{width}}  batch {s['batch']:4d}  {s['images']} images x "

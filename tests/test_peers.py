@@ -112,6 +112,8 @@ def test_table_states_each_convention_and_skip_reason():
     assert any("sinabs" in line and "skipped" in line and "make peers" in line
                for line in lines)
     assert "3,072 image*steps/s" in text
+    assert pt.row_line(report.rows[1], [16, 32]) == (
+        "   snn2hw best [pipelined window T]: T=16 40.00 %, T=32 -")
     data = report.as_dict()
     assert data["accuracy"][1] == {"converter": "snn2hw best", "convention": "pipelined",
                                    "note": "", "T": {"16": 0.4, "32": None}}
