@@ -3,7 +3,7 @@ against T under both time conventions, and simulation throughput.
 
     .venv/bin/python benchmarks/peers.py [--model deep-digits|fashion]
         [--timesteps 16,32,64,128,256] [--samples N] [--seed 0]
-        [--configs paper,best,fast] [--peers spikingjelly,sinabs]
+        [--configs paper,best,fast|none] [--peers spikingjelly,sinabs|none]
         [--calib-samples 256] [--calib-timesteps 256] [--speed-samples 120]
         [--speed-batch 60] [--no-speed | --speed-only] [--threads 2] [--json out.json]
 
@@ -64,10 +64,13 @@ import peers_table as pt  # noqa: E402
 
 def _csv(choices):
     def parse(text: str) -> list[str]:
+        if text.strip() == "none":
+            return []
         values = [v.strip() for v in text.split(",") if v.strip()]
         bad = [v for v in values if v not in choices]
         if not values or bad:
-            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)}; got {text!r}")
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)} or none; "
+                                             f"got {text!r}")
         return values
     return parse
 

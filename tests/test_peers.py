@@ -309,3 +309,14 @@ def test_sinabs_normalisation_and_spike_counts_follow_its_documented_rules(tiny)
         if t + 1 in out:
             agree.append(np.mean(out[t + 1] == counts))
     assert min(agree) >= 0.95 and counts.sum() > 0  # float32 vs float64 at a threshold
+
+
+def test_command_line_takes_none_and_refuses_unknown_names(capsys):
+    import peers
+
+    args = peers.parse(["--peers", "none", "--configs", "best,paper", "--timesteps", "32,16"])
+    assert args.peers == [] and args.configs == ["best", "paper"] and args.timesteps == [16, 32]
+    with pytest.raises(SystemExit) as exc:
+        peers.parse(["--peers", "snntorch"])
+    assert exc.value.code == 2 and "choose from spikingjelly, sinabs or none" in \
+        capsys.readouterr().err
