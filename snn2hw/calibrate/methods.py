@@ -235,4 +235,8 @@ def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Cal
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; known: "
                          f"{', '.join(METHODS)}")
-    return METHODS[method](net, x, **options)
+    cal = METHODS[method](net, x, **options)
+    conversion = options.get("conversion")
+    if conversion is not None:   # the options that differ from the paper's, for the files
+        cal.params.update(conversion.to_params())
+    return cal
