@@ -25,7 +25,7 @@ import numpy as np
 
 from snn2hw.calibrate import Calibration
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.steps import pipeline
 
 CONFIGS: dict[str, dict] = {
@@ -176,7 +176,8 @@ def fixed_prepared(net, cal: Calibration, profile: str = "loihi_sim", device: st
 def throughput(prep, net, cal: Calibration, x: np.ndarray, timesteps: int, batch: int,
                seed: int) -> float:
     """Seconds to simulate ``x`` for ``timesteps`` steps, Poisson spikes drawn inside."""
-    enc = PoissonEncoder(x, cal.scales[net.input], seed, pipeline.EVALUATION_STREAM)
+    enc = make_encoder("poisson", x, input_scale=cal.scales[net.input], seed=seed,
+                       stream=pipeline.EVALUATION_STREAM)
     start = time.perf_counter()
     simulate.simulate(prep, enc, timesteps, batch_size=batch)
     return time.perf_counter() - start

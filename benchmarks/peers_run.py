@@ -16,7 +16,7 @@ import peers_torch
 from snn2hw import ann, data, snn
 from snn2hw.data.samples import materialize
 from snn2hw.importer import import_onnx
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.steps.pipeline import EVALUATION_STREAM, load_data, resolve_preprocess
 
 SJ_PERCENTILE, SINABS_PERCENTILE = 99.9, 99.99
@@ -92,7 +92,8 @@ def run_peer(ctx: Context, name: str, timesteps: list[int], batch: int, seed: in
                       ctx.accuracies(out), "analog input, soft reset, analog read-out")
     import peers_sinabs
 
-    enc = PoissonEncoder(ctx.x, _input_scale(ctx), seed, EVALUATION_STREAM)
+    enc = make_encoder("poisson", ctx.x, input_scale=_input_scale(ctx), seed=seed,
+                       stream=EVALUATION_STREAM)
     out = peers_sinabs.run(ctx.converted[name], enc, max(timesteps), timesteps, batch)
     return pt.Row(f"sinabs {version} from_model p{SINABS_PERCENTILE:g}", pt.PEER,
                   ctx.accuracies(out), "Poisson input, multi-spike IAF, spike counts")
@@ -194,7 +195,8 @@ def speed(ctx: Context, args: argparse.Namespace) -> list[dict]:
         import peers_sinabs
 
         def sinabs_run(steps: int) -> float:
-            enc = PoissonEncoder(x, _input_scale(ctx), seed, EVALUATION_STREAM)
+            enc = make_encoder("poisson", x, input_scale=_input_scale(ctx), seed=seed,
+                               stream=EVALUATION_STREAM)
             return peers_sinabs.throughput(ctx.converted["sinabs"], enc, steps, batch)
 
         out.append(_timed("sinabs", sinabs_run, n, t, batch))

@@ -14,7 +14,7 @@ from snn2hw import ann, ir, snn
 from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes, import_onnx
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.steps.pipeline import load_data, resolve_preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,9 +82,11 @@ def test_fill_run_at_t_plus_depth_equals_the_peers_timing_at_t(reset):
     points = pt.needed_checkpoints(timesteps, net.depth)
     prep = simulate.prepare_float(net, {"input": 1.0, "r1": 1.0, "d2": 1.0},
                                   dtype=torch.float64, reset=reset)
-    res = simulate.simulate(prep, PoissonEncoder(x, 1.0, 4, 1), max(points),
+    res = simulate.simulate(prep, make_encoder("poisson", x, input_scale=1.0, seed=4, stream=1),
+                            max(points),
                             checkpoints=points)
-    s_in = PoissonEncoder(x, 1.0, 4, 1).full(0, len(x), max(timesteps)).astype(np.float64)
+    enc = make_encoder("poisson", x, input_scale=1.0, seed=4, stream=1)
+    s_in = enc.full(0, len(x), max(timesteps)).astype(np.float64)
     ref = no_delay_run(w1, b1, w2, b2, s_in, max(timesteps), reset)
     assert net.depth == 2
     for t in timesteps:
@@ -270,7 +272,7 @@ def test_sinabs_normalisation_and_spike_counts_follow_its_documented_rules(tiny)
     x_cal, x = dataset.x_train[:40], dataset.x_test[:6]
     scale_in = float(np.max(np.abs(x_cal)))
     converted = peers_sinabs.convert(model, x_cal, scale_in, percentile=99.99, batch=3)
-    enc = PoissonEncoder(x, scale_in, 2, 1)
+    enc = make_encoder("poisson", x, input_scale=scale_in, seed=2, stream=1)
     out = peers_sinabs.run(converted, enc, 16, [4, 16], batch=3, time_chunk=5)
 
     p1 = np.percentile(_relu_conv(model, x_cal), 99.99)
