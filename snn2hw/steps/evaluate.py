@@ -62,8 +62,8 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
     extra = {} if conversion in (None, Conversion()) else {"conversion": conversion}
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
                                   reset=reset, **extra)
-    encoder = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
-                           stream=EVALUATION_STREAM)
+    encoder = make_encoder((conversion or Conversion()).coding, x,
+                           input_scale=scales[net.input], seed=seed, stream=EVALUATION_STREAM)
     top = max(timesteps)
     with progress(len(x) * top, label) as bar:
         result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,

@@ -32,9 +32,33 @@ def _preset(opts: CalibrationOptions) -> tuple[Conversion, dict[str, object]]:
                                          "percentile": opts.percentile})
 
 
-def conversion_of(opts: CalibrationOptions) -> Conversion:
-    """The conversion options: those given, else the preset's, else the defaults."""
+def requested_conversion(opts: CalibrationOptions) -> Conversion:
+    """The conversion options asked for: those given, else the preset's, else the
+    defaults."""
     return _preset(opts)[0]
+
+
+def conversion_of(opts: CalibrationOptions) -> Conversion:
+    """:func:`requested_conversion`; options other than the defaults are refused
+    (InputError) where the simulator or the calibration methods of this installation do
+    not take them."""
+    conversion = requested_conversion(opts)
+    if conversion != Conversion():
+        _require_support(conversion)
+    return conversion
+
+
+def _require_support(conversion: Conversion) -> None:
+    import inspect
+
+    from ..calibrate import methods
+    from ..snn import simulate
+
+    takers = (simulate.prepare_float, *methods.METHODS.values())
+    if not all("conversion" in inspect.signature(f).parameters for f in takers):
+        given = ", ".join(f"{k}={v!r}" for k, v in conversion.to_params().items())
+        raise InputError(f"this installation of snn2hw runs the paper's conversion only; "
+                         f"not available: {given}", options=tuple(conversion.to_params()))
 
 
 def reset_of(opts: CalibrationOptions) -> str:
