@@ -33,7 +33,8 @@ def calibration_tables(rep: dict, header: str) -> None:
     ev = rep["evaluation"]
     print(f"\ntest split, {ev['samples']} samples: ANN accuracy {percent(ev['ann_accuracy'])}")
     for t, acc in ev["snn_accuracy"].items():
-        print(f"  SNN accuracy at T = {t}: {percent(acc)} ({ev['ties'][t]} ties)")
+        latency = f", latency {ev['latency'][t]} steps" if "latency" in ev else ""
+        print(f"  SNN accuracy at T = {t}{latency}: {percent(acc)} ({ev['ties'][t]} ties)")
     print_maxpool(rep)
     for w in rep["warnings"]:
         print(f"warning: {w}")

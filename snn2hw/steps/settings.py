@@ -22,6 +22,7 @@ from .options import CalibrationOptions, DataOptions
 
 DEFAULT_RESET = "zero"            # the paper's and Loihi's stock LIF
 DEFAULT_PERCENTILE = 100.0        # the paper's: the maximum
+CALIBRATION_OPTIONS = ("per_channel", "bias_calibration")   # Conversion fields of calibrate/
 
 # Independent random streams of one seed (snn.encoders: one stream per purpose).
 CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
@@ -49,16 +50,19 @@ def conversion_of(opts: CalibrationOptions) -> Conversion:
 
 
 def _require_support(conversion: Conversion) -> None:
-    import inspect
+    """Refuse the calibration options (per-channel scales, bias calibration) where the
+    calibration package of this installation does not implement them (so that none is
+    ignored silently): an option is implemented where ``calibrate/`` reads its field."""
+    from importlib import resources
 
-    from ..calibrate import methods
-    from ..snn import simulate
-
-    takers = (simulate.prepare_float, *methods.METHODS.values())
-    if not all("conversion" in inspect.signature(f).parameters for f in takers):
-        given = ", ".join(f"{k}={v!r}" for k, v in conversion.to_params().items())
-        raise InputError(f"this installation of snn2hw runs the paper's conversion only; "
-                         f"not available: {given}", options=tuple(conversion.to_params()))
+    source = "".join(f.read_text() for f in resources.files("snn2hw.calibrate").iterdir()
+                     if f.name.endswith(".py"))
+    missing = {k: v for k, v in conversion.to_params().items()
+               if k in CALIBRATION_OPTIONS and f".{k}" not in source}
+    if missing:
+        given = ", ".join(f"{k}={v!r}" for k, v in missing.items())
+        raise InputError(f"this installation of snn2hw does not implement {given} yet",
+                         options=tuple(missing))
 
 
 def reset_of(opts: CalibrationOptions) -> str:
