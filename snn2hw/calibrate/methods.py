@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import distributed
 from .annstats import ann_statistics
 from ..snn.encoding import PoissonEncoder
 from ..errors import InputError
@@ -148,8 +149,10 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     sources = dict(scales)  # source scales: what one spike per step stands for
     stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
     store = SpikeStore()
-    store.put_input(net.input, PoissonEncoder(x, scales[net.input], seed), timesteps,
-                    batch_size)
+    lo, hi = distributed.owned(n, batch_size)  # this rank's samples (all in one process)
+    store.put_input(net.input, PoissonEncoder(x[lo:hi], scales[net.input], seed,
+                                              indices=np.arange(lo, hi)),
+                    timesteps, batch_size)
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
     groups = group_of(fan_in_groups(net)) if junction == "shared" else {}
@@ -163,8 +166,9 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             neurons = max([layer.size] + [sizes[s] for s in layer.sources])
             batch = layer_batch(batch_size, timesteps, neurons)
             steps = block_steps(timesteps, batch, neurons)
-            blocks = [(start, min(n, start + batch), t0, min(timesteps, t0 + steps))
-                      for start in range(0, n, batch) for t0 in range(0, timesteps, steps)]
+            blocks = [(start, stop, t0, min(timesteps, t0 + steps)) for start, stop
+                      in distributed.shard_batches(hi - lo, batch_size, batch)
+                      for t0 in range(0, timesteps, steps)]
             # Provisional threshold 1: the currents come out in ANN units.
             ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, torch.float32,
                                             sources)
@@ -173,8 +177,9 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
-            fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, n, dev,
-                           progress)
+            fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, hi - lo,
+                           dev, progress)
+            fired = distributed.all_sum([fired])[0]  # float64 integers: exact in any order
             if rate_match and not layer.is_output:
                 first = min(layer.depth, timesteps - 1)  # rates count steps after idle ones
                 rate = fired / max((timesteps - first) * n * layer.size, 1)
@@ -202,6 +207,9 @@ def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, de
         top = max(top, float(current.max()))
         if hist is not None:
             hist.add(current)
+    top = distributed.all_max([top])[0]  # the ranks' blocks together
+    if hist is not None:
+        distributed.sum_tensors_([hist.counts])  # float64 integer counts: exact
     if hist is not None and top > 0:
         top = min(top, hist.quantile(percentile / 100))
     return top

@@ -9,10 +9,11 @@ import argparse
 import json
 import sys
 
-from .. import __version__
+from .. import __version__, distributed
 from ..errors import Interrupted, Snn2hwError
 from ..calibrate.junction import JUNCTIONS
 from ..hardware.profiles import RESETS
+from . import launch
 
 
 def positive_int(text: str) -> int:
@@ -225,10 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args) or 0
+        with launch.session(args):  # one process, or one rank under torchrun
+            return COMMANDS[args.command](args) or 0
     except Snn2hwError as exc:
         if args.debug:
             raise
+        if not distributed.is_main():  # every rank meets a user error; rank 0 says it
+            return exc.exit_code
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
