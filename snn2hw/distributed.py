@@ -140,15 +140,15 @@ def all_max(values: Iterable[float]) -> list[float]:
 
 
 def all_sum(values: Iterable[float]) -> list[float]:
-    """Element-wise sum over the ranks of counts: integers, or float64 holding integers
-    (exact, so in any order, below 2^53). Integers come back as integers."""
+    """Element-wise sum over the ranks of counts: integers, or float64 holding integers,
+    exact in any order below 2^53. Sent as float64 whatever each rank holds (so the ranks
+    always agree on the type); an int comes back as an int."""
     values = list(values)
     if not active() or not values:
         return values
-    integral = all(isinstance(v, int) for v in values)
-    dtype = torch.int64 if integral else torch.float64
-    reduced = _all_reduce(torch.tensor(values, dtype=dtype), torch.distributed.ReduceOp.SUM)
-    return reduced.tolist()
+    reduced = _all_reduce(torch.tensor([float(v) for v in values], dtype=torch.float64),
+                          torch.distributed.ReduceOp.SUM).tolist()
+    return [int(r) if isinstance(v, int) else r for v, r in zip(values, reduced)]
 
 
 def sum_tensors_(tensors: list[torch.Tensor]) -> None:

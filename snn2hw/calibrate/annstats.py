@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import ann, distributed
+from .. import ann, distributed, precision
 from ..snn import SpikingNetwork
 from .streaming import (OrderStatistics, higher_percentile_rank, lerp_like_numpy,
                         linear_percentile_ranks)
@@ -65,7 +65,7 @@ def _combine_ranks(names, top, sums, count, positive, order, n, batch_size):
 def _ann_batches(net: SpikingNetwork, x: np.ndarray, batch_size: int, device: str,
                  names: list[str]):
     """(batch index, activations) of this rank's batches (all of them in one process)."""
-    dtype = torch.float64 if device == "cpu" else torch.float32
+    dtype = precision.ann_dtype(device)
     lo, hi = distributed.owned(len(x), batch_size)
     with torch.no_grad():
         for start in range(lo, hi, batch_size):

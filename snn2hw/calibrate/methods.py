@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import distributed
+from .. import distributed, precision
 from .annstats import ann_statistics
 from ..snn.encoding import PoissonEncoder
 from ..errors import InputError
@@ -170,8 +170,8 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                       in distributed.shard_batches(hi - lo, batch_size, batch)
                       for t0 in range(0, timesteps, steps)]
             # Provisional threshold 1: the currents come out in ANN units.
-            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, torch.float32,
-                                            sources)
+            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev,
+                                            precision.snn_dtype(), sources)
             top = _largest_current(ann_units, store, blocks, percentile, dev)
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
@@ -254,8 +254,8 @@ def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timest
 
 def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev):
     """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1)."""
-    inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, torch.float32)
-              for s in layer.synapses]
+    inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev,
+                           precision.snn_dtype()) for s in layer.synapses]
     current = layer_current(layer, inputs)
     current[:idle_steps(layer.depth, t0, t1 - t0)] = 0  # idle: nothing arrives yet
     return current

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ann, data, distributed, snn
+from .. import ann, data, distributed, precision, snn
 from ..snn import simulate
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
@@ -72,8 +72,8 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
     start = time.monotonic()
     lo, hi = distributed.owned(len(x), 256)  # this rank's samples (all in one process)
     ann_correct = _ann_correct(graph, x[lo:hi], y[lo:hi], device)
-    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                  reset=reset)
+    prep = simulate.prepare_float(net, scales, device, precision.snn_dtype(),
+                                  source_scales=source_scales, reset=reset)
     lo, hi = distributed.owned(len(x), batch_size)
     encoder = PoissonEncoder(x[lo:hi], scales[net.input], seed, EVALUATION_STREAM,
                              indices=np.arange(lo, hi))
