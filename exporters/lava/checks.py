@@ -17,6 +17,9 @@ from .settings import TAGS
 
 # The profile of a run when none is given (hand-built networks, tests, benchmarks).
 DEFAULT_PROFILES = {"fixed_pt": "loihi_sim", "floating_pt": "loihi_float"}
+# The neuron kinds (snn2hw.snn.neurons) the graph builds: Lava's LIFReset, and our
+# LIFResetSubtract (procs/subtract_lif.py), chosen in graph._neurons.
+NEURON_KINDS = ("zero", "subtract")
 
 
 def resolve_profile(tag: str | None = None, profile: Profile | str | None = None,
@@ -70,6 +73,10 @@ def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
     profile = resolve_profile(tag, profile, limits)
     _check_structure(qnet, record)
     check_profile(profile)
+    if qnet.reset not in NEURON_KINDS:
+        raise HardwareLimitError(f"the Lava backend builds no neuron with reset "
+                                 f"{qnet.reset!r}; it builds: {', '.join(NEURON_KINDS)}",
+                                 field="neuron.reset")
     if qnet.reset not in profile.resets:
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{qnet.reset!r}; it supports: {', '.join(profile.resets)}",

@@ -30,11 +30,12 @@ import torch
 
 from .. import distributed, precision
 from .annstats import ann_statistics
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from ..errors import InputError
 from .junction import DEFAULT_JUNCTION, check_junction, fan_in_groups, group_of
 from ..hardware.profiles import check_reset
-from ..snn.simulate import IFNeuron, idle_steps, layer_current, prepare_float_layer
+from ..snn.neurons import float_neuron
+from ..snn.simulate import idle_steps, layer_current, prepare_float_layer
 from ..snn import SpikingNetwork
 from .spikestore import BATCH_BYTES, SpikeStore, block_steps, layer_batch  # noqa: F401
 from .streaming import CurrentHistogram
@@ -135,7 +136,7 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     al. 2017's percentile normalisation): the maximum of a Poisson-driven current is a rare
     coincidence of input spikes, and a threshold set by it makes deep layers fire so rarely
     that little information arrives within T steps. ``reset`` is the neuron's reset mode
-    (see :class:`snn2hw.snn.simulate.IFNeuron`); the calibration runs the neurons it will
+    (see :mod:`snn2hw.snn.neurons`); the calibration runs the neurons it will
     deploy. ``junction`` is the rule for residual junctions (:mod:`snn2hw.calibrate.junction`).
     Measured on ResNet-20 (``examples/deep_digits.py``), the paper's rule (maximum,
     reset to zero) leaves the last stage almost silent, while the 99.9th percentile with
@@ -150,8 +151,8 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
     store = SpikeStore()
     lo, hi = distributed.owned(n, batch_size)  # this rank's samples (all in one process)
-    store.put_input(net.input, PoissonEncoder(x[lo:hi], scales[net.input], seed,
-                                              indices=np.arange(lo, hi)),
+    store.put_input(net.input, make_encoder("poisson", x[lo:hi], input_scale=scales[net.input],
+                                            seed=seed, indices=np.arange(lo, hi)),
                     timesteps, batch_size)
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
@@ -220,7 +221,7 @@ def _spike(layer, ann_units, store: SpikeStore, blocks, top: float, reset: str,
     """Run the layer's IF neurons with threshold ``top``, store its spikes; returns how
     many it fired after its idle steps."""
     store.new_binary(layer.name, timesteps, n, layer.shape)
-    neuron = IFNeuron(1.0, reset)
+    neuron = float_neuron(1.0, reset)
     first = min(layer.depth, timesteps - 1)
     fired, v = 0.0, None
     for start, stop, t0, t1 in blocks:

@@ -12,7 +12,7 @@ from ..snn import simulate
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
 from ..calibrate.methods import ann_statistics
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from ..errors import InputError
 from ..importer import file_hash, import_onnx
 from ..ir import Graph
@@ -75,8 +75,8 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
     prep = simulate.prepare_float(net, scales, device, precision.snn_dtype(),
                                   source_scales=source_scales, reset=reset)
     lo, hi = distributed.owned(len(x), batch_size)
-    encoder = PoissonEncoder(x[lo:hi], scales[net.input], seed, EVALUATION_STREAM,
-                             indices=np.arange(lo, hi))
+    encoder = make_encoder("poisson", x[lo:hi], input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM, indices=np.arange(lo, hi))
     top = max(timesteps)
     with Progress(len(x) * top, label) as bar:
         result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,
