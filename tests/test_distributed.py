@@ -118,7 +118,7 @@ def test_ordered_sums_add_in_batch_order():
 # --------------------------------------------------------------------------- the command
 
 
-def test_torchrun_calibrate_writes_the_single_process_files_once(tmp_path, capsys):
+def tiny_model(path: Path) -> Path:
     import torch
     from torch import nn
 
@@ -128,7 +128,11 @@ def test_torchrun_calibrate_writes_the_single_process_files_once(tmp_path, capsy
         torch.manual_seed(1)
         net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(),
                             nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10, bias=False))
-    model = export_torch(net, tmp_path / "tiny.onnx")
+    return export_torch(net, path)
+
+
+def test_torchrun_calibrate_writes_the_single_process_files_once(tmp_path, capsys):
+    model = tiny_model(tmp_path / "tiny.onnx")
     args = ["calibrate", str(model), "--samples", "300", "--timesteps", "16",
             "--eval-samples", "200", "--eval-timesteps", "8,16", "--percentile", "99"]
     assert main(args + ["-o", str(tmp_path / "one.h5"), "--report",
@@ -183,3 +187,13 @@ def test_bad_device_is_one_error_line(tmp_path, capsys, device, message):
                  "-o", str(tmp_path / "c.h5")]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and message in err and "Traceback" not in err
+
+
+def test_ranks_other_than_0_write_no_file(tmp_path, capsys, monkeypatch):
+    model = tiny_model(tmp_path / "tiny.onnx")
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    out = tmp_path / "c.h5"
+    assert main(["calibrate", str(model), "--samples", "8", "--timesteps", "4",
+                 "--eval-samples", "8", "-o", str(out), "--report",
+                 str(tmp_path / "r.json")]) == 0
+    assert not out.exists() and not (tmp_path / "r.json").exists()

@@ -78,11 +78,14 @@ def calibrate_command(args) -> int:
     _print_maxpool(rep)
     for w in rep["warnings"]:
         print(f"warning: {w}")
-    save_calibration(args.output, art)
-    if args.report:
-        from .app import json_dump
+    from .. import distributed
 
-        write_text(args.report, json_dump(rep) + "\n")
+    if distributed.is_main():  # under torchrun, rank 0 alone writes
+        save_calibration(args.output, art)
+        if args.report:
+            from .app import json_dump
+
+            write_text(args.report, json_dump(rep) + "\n")
     print(f"wrote {args.output}")
     return 0
 
