@@ -168,6 +168,23 @@ def sum_tensors_(tensors: list[torch.Tensor]) -> None:
             offset += t.numel()
 
 
+SERIAL_ELEMENTS = 1 << 14  # torch sums fewer than 2^15 elements in one thread
+
+
+def fixed_order_sum(values: torch.Tensor) -> float:
+    """The float64 sum of a tensor, the same for any number of threads: torch splits a
+    larger sum across its threads (so the rounding follows the thread count), but sums
+    fewer than 2^15 elements serially. Larger tensors are summed in chunks of 2^14,
+    added in order; smaller ones exactly as ``values.double().sum()``."""
+    flat = values.detach().reshape(-1).double()
+    if flat.numel() < 2 * SERIAL_ELEMENTS:
+        return float(flat.sum())
+    total = 0.0
+    for value in torch.stack([part.sum() for part in flat.split(SERIAL_ELEMENTS)]).tolist():
+        total += value  # one transfer from a GPU, then in order
+    return total
+
+
 def ordered_sums(parts: dict[str, dict[int, float]], batches: int) -> dict[str, float]:
     """Per name, the float sum of its per-batch parts (batch index -> value; each rank
     holds its own batches) added in batch order from 0.0: the order, and so the rounding,

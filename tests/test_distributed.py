@@ -197,3 +197,32 @@ def test_ranks_other_than_0_write_no_file(tmp_path, capsys, monkeypatch):
                  "--eval-samples", "8", "-o", str(out), "--report",
                  str(tmp_path / "r.json")]) == 0
     assert not out.exists() and not (tmp_path / "r.json").exists()
+
+
+def test_ann_means_do_not_depend_on_the_thread_count():
+    """torch splits a large sum across its threads, so its rounding follows the thread
+    count; the rate-matching means (and so the scales) must not."""
+    import numpy as np
+    import torch
+
+    from snn2hw import ir, snn
+    from snn2hw.calibrate.annstats import ann_statistics
+    from snn2hw.importer import graph_from_nodes
+
+    rng = np.random.default_rng(0)
+    net = snn.lower(graph_from_nodes([
+        ir.Input("input", [], (2, 16, 16)),
+        ir.Conv("c1", ["input"], weight=rng.normal(0, 0.5, (8, 2, 3, 3)),
+                padding=(1, 1, 1, 1)),
+        ir.ReLU("r1", ["c1"]), ir.Flatten("f", ["r1"]),
+        ir.Dense("out", ["f"], weight=rng.normal(0, 0.1, (3, 2048)))]))
+    x = rng.uniform(-1, 1, (128, 2, 16, 16)).astype(np.float32)  # 131,072 values a batch
+    threads = torch.get_num_threads()
+    means = []
+    try:
+        for n in (1, 2, 4):
+            torch.set_num_threads(n)
+            means.append(ann_statistics(net, x, batch_size=64, quantiles=False)["r1"]["mean"])
+    finally:
+        torch.set_num_threads(threads)
+    assert means[0] == means[1] == means[2]

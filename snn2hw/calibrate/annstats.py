@@ -32,7 +32,7 @@ def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
         for name in names:
             a = acts[name]
             top[name] = max(top[name], float(a.max()))
-            sums[name][index] = float(a.double().sum())
+            sums[name][index] = distributed.fixed_order_sum(a)  # any thread count
             count[name] += a.numel()
             positive[name] += int((a > 0).sum())
             if quantiles:
