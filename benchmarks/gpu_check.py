@@ -118,7 +118,7 @@ def calibrations(net, x, args) -> tuple[dict, dict]:
 
 
 def evaluations(graph, net, cals, x, y, args) -> dict:
-    from snn2hw.steps.pipeline import evaluate
+    from snn2hw.steps.evaluate import evaluate
 
     figures = {}
     for method, cal in cals.items():
@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from snn2hw import data, snn
     from snn2hw.importer import import_onnx
-    from snn2hw.steps.pipeline import load_data, resolve_preprocess
+    from snn2hw.steps.evaluate import load_data
+    from snn2hw.steps.settings import model_preprocess
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: no CUDA device (use --device cpu for a dry run)", file=sys.stderr)
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     print("== 1. GPU-marked tests")
     result["tests"] = {"skipped": True} if args.skip_tests else gpu_tests()
     graph = import_onnx(ensure_model(args.model))
-    dataset = load_data(graph, "digits", resolve_preprocess(graph, None, None))
+    dataset = load_data(graph, "digits", model_preprocess(graph))
     net = snn.lower(graph)
     x_cal = data.calibration_set(dataset, args.calib_samples)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, args.eval_samples, "evaluation")

@@ -17,7 +17,7 @@ from snn2hw import calibrate, distributed, ir, snn
 from snn2hw.calibrate import spikestore
 from snn2hw.calibrate.annstats import ann_statistics
 from snn2hw.importer import graph_from_nodes as build
-from snn2hw.steps.pipeline import evaluate
+from snn2hw.steps.evaluate import evaluate
 
 SAMPLES, TIMESTEPS, SEED = 300, 16, 3
 

@@ -70,7 +70,7 @@ def test_simulated_spikes_identical_on_cuda_in_float64(conv):
 
 
 def test_cuda_float32_accuracy_close_to_cpu(conv):
-    from snn2hw.steps.pipeline import evaluate
+    from snn2hw.steps.evaluate import evaluate
 
     net, x, y = conv
     cal = calibrate.calibrate("spike-norm", net, x, timesteps=16, seed=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from . import distributed
+from .. import distributed
 
 
 class Progress:
