@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .onnx import ops as onnx_ops
 from .fileio import check_output_path, write_text
+from .formats import is_spiking
 from .importer import MAX_OPSET, MIN_OPSET, layer_table
 from .tables import percent, table
 
@@ -168,6 +169,10 @@ def _lava_warning(art) -> None:
 def export_command(args) -> int:
     from pathlib import Path
 
+    if args.format != "h5":
+        from .exchange import export_format_command
+
+        return export_format_command(args)
     from .deploy import export_model
     from .export import save_export
 
@@ -228,7 +233,12 @@ def run_command(args) -> int:
 
     if args.report:
         check_output_path(args.report, (args.export, args.data))
-    rep = run_export(args.export, args.data, args.samples, args.timesteps, args.seed,
+    target = args.export
+    if is_spiking(target):  # a spiking network file (NIR): quantise it for the profile now
+        from .deploy import export_model
+
+        target = export_model(target, args.profile, data_spec=None, seed=args.seed or 0)
+    rep = run_export(target, args.data, args.samples, args.timesteps, args.seed,
                      args.timeout, args.device)
     print(f"{rep.samples} samples, T = {rep.timesteps}, profile {rep.profile}")
     print(table(["", "value"], [

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import backends, data, profiles, simulate, snn
+from . import backends, data, formats, profiles, simulate, snn
 from .artifact import load_calibration
 from .encoding import PoissonEncoder
 from .errors import HardwareLimitError, InputError
 from .export import ExportArtifact, load_export
 from .fixed import prepare_fixed, saturation
-from .onnx import file_hash, import_onnx
+from .onnx import file_hash
 from .maxpool import accuracy_cost, check_recorded
 from .normalise import refuse_explicit
 from .pipeline import EVALUATION_STREAM, load_data, resolve_preprocess, run_calibration
@@ -53,13 +53,17 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
                  eval_samples: int | None = None, device: str = "cpu",
                  mean=None, std=None, reset: str | None = None,
                  percentile: float = 100.0, maxpool: str = "refuse",
-                 junction: str | None = None) -> ExportArtifact:
+                 junction: str | None = None, constrain=None) -> ExportArtifact:
     """Quantise ``model`` for a profile, with the thresholds of ``calibration`` (whose
     reset mode and junction rule it keeps), or calibrating now with ``method``, ``reset``,
-    ``percentile``, ``junction``."""
+    ``percentile``, ``junction``. A spiking-network file (NIR) brings its own thresholds.
+    ``constrain`` (an output format's) may tighten the profile's limits."""
     profile = profiles.load(profile_name)
+    if constrain is not None:
+        profile = constrain(profile)
     profiles.check_neuron(profile)
-    graph = import_onnx(model, maxpool=maxpool)
+    graph = formats.import_model(model, maxpool)
+    native = None if calibration else formats.native_calibration(model, graph)
     sha = file_hash(model)
     data_spec = data_spec or graph.metadata.get("snn2hw.dataset")
     if calibration:
@@ -79,13 +83,17 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
             preprocess = data.Preprocess(tuple(mean) if mean else preprocess.mean,
                                          tuple(std) if std else preprocess.std)
     else:
-        if not data_spec:
+        if not data_spec and native is None:
             raise InputError("export needs thresholds: give --calibration FILE.calib.h5, or "
                              "--data (digits or a .npz file) to calibrate now")
         preprocess = resolve_preprocess(graph, mean, std)
     dataset = load_data(graph, data_spec, preprocess) if data_spec else None
     net = snn.lower(graph)
-    if not calibration:
+    if native is not None:
+        cal = native
+        if reset not in (None, cal.reset):
+            raise InputError(f"{model}: its neurons reset {cal.reset!r}, not {reset!r}")
+    elif not calibration:
         x_cal = data.calibration_set(dataset, samples)
         cal = run_calibration(net, x_cal, method, timesteps, seed, device,
                               reset=reset or "zero", percentile=percentile,
@@ -168,7 +176,8 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
 def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
                seed: int | None = None, timeout: float | None = None,
                device: str = "cpu") -> RunReport:
-    art = load_export(path)
+    art = path if isinstance(path, ExportArtifact) else load_export(path)
+    path = "the network" if isinstance(path, ExportArtifact) else path
     profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")
     if profile.backend == backends.NONE:
         raise InputError(f"profile {profile.name} describes resources only and cannot run; "

@@ -12,7 +12,8 @@ from .artifact import CalibrationArtifact, load_calibration, save_calibration
 from .calibrate import Calibration, ann_statistics, calibrate, thresholds
 from .encoding import PoissonEncoder
 from .errors import InputError
-from .importer import file_hash, import_onnx
+from .formats import import_model
+from .importer import file_hash
 from .ir import Graph
 from .maxpool import accuracy_cost, check_recorded
 from .normalise import refuse_explicit
@@ -140,7 +141,7 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
                     junction: str = "per-source"
                     ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
-    graph = import_onnx(model, maxpool=maxpool)
+    graph = import_model(model, maxpool)
     preprocess = resolve_preprocess(graph, mean, std)
     dataset = load_data(graph, data_spec, preprocess)
     net = snn.lower(graph)
