@@ -9,7 +9,8 @@ node to the IF node, so a residual junction is several edges into one IF node. A
 pooling followed by a weighted op is written as ``SumPool2d`` with 1/k² folded into that
 op (every NIR reader has SumPool2d; sinabs has no AvgPool2d); a trailing one stays
 ``AvgPool2d``. A term without a weighted op (an identity shortcut) whose gain is not 1
-gets a depthwise 1x1 ``Conv2d`` (or a diagonal ``Affine``) holding the gain. The layer's
+gets a diagonal 1x1 ``Conv2d`` (or a diagonal ``Affine``) holding the gain (not a
+grouped conv: nir 1.0.8's type check reads a grouped conv's input channels wrongly). The layer's
 bias current (bias / scale) goes into the last op of its first term. Weighted ops without
 bias get a zero bias (``Affine``, never ``Linear``: sinabs reads no ``Linear``).
 
@@ -87,9 +88,9 @@ def _gain_spec(shape: tuple[int, ...], gain: float) -> Spec:
     if len(shape) == 3:
         c = shape[0]
         return Spec("Conv2d", {"input_shape": tuple(shape[1:]),
-                               "weight": np.full((c, 1, 1, 1), gain), "stride": (1, 1),
-                               "padding": (0, 0), "dilation": (1, 1), "groups": c,
-                               "bias": np.zeros(c)})
+                               "weight": np.eye(c)[:, :, None, None] * gain,
+                               "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1),
+                               "groups": 1, "bias": np.zeros(c)})
     n = int(np.prod(shape))
     return Spec("Affine", {"weight": np.eye(n) * gain, "bias": np.zeros(n)})
 
