@@ -182,3 +182,14 @@ def test_our_own_file_imports_back_to_the_same_spikes(model, tmp_path):
     back.calibration.scales[back.net.input] = fnet.input_scale  # the same input spikes
     np.testing.assert_array_equal(our_counts(back, x, 25, "zero"),
                                   our_counts(fnet, x, 25, "zero"))
+
+
+def test_a_grouped_conv_is_written_as_the_equivalent_full_kernel():
+    from snn2hw.exporters.nir.build import ungrouped
+
+    weight = np.random.default_rng(2).normal(size=(6, 2, 3, 3))
+    x = torch.as_tensor(np.random.default_rng(3).normal(size=(2, 4, 5, 5)))
+    grouped = torch.nn.functional.conv2d(x, torch.as_tensor(weight), groups=2)
+    full = torch.nn.functional.conv2d(x, torch.as_tensor(ungrouped(weight, 2)))
+    assert ungrouped(weight, 2).shape == (6, 4, 3, 3)
+    torch.testing.assert_close(full, grouped, rtol=0, atol=1e-12)

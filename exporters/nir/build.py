@@ -65,9 +65,10 @@ def _op_spec(op: ir.Node, in_shape: tuple[int, ...], where: str) -> Spec:
         if (top, left) != (bottom, right):
             raise InputError(f"{where}: conv {op.name} has asymmetric padding {op.padding}; "
                              "NIR's Conv2d pads both sides alike")
-        return Spec("Conv2d", {"input_shape": tuple(in_shape[1:]), "weight": op.weight.copy(),
+        return Spec("Conv2d", {"input_shape": tuple(in_shape[1:]),
+                               "weight": ungrouped(op.weight, op.groups),
                                "stride": op.stride, "padding": (top, left),
-                               "dilation": op.dilation, "groups": op.groups,
+                               "dilation": op.dilation, "groups": 1,
                                "bias": np.zeros(op.weight.shape[0])})
     if isinstance(op, ir.Dense):
         return Spec("Affine", {"weight": op.weight.copy(), "bias": np.zeros(op.weight.shape[0])})
@@ -82,6 +83,21 @@ def _op_spec(op: ir.Node, in_shape: tuple[int, ...], where: str) -> Spec:
                                 "end_dim": -1})
     raise InputError(f"{where}: {op.kind} {op.name} (a channel concatenation) has no NIR "
                      "form in snn2hw yet")
+
+
+def ungrouped(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped conv's kernel as the equivalent full one (zeros between the groups):
+    nir 1.0.8's type check takes a Conv2d's input channels from weight.shape[1] alone, so
+    a grouped conv makes ``nir.NIRGraph`` and ``nir.read`` fail."""
+    if groups == 1:
+        return weight.copy()
+    c_out, c_in_g = weight.shape[:2]
+    out_g = c_out // groups
+    full = np.zeros((c_out, c_in_g * groups, *weight.shape[2:]))
+    for g in range(groups):
+        full[g * out_g:(g + 1) * out_g, g * c_in_g:(g + 1) * c_in_g] = \
+            weight[g * out_g:(g + 1) * out_g]
+    return full
 
 
 def _gain_spec(shape: tuple[int, ...], gain: float) -> Spec:

@@ -86,7 +86,10 @@ def to_nir(built: Built, meta: dict[str, str]):
         if spec.kind in ("SumPool2d", "AvgPool2d"):
             fields = {k: np.asarray(v, dtype=np.int64) for k, v in fields.items()}
         nodes[name] = getattr(nir, spec.kind)(**fields)
-    return nir.NIRGraph(nodes=nodes, edges=list(built.edges), metadata=dict(meta))
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=list(built.edges), metadata=dict(meta))
+    except ValueError as exc:  # nir's own type check of the graph
+        raise InputError(f"nir refuses the graph: {str(exc).splitlines()[0]}") from None
 
 
 def write_nir(path: str | Path, fnet, options: dict) -> list[str]:
