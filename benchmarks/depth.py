@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--percentile", default=None, help="passed to deep_digits")
     args = p.parse_args(argv)
 
-    from snn2hw.deploy import export_model, run_export
-    from snn2hw.export import save_export
+    from snn2hw.steps.deploy import export_model, run_export
+    from snn2hw.artifacts.export import save_export
     from snn2hw.tables import percent, table
 
     start = time.monotonic()
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         model = args.workdir / f"{net}.onnx"
         reports = {}
         for method in ("spike-norm", "max-act"):
-            from snn2hw.artifact import load_calibration
+            from snn2hw.artifacts.calibration import load_calibration
 
             reports[method] = load_calibration(args.workdir /
                                                f"{net}.{method}.calib.h5").report

@@ -41,7 +41,7 @@ def write_folder(root: Path, images: int, side: int, seed: int) -> None:
 def measure(root: Path, size: int) -> dict:
     """Peak RSS growth while reading the test split as an evaluation does."""
     from snn2hw import data
-    from snn2hw.encoding import PoissonEncoder
+    from snn2hw.snn.encoding import PoissonEncoder
 
     shape = (3, size, size)
     ds = data.load(str(root), shape, CLASSES, data.Preprocess((0.5,) * 3, (0.5,) * 3))

@@ -30,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.export} not found: run `make demo` first")
         return 2
 
-    from snn2hw import data, profiles, simulate
-    from snn2hw.deploy import prepare_network
-    from snn2hw.encoding import PoissonEncoder
-    from snn2hw.export import load_export
+    from snn2hw import data
+    from snn2hw.hardware import profiles
+    from snn2hw.snn import simulate
+    from snn2hw.steps.deploy import prepare_network
+    from snn2hw.snn.encoding import PoissonEncoder
+    from snn2hw.artifacts.export import load_export
     from snn2hw.exporters.lava.watchdog import run_lava
 
     art = load_export(args.export)

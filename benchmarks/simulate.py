@@ -29,11 +29,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from snn2hw import simulate, snn
+    from snn2hw.snn import simulate
+    from snn2hw import snn
     from snn2hw.calibrate import max_act
-    from snn2hw.encoding import PoissonEncoder
+    from snn2hw.snn.encoding import PoissonEncoder
     from snn2hw.importer import import_onnx
-    from snn2hw.pipeline import load_data, resolve_preprocess
+    from snn2hw.steps.pipeline import load_data, resolve_preprocess
 
     if not Path(args.model).is_file():
         print(f"{args.model} not found: run `make demo` first (it trains the demo network)")

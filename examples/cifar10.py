@@ -51,7 +51,7 @@ up to the non-determinism of its kernels. The model is written to ``-o`` (defaul
 Conversion: the calibration images (``--calib-samples``, a seeded random choice from the
 training split) and the evaluation images (``--eval-samples``, a seeded random choice from
 the test split; all by default) are written to ``WORKDIR/<model>.subset.npz`` and given to
-``snn2hw.pipeline.calibrate_model``; the calibrations are saved as
+``snn2hw.steps.pipeline.calibrate_model``; the calibrations are saved as
 ``WORKDIR/<model>.<method>.calib.h5`` (for ``snn2hw export --calibration``). Spike-Norm
 keeps the spike trains still to be read bit-packed in memory: ``calib-timesteps x
 calib-samples x neurons / 8`` bytes per layer (65,536 neurons for full-width VGG-16: 1.07 GB
@@ -301,7 +301,7 @@ def write_subset(path: Path, x_train, y_train, x_test, y_test, calib_samples: in
 def model_shape(model: Path) -> tuple[tuple[int, ...], int]:
     """Input shape and number of classes of an ONNX model."""
     from snn2hw.importer import import_onnx
-    from snn2hw.pipeline import num_classes
+    from snn2hw.steps.pipeline import num_classes
 
     graph = import_onnx(model)
     return tuple(graph.input_shape), num_classes(graph)

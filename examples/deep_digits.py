@@ -12,7 +12,7 @@ deterministic (two threads).
 
 The models are written to ``WORKDIR/vgg16.onnx`` and ``WORKDIR/resnet20.onnx``; an
 existing file is reused unless ``--force`` is given. Each is then calibrated with
-Spike-Norm and with max-act (``snn2hw.pipeline.calibrate_model``: calibration with
+Spike-Norm and with max-act (``snn2hw.steps.pipeline.calibrate_model``: calibration with
 ``--calib-timesteps`` steps on the first ``--calib-samples`` training images) and evaluated
 on the test split at every T of ``--timesteps``; the calibrations are saved next to the
 model (``WORKDIR/<net>.<method>.calib.h5``, ready for ``snn2hw export --calibration``).
@@ -87,8 +87,8 @@ def load_example(name: str):
 def add_neuron_options(p: argparse.ArgumentParser, reset: str, percentile: float) -> None:
     """``--reset``, ``--percentile`` and ``--junction``, as ``snn2hw calibrate`` has them."""
     from snn2hw.cli import percentile_value
-    from snn2hw.junction import DEFAULT_JUNCTION, JUNCTIONS
-    from snn2hw.profiles import RESETS
+    from snn2hw.calibrate.junction import DEFAULT_JUNCTION, JUNCTIONS
+    from snn2hw.hardware.profiles import RESETS
 
     p.add_argument("--reset", choices=RESETS, default=reset,
                    help=f"neuron reset after a spike (default {reset})")
@@ -143,8 +143,8 @@ def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
     """Calibrate ``model`` with each method on ``data_spec`` (``digits`` or an .npz file),
     evaluate at every T, save ``<model>.<method>.calib.h5`` in ``save_dir`` (default: beside
     the model); the reports by method, each with the seconds it took added."""
-    from snn2hw.artifact import save_calibration
-    from snn2hw.pipeline import calibrate_model
+    from snn2hw.artifacts.calibration import save_calibration
+    from snn2hw.steps.pipeline import calibrate_model
 
     model = Path(model)
     reports = {}

@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lava-timesteps", type=int, default=256)
     args = parser.parse_args(argv)
 
-    from snn2hw.artifact import save_calibration
-    from snn2hw.commands import _export_tables, inspect_model
-    from snn2hw.deploy import export_model, run_export
-    from snn2hw.export import save_export
-    from snn2hw.pipeline import calibrate_model
+    from snn2hw.artifacts.calibration import save_calibration
+    from snn2hw.cli.commands import _export_tables, inspect_model
+    from snn2hw.steps.deploy import export_model, run_export
+    from snn2hw.artifacts.export import save_export
+    from snn2hw.steps.pipeline import calibrate_model
     from snn2hw.tables import percent, table
 
     start = time.monotonic()

@@ -170,8 +170,8 @@ def train_or_reuse(net: str, args, data, pre, dv) -> Path:
 
 def deploy(path: Path, calib: Path, args) -> dict:
     """Fixed-point accuracy (loihi_sim) and Lava agreement for one calibration."""
-    from snn2hw.deploy import export_model, run_export
-    from snn2hw.export import save_export
+    from snn2hw.steps.deploy import export_model, run_export
+    from snn2hw.artifacts.export import save_export
 
     art = export_model(path, "loihi_sim", str(calib), DATA, timesteps=args.fixed_timesteps,
                        seed=args.seed, eval_samples=args.fixed_samples)

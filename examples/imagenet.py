@@ -18,7 +18,7 @@ Usage::
 Data (``--data``):
 
 - a directory of images with one sub-folder per class (torchvision's ``ImageFolder``
-  convention), read by snn2hw's own image-folder path (:mod:`snn2hw.imagefolder`, the same
+  convention), read by snn2hw's own image-folder path (:mod:`snn2hw.data.imagefolder`, the same
   as ``snn2hw ... --data DIR``): ``DIR/train/<class>/`` and ``DIR/val/<class>/`` (or
   ``test``) are the splits, otherwise every 4th image of each class (sorted by name) is a
   test image; classes are numbered in sorted order of the folder names. Images are decoded
@@ -116,7 +116,7 @@ def fit_size(x: np.ndarray, size: int) -> np.ndarray:
 
 def load_dir(root: Path, size: int, classes: int | None):
     """An image folder through snn2hw's data layer (lazy; see the module docstring)."""
-    from snn2hw.imagefolder import from_folder
+    from snn2hw.data.imagefolder import from_folder
 
     data = from_folder(root, (3, size, size), classes)
     return data, classes or len(data.classes)

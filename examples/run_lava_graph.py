@@ -34,13 +34,14 @@ import snn2hw.exporters.lava  # noqa: F401  (makes lava-nc importable on Python 
 # Lava's runtime sets the multiprocessing start method on import: before anything else may.
 import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401,E402
 
-from snn2hw import data, profiles  # noqa: E402
-from snn2hw.encoding import PoissonEncoder  # noqa: E402
+from snn2hw import data  # noqa: E402
+from snn2hw.hardware import profiles
+from snn2hw.snn.encoding import PoissonEncoder  # noqa: E402
 from snn2hw.errors import InputError, Snn2hwError  # noqa: E402
-from snn2hw.export import load_export  # noqa: E402
+from snn2hw.artifacts.export import load_export  # noqa: E402
 from snn2hw.exporters.lava.backend import check_network, synapse_matrix  # noqa: E402
 from snn2hw.exporters.lava.limits import weight_representation  # noqa: E402
-from snn2hw.pipeline import EVALUATION_STREAM  # noqa: E402
+from snn2hw.steps.pipeline import EVALUATION_STREAM  # noqa: E402
 
 
 def build(net, profile, columns: np.ndarray, steps: int):
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         art = load_export(args.export)
-        net = art.qnet                              # the integer network (snn2hw.qnet)
+        net = art.qnet                              # the integer network (snn2hw.quantize.qnet)
         profile = profiles.load_stored(art.profile_toml, args.export)
         if profile.backend != "lava":
             raise InputError(f"profile {profile.name} describes resources only")

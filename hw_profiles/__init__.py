@@ -1,1 +1,1 @@
-"""Hardware profiles (TOML files in this package), read by :mod:`snn2hw.profiles`."""
+"""Hardware profiles (TOML files in this package), read by :mod:`snn2hw.hardware.profiles`."""

@@ -20,8 +20,8 @@ import numpy as np
 from .errors import ProfileError
 
 if TYPE_CHECKING:
-    from .profiles import Profile
-    from .qnet import QuantizedNetwork
+    from .hardware.profiles import Profile
+    from .quantize.qnet import QuantizedNetwork
 
 NONE = "none"  # the backend field of a profile that describes resources only
 

@@ -3,7 +3,7 @@
 An :class:`Graph` is a DAG of named nodes. Shapes exclude the batch dimension: images are
 ``(C, H, W)``, vectors ``(F,)``. Parameters are float64 numpy arrays. Nodes hold data
 and validate it; evaluation lives in :mod:`snn2hw.ann`, spiking simulation in
-:mod:`snn2hw.snn`, and storage in :mod:`snn2hw.artifact`.
+:mod:`snn2hw.snn`, and storage in :mod:`snn2hw.artifacts.calibration`.
 
 ANN semantics (what the SNN approximates with spike rates):
   Conv      y = conv2d(x, weight, bias, stride, padding, dilation, groups)   (torch layout)

@@ -1,4 +1,4 @@
-"""Small IDX data sets for tests, written byte by byte (independently of snn2hw.idx)."""
+"""Small IDX data sets for tests, written byte by byte (independently of snn2hw.data.idx)."""
 from __future__ import annotations
 
 import gzip

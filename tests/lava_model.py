@@ -1,7 +1,7 @@
 """An independent integer model of the Lava process graph that snn2hw's backend builds,
 written from lava-nc 0.10.0's own source (paths inside the installed ``lava`` package).
 
-It shares no code with ``snn2hw.fixed``, ``snn2hw.qnet`` (no ``IntSynapse.apply`` or
+It shares no code with ``snn2hw.quantize.fixed``, ``snn2hw.quantize.qnet`` (no ``IntSynapse.apply`` or
 ``matrix``) or the backend: it reads only the dataclass fields of a ``QuantizedNetwork``
 and runs, Lava step by Lava step, with NumPy int32 registers as Lava's CPU models do:
 

@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from snn2hw import ann, artifact, ir
-from snn2hw.artifact import CalibrationArtifact, load_calibration, save_calibration
+from snn2hw import ann, ir
+from snn2hw.artifacts import calibration as artifact
+from snn2hw.artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from snn2hw.calibrate import Calibration
 from snn2hw.errors import ArtifactError
 from snn2hw.fileio import atomic_path, write_text

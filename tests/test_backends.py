@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from snn2hw import backends, profiles
+from snn2hw import backends
+from snn2hw.hardware import profiles
 from snn2hw.cli import main
 from snn2hw.errors import ProfileError
 
@@ -121,7 +122,7 @@ def probe(module: str) -> dict:
 
 
 def test_importing_snn2hw_installs_no_lava_hook():
-    got = probe("snn2hw.cli, snn2hw.deploy, snn2hw.commands, snn2hw.profiles")
+    got = probe("snn2hw.cli, snn2hw.steps.deploy, snn2hw.cli.commands, snn2hw.hardware.profiles")
     assert got["hook"] is False and got["lava"] == []
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snn2hw import ir, profiles, snn
+from snn2hw import ir, snn
+from snn2hw.hardware import profiles
 from snn2hw.calibrate import calibrate
 from snn2hw.importer import graph_from_nodes
 from snn2hw.quantize import quantize

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn2hw import builtin_data, data
+from snn2hw.data import builtin_data
+from snn2hw import data
 from snn2hw.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

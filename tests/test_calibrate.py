@@ -12,9 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from snn2hw import calibrate, ir, simulate, snn, spikestore
+from snn2hw import calibrate, ir, snn
+from snn2hw.calibrate import spikestore, streaming
+from snn2hw.snn import simulate
+from snn2hw.calibrate import spikestore
 from snn2hw.data import digits
-from snn2hw.encoding import PoissonEncoder
+from snn2hw.snn.encoding import PoissonEncoder
 from snn2hw.importer import graph_from_nodes as build
 
 
@@ -325,10 +328,10 @@ def test_current_histogram_quantile_is_chunk_independent_and_one_bin_above(monke
     values = torch.from_numpy(np.random.default_rng(9).lognormal(0, 2, (50, 37)))
     values[::3] *= -1  # negative and zero currents are not counted
     values[1, :5] = 0
-    whole = calibrate.CurrentHistogram()
+    whole = streaming.CurrentHistogram()
     whole.add(values)
-    monkeypatch.setattr(calibrate.CurrentHistogram, "CHUNK", 7)
-    chunked = calibrate.CurrentHistogram()
+    monkeypatch.setattr(streaming.CurrentHistogram, "CHUNK", 7)
+    chunked = streaming.CurrentHistogram()
     chunked.add(values[:20])
     chunked.add(values[20:])
     assert torch.equal(whole.counts, chunked.counts)
@@ -340,16 +343,16 @@ def test_current_histogram_quantile_is_chunk_independent_and_one_bin_above(monke
 
 
 def test_layer_batch_bounds_the_largest_float_tensor():
-    assert calibrate.layer_batch(64, 256, 8192) == 64           # digits VGG-16: unchanged
-    assert calibrate.layer_batch(64, 512, 64 * 32 * 32) == 8     # full-size VGG-16, T=512
-    assert calibrate.layer_batch(64, 2500, 64 * 224 * 224) == 1  # never below one sample
+    assert spikestore.layer_batch(64, 256, 8192) == 64           # digits VGG-16: unchanged
+    assert spikestore.layer_batch(64, 512, 64 * 32 * 32) == 8     # full-size VGG-16, T=512
+    assert spikestore.layer_batch(64, 2500, 64 * 224 * 224) == 1  # never below one sample
 
 
 def test_spike_store_round_trips_packed_trains_and_signed_input():
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (5, 2, 3)).astype(np.float32)
     x[0, 0, 0] = 0
-    store = calibrate.SpikeStore()
+    store = spikestore.SpikeStore()
     store.put_input("in", PoissonEncoder(x, 1.0, seed=4), 7, batch=2)
     want = np.moveaxis(PoissonEncoder(x, 1.0, seed=4).full(0, 5, 7), 1, 0)  # (T, N, ...)
     assert set(np.unique(want)) == {-1, 0, 1}
@@ -375,7 +378,7 @@ def test_spike_norm_does_not_depend_on_the_batch_memory_cap(monkeypatch):
     x = np.random.default_rng(2).uniform(-1, 1, (24, 10)).astype(np.float32)
     full = calibrate.calibrate("spike-norm", net, x, timesteps=48, seed=5, percentile=99.0)
     monkeypatch.setattr(spikestore, "BATCH_BYTES", 4 * 48 * 16 * 3)  # 3 samples per batch
-    assert calibrate.layer_batch(64, 48, 16) == 3
+    assert spikestore.layer_batch(64, 48, 16) == 3
     small = calibrate.calibrate("spike-norm", net, x, timesteps=48, seed=5, percentile=99.0)
     for name, value in full.scales.items():
         assert small.scales[name] == pytest.approx(value, rel=1e-6), name

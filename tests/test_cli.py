@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from snn2hw import snn
-from snn2hw.artifact import load_calibration
+from snn2hw.artifacts.calibration import load_calibration
 from snn2hw.cli import main
 from snn2hw.importer import file_hash, import_onnx
 
@@ -103,7 +103,7 @@ def test_calibrate_reset_and_percentile_reach_the_artifact(models, tmp_path, cap
     (["--reset", "subtract", "--percentile", "99.9"], "a longer window (T) may help")])
 def test_calibrate_warns_when_hidden_layers_barely_fire(models, tmp_path, capsys,
                                                        monkeypatch, extra, hint):
-    from snn2hw import pipeline
+    from snn2hw.steps import pipeline
 
     args = ["calibrate", models["ok"], "--timesteps", "16", "--samples", "16",
             "--eval-samples", "10", *extra, "-o", str(tmp_path / "x.h5")]
@@ -267,7 +267,7 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
 def test_internal_bug_is_not_turned_into_a_user_error(models, monkeypatch):
     """Only Snn2hwError becomes `error: ...` and exit 2; a bug propagates (exit 1 with a
     traceback from the interpreter)."""
-    from snn2hw import commands
+    from snn2hw.cli import commands
 
     def broken(model, *options):
         raise ZeroDivisionError("bug")

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn2hw import data, simulate
+from snn2hw import data
+from snn2hw.snn import simulate
 from snn2hw.cli import main
-from snn2hw.deploy import prepare_network
-from snn2hw.encoding import PoissonEncoder
-from snn2hw.export import load_export
+from snn2hw.steps.deploy import prepare_network
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.artifacts.export import load_export
 from snn2hw.exporters.lava.settings import Messages
-from snn2hw.pipeline import EVALUATION_STREAM
+from snn2hw.steps.pipeline import EVALUATION_STREAM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_builders import tiny_torch_onnx  # noqa: E402
@@ -277,7 +278,7 @@ def test_custom_profile_runs_on_lava_spike_for_spike(model, tmp_path, capsys):
 # --------------------------------------------------------------------------------------
 
 def test_stored_shipped_profile_without_messages_takes_the_shipped_ones(tmp_path):
-    from snn2hw import profiles
+    from snn2hw.hardware import profiles
 
     old = write_profile(tmp_path / "loihi_sim.toml", {"messages": None,
                                                       "resources_profile": None})
@@ -288,7 +289,7 @@ def test_stored_shipped_profile_without_messages_takes_the_shipped_ones(tmp_path
 
 
 def test_stored_custom_profile_without_messages_is_refused(tmp_path):
-    from snn2hw import profiles
+    from snn2hw.hardware import profiles
     from snn2hw.errors import ProfileError
 
     text = write_profile(tmp_path / "mine.toml", {"messages": None}).read_text()

@@ -141,7 +141,7 @@ def test_imagenet_directory_of_images(tmp_path, capsys):
         assert subset["x_test"].shape == (8, 3, 16, 16)
         assert set(subset["y_test"]) <= {0, 1, 2}
     from snn2hw.importer import import_onnx
-    from snn2hw.pipeline import num_classes
+    from snn2hw.steps.pipeline import num_classes
 
     assert num_classes(import_onnx(model)) == 3
 
@@ -168,7 +168,7 @@ def test_imagenet_npz(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "24 train / 8 test images 3x16x16" in out
     from snn2hw.importer import import_onnx
-    from snn2hw.pipeline import num_classes
+    from snn2hw.steps.pipeline import num_classes
 
     assert num_classes(import_onnx(work / "resnet34.onnx")) == 5
 
@@ -185,7 +185,7 @@ def test_deep_digits_tiny(tmp_path, capsys):
         assert (work / f"resnet20.{method}.calib.h5").is_file()
     assert "ResNet-20" in out and "20 / 20" in out and "max-act" in out
     assert _metadata(work / "resnet20.onnx")["snn2hw.dataset"] == "digits"
-    from snn2hw.artifact import load_calibration
+    from snn2hw.artifacts.calibration import load_calibration
 
     def params(method):
         return load_calibration(work / f"resnet20.{method}.calib.h5").calibration.params

@@ -83,7 +83,7 @@ def test_fashion_refuses_a_different_cached_model(tiny_fashion, capsys):
 
 
 def test_fashion_without_the_data_set_is_one_error(tmp_path, monkeypatch, capsys):
-    from snn2hw import builtin_data
+    from snn2hw.data import builtin_data
 
     monkeypatch.setenv("SNN2HW_DATA", str(tmp_path))
     monkeypatch.setattr(builtin_data, "DEBIAN_DIR", {})

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw import ir, profiles, simulate, snn
-from snn2hw.artifact import CalibrationArtifact, save_calibration
+from snn2hw import ir, snn
+from snn2hw.hardware import profiles
+from snn2hw.snn import simulate
+from snn2hw.artifacts.calibration import CalibrationArtifact, save_calibration
 from snn2hw.calibrate import Calibration
-from snn2hw.deploy import prepare_network
-from snn2hw.encoding import PoissonEncoder
+from snn2hw.steps.deploy import prepare_network
+from snn2hw.snn.encoding import PoissonEncoder
 from snn2hw.errors import ArtifactError
-from snn2hw.export import ExportArtifact, load_export, save_export
+from snn2hw.artifacts.export import ExportArtifact, load_export, save_export
 from snn2hw.importer import graph_from_nodes as build
 from snn2hw.quantize import float_network, quantize
 

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from snn2hw import data, snn
-from snn2hw.artifact import CalibrationArtifact, save_calibration
+from snn2hw.artifacts.calibration import CalibrationArtifact, save_calibration
 from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
-from snn2hw.export import load_export
+from snn2hw.artifacts.export import load_export
 from snn2hw.importer import file_hash, import_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

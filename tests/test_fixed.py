@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from snn2hw.encoding import PoissonEncoder
-from snn2hw.fixed import prepare_fixed, saturation
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
-from snn2hw.simulate import simulate
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.quantize.fixed import prepare_fixed, saturation
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from snn2hw.snn.simulate import simulate
 
 T = 40
 HALF = 1 << 23

@@ -6,7 +6,7 @@ import pytest
 
 from snn2hw import formats
 from snn2hw.cli import main
-from snn2hw.exchange import default_output
+from snn2hw.steps.exchange import default_output
 
 
 def test_input_formats_are_chosen_by_suffix():

@@ -428,10 +428,12 @@ def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
                                  timesteps: int = 12, samples: int = 2,
                                  reset: str = "zero") -> None:
     """Quantise for loihi_sim; Lava and the fixed-point reference give the same spikes."""
-    from snn2hw import profiles, simulate, snn
+    from snn2hw.hardware import profiles
+    from snn2hw.snn import simulate
+    from snn2hw import snn
     from snn2hw.calibrate import calibrate
-    from snn2hw.deploy import first_mismatch, prepare_network
-    from snn2hw.encoding import PoissonEncoder
+    from snn2hw.steps.deploy import first_mismatch, prepare_network
+    from snn2hw.snn.encoding import PoissonEncoder
     from snn2hw.exporters.lava.watchdog import run_lava
     from snn2hw.quantize import quantize
 

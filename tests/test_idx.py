@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from snn2hw.errors import DataError
-from snn2hw.idx import read_idx, write_idx
+from snn2hw.data.idx import read_idx, write_idx
 
 
 def idx_bytes(array: np.ndarray, code: int) -> bytes:
-    """The IDX encoding, written out independently of snn2hw.idx."""
+    """The IDX encoding, written out independently of snn2hw.data.idx."""
     big = array.astype(array.dtype.newbyteorder(">"))
     return (bytes([0, 0, code, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
             + big.tobytes())

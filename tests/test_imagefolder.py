@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from snn2hw import data, imagefolder
-from snn2hw.encoding import PoissonEncoder
+from snn2hw import data
+from snn2hw.data import imagefolder
+from snn2hw.snn.encoding import PoissonEncoder
 from snn2hw.errors import DataError
-from snn2hw.samples import LazySamples
+from snn2hw.data.samples import LazySamples
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -140,7 +141,7 @@ def test_opening_reads_no_image_and_evaluation_reads_in_batches(tmp_path, monkey
 
     from onnx_builders import export_torch
     from snn2hw.importer import import_onnx
-    from snn2hw.pipeline import evaluate
+    from snn2hw.steps.pipeline import evaluate
     from snn2hw.snn import lower
 
     make_split(tmp_path, classes=tuple("abcd"), per_class=100)

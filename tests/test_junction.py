@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw import ir, profiles, simulate, snn
+from snn2hw import ir, snn
+from snn2hw.hardware import profiles
+from snn2hw.snn import simulate
 from snn2hw.importer import graph_from_nodes
 from snn2hw.quantize import quantize
 

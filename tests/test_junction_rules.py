@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw import calibrate, ir, junction, simulate, snn
+from snn2hw import calibrate, ir, snn
+from snn2hw.calibrate import junction
+from snn2hw.snn import simulate
 from snn2hw.importer import graph_from_nodes as build
 
 T, SEED = 40, 3
@@ -116,7 +118,7 @@ def test_simulated_junction_spikes_equal_a_per_step_loop_with_the_delay(setup):
     scales = {"input": float(np.abs(x).max()), "j0": 2.0, "r1": 1.5, "r2": 1.25,
               "j1": 2.5, "out": 2.0}
     prep = simulate.prepare_float(net, scales, dtype=torch.float64)
-    from snn2hw.encoding import PoissonEncoder
+    from snn2hw.snn.encoding import PoissonEncoder
     res = simulate.simulate(prep, PoissonEncoder(x, scales["input"], SEED, stream=0), T,
                             record=["j0", "r2", "j1"])
     spikes = {name: res.records[name].astype(np.float64) for name in ("j0", "r2")}
@@ -229,9 +231,9 @@ def test_cli_records_the_rule_and_export_keeps_it_or_refuses_the_other(tmp_path,
     import sys
     from pathlib import Path
 
-    from snn2hw.artifact import load_calibration
+    from snn2hw.artifacts.calibration import load_calibration
     from snn2hw.cli import main
-    from snn2hw.export import load_export
+    from snn2hw.artifacts.export import load_export
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from onnx_builders import export_torch

@@ -2,7 +2,7 @@
 
 Every Lava run happens in a child process started by ``run_lava``; this test process never
 imports Lava. The reference below is an independent numpy transcription of the neuron
-equations in snn2hw/qnet.py (not the torch simulator), including the idle steps t < depth
+equations in snn2hw/quantize/qnet.py (not the torch simulator), including the idle steps t < depth
 and the per-sample reset.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from snn2hw.errors import BackendError, HardwareLimitError
 from snn2hw.exporters.lava import backend as lava_backend
 from snn2hw.exporters.lava.watchdog import run_lava
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTY = Path(__file__).resolve().parent / "lava_faulty" / "faulty_procs.py"
@@ -344,7 +344,7 @@ SIGINT_SCRIPT = """
 import os, sys
 import numpy as np, scipy.sparse as sp
 os.environ["{env}"] = "{faulty}:HangingProcess"
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from snn2hw.exporters.lava.watchdog import run_lava
 csr = sp.csr_matrix(np.full((4, 5), 3, dtype=np.int32))
 layer = QuantLayer("a", (4,), 1, [IntSynapse("input", 1, (5,), (4,), "matrix", csr=csr)],

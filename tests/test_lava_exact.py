@@ -1,5 +1,5 @@
 """Three-way agreement on integer networks that drive Lava's fixed-point LIF to its edges:
-the reference simulator (snn2hw.fixed), the independent model of tests/lava_model.py
+the reference simulator (snn2hw.quantize.fixed), the independent model of tests/lava_model.py
 (written from Lava's source, sharing no code with snn2hw) and, in the ``lava`` tests, a
 real Lava run. Edges: near-limit weights, large fan-in (u at and beyond the wrap, and
 a << 6 beyond int32), bias mantissa +-max with the largest exponent, v at its clip, the
@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lava_model  # noqa: E402
 
-from snn2hw.encoding import PoissonEncoder  # noqa: E402
-from snn2hw.fixed import prepare_fixed  # noqa: E402
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer  # noqa: E402
-from snn2hw.simulate import simulate  # noqa: E402
+from snn2hw.snn.encoding import PoissonEncoder  # noqa: E402
+from snn2hw.quantize.fixed import prepare_fixed  # noqa: E402
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer  # noqa: E402
+from snn2hw.snn.simulate import simulate  # noqa: E402
 
 QUICK = settings(max_examples=40, derandomize=True, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -190,7 +190,7 @@ def test_neuron_state_matches_lavas_step_by_step(seed, du, dv, reset):
     (beyond the wrap), bias at +-max << 7, threshold small or maximal."""
     import torch
 
-    from snn2hw.fixed import FixedIFNeuron
+    from snn2hw.quantize.fixed import FixedIFNeuron
 
     rng = np.random.default_rng(seed)
     n, steps = 24, 12
@@ -218,7 +218,7 @@ def test_neuron_state_matches_lavas_step_by_step(seed, du, dv, reset):
 # --------------------------------------------------------------------------------------
 
 def three_way(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int) -> dict:
-    from snn2hw import profiles
+    from snn2hw.hardware import profiles
     from snn2hw.exporters.lava.watchdog import run_lava
 
     spikes, ref = reference_spikes(qnet, x, timesteps)

@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn2hw import data, profiles, simulate
+from snn2hw import data
+from snn2hw.hardware import profiles
+from snn2hw.snn import simulate
 from snn2hw.cli import main
-from snn2hw.deploy import prepare_network
-from snn2hw.encoding import PoissonEncoder
-from snn2hw.export import load_export
+from snn2hw.steps.deploy import prepare_network
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.artifacts.export import load_export
 from snn2hw.exporters.lava.watchdog import run_lava
-from snn2hw.pipeline import EVALUATION_STREAM
+from snn2hw.steps.pipeline import EVALUATION_STREAM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_builders import tiny_torch_onnx  # noqa: E402

@@ -72,7 +72,7 @@ def lava_sparse_sums(weights, spikes, num_weight_bits: int, weight_exp: int):
 def test_weight_representation_keeps_every_integer_weight_exact(bits):
     import numpy as np
 
-    from snn2hw import profiles
+    from snn2hw.hardware import profiles
     from snn2hw.exporters.lava.limits import weight_representation
 
     base = profiles.load("loihi_sim")

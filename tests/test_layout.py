@@ -78,8 +78,8 @@ def test_the_cycle_finder_finds_a_loop():
 def test_the_graph_sees_relative_and_absolute_imports():
     graph = import_graph()
     assert "snn2hw.onnx.ops.registry" in graph["snn2hw.onnx.ops.conv"]
-    assert "snn2hw.profile_fields" in graph["snn2hw.exporters.lava.settings"]
-    assert "snn2hw.backends" in graph["snn2hw.profiles"]
+    assert "snn2hw.hardware.profile_fields" in graph["snn2hw.exporters.lava.settings"]
+    assert "snn2hw.backends" in graph["snn2hw.hardware.profiles"]
 
 
 def test_no_import_cycle_at_module_level():

@@ -14,11 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from snn2hw import data, formats, simulate
+from snn2hw import data, formats
+from snn2hw.snn import simulate
 from snn2hw.cli import main
-from snn2hw.deploy import export_model
-from snn2hw.encoding import PoissonEncoder
-from snn2hw.fixed import prepare_fixed
+from snn2hw.steps.deploy import export_model
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.quantize.fixed import prepare_fixed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_builders import export_torch  # noqa: E402

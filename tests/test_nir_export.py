@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import nir
-from snn2hw import data, ir, simulate, snn
+from snn2hw import data, ir, snn
+from snn2hw.snn import simulate
 from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
-from snn2hw.conventions import same_step
-from snn2hw.encoding import PoissonEncoder
-from snn2hw.exchange import FloatNetwork
+from snn2hw.snn.conventions import same_step
+from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.steps.exchange import FloatNetwork
 from snn2hw.exporters.nir.write import write_nir
 from snn2hw.formats import import_model, native_calibration
 
@@ -112,7 +113,7 @@ def test_sinabs_ignores_v_reset_the_documented_difference(model):
 def test_reset_by_subtraction_is_refused_without_force(model, tmp_path, capsys):
     d, path = model
     cal = tmp_path / "sub.calib.h5"
-    from snn2hw.artifact import CalibrationArtifact, save_calibration
+    from snn2hw.artifacts.calibration import CalibrationArtifact, save_calibration
     from snn2hw.importer import file_hash
 
     fnet = float_net(path, "subtract")

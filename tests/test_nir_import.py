@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import nir
-from snn2hw import formats, simulate, snn
+from snn2hw import formats, snn
+from snn2hw.snn import simulate
 from snn2hw.cli import main
-from snn2hw.conventions import same_step
-from snn2hw.encoding import PoissonEncoder
+from snn2hw.snn.conventions import same_step
+from snn2hw.snn.encoding import PoissonEncoder
 
 
 def foreign_graph(seed: int = 0) -> nir.NIRGraph:
@@ -133,7 +134,7 @@ def test_run_quantises_a_nir_network_and_lava_agrees_spike_for_spike(foreign, ca
 
 
 def test_export_needs_no_calibration_and_keeps_the_files_thresholds(foreign, tmp_path):
-    from snn2hw.export import load_export
+    from snn2hw.artifacts.export import load_export
 
     out = tmp_path / "foreign.loihi_sim.h5"
     assert main(["export", str(foreign), "-o", str(out)]) == 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snn2hw import data, npzmap
+from snn2hw import data
+from snn2hw.data import npzmap
 from snn2hw.errors import DataError
-from snn2hw.samples import LazySamples
+from snn2hw.data.samples import LazySamples
 
 SHAPE = (1, 4, 4)
 

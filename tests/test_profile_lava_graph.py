@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profile_builders import shipped, write_profile  # noqa: E402
@@ -74,7 +74,7 @@ GRAPHS = {
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory):
-    from snn2hw import profiles
+    from snn2hw.hardware import profiles
 
     root = tmp_path_factory.mktemp("graphs")
     spikes = np.ones((1, 4, 4), np.int8)

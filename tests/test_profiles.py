@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from snn2hw import profiles
+from snn2hw.hardware import profiles
 from snn2hw.errors import ProfileError
 
 SHIPPED = ("loihi_sim", "loihi_float", "loihi2")

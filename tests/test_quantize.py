@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snn2hw import ir, profiles, snn
+from snn2hw import ir, snn
+from snn2hw.hardware import profiles
 from snn2hw.errors import HardwareLimitError
 from snn2hw.importer import graph_from_nodes as build
 from snn2hw.quantize import quantize

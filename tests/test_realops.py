@@ -22,10 +22,11 @@ import onnx_builders as ob  # noqa: E402
 import test_import_ops as ops  # noqa: E402
 
 from snn2hw import ann, data, ir, snn  # noqa: E402
+from snn2hw.snn import network  # noqa: E402
 from snn2hw.cli import main  # noqa: E402
 from snn2hw.errors import InputError, UnsupportedModelError  # noqa: E402
 from snn2hw.importer import import_onnx  # noqa: E402
-from snn2hw.placement import simplify  # noqa: E402
+from snn2hw.snn.placement import simplify  # noqa: E402
 
 
 def _digits(graph, samples: int, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +163,7 @@ def test_folded_placements_are_the_same_linear_map(name, tmp_path):
     stops = {n for n, node in graph.nodes.items() if isinstance(node, ir.ReLU)} | {graph.output}
     checked = 0
     for layer in stops:
-        for term in snn._expand(graph, layer, stops, root=True):
+        for term in network._expand(graph, layer, stops, root=True):
             shape = graph.nodes[term.source].shape
             x = torch.as_tensor(rng.standard_normal((2, *shape)))
             before, after = x, x
@@ -325,7 +326,7 @@ def test_fan_out_through_a_pool_counts_every_window_once(ceil, then_conv):
     non-zeros per column (partial ceil-mode windows included)."""
     from snn2hw.importer import graph_from_nodes
     from snn2hw.quantize import fold_term
-    from snn2hw.sparsity import fan_out
+    from snn2hw.analysis.sparsity import fan_out
 
     rng = np.random.default_rng(5)
     nodes = [ir.Input("input", [], (2, 7, 7)),
@@ -343,7 +344,7 @@ def test_fan_out_through_a_pool_counts_every_window_once(ceil, then_conv):
 
 def test_onnx_logits_pads_the_last_batch_of_a_fixed_batch_model(tmp_path):
     """A model exported with a fixed batch size of 2 still scores 5 samples."""
-    from snn2hw.maxpool import onnx_logits
+    from snn2hw.onnx.maxpool import onnx_logits
 
     rng = np.random.default_rng(1)
     model = ob.make_model([oh.make_node("Conv", ["x", "w"], ["c"], name="conv"),

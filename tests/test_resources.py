@@ -6,11 +6,12 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from snn2hw import ir, profiles, snn
+from snn2hw import ir, snn
+from snn2hw.hardware import profiles
 from snn2hw.importer import graph_from_nodes as build
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from snn2hw.quantize import quantize
-from snn2hw.resources import layer_usage, network_usage
+from snn2hw.hardware.resources import layer_usage, network_usage
 
 LOIHI2 = profiles.load("loihi2")
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw import ir, simulate, snn
-from snn2hw.encoding import PoissonEncoder
+from snn2hw import ir, snn
+from snn2hw.snn import simulate
+from snn2hw.snn.encoding import PoissonEncoder
 from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes as build
 

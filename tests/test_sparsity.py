@@ -1,4 +1,4 @@
-"""The sparsity analysis (``snn2hw.sparsity``, ``snn2hw report``) against independent counts.
+"""The sparsity analysis (``snn2hw.analysis.sparsity``, ``snn2hw report``) against independent counts.
 
 Synaptic operations are checked against an explicit matrix of each term's linear chain,
 built here in plain numpy loops (never with the library's ops or its fan-out code), times
@@ -15,10 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from snn2hw import ir, simulate, snn, sparsity
+from snn2hw import ir, snn
+from snn2hw.snn import simulate
+from snn2hw.analysis import sparsity
 from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
-from snn2hw.encoding import PoissonEncoder
+from snn2hw.snn.encoding import PoissonEncoder
 from snn2hw.importer import graph_from_nodes as build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw import calibrate, ir, snn, spikestore, streaming
+from snn2hw import calibrate, ir, snn
+from snn2hw.calibrate import annstats
+from snn2hw.calibrate import spikestore, streaming
 from snn2hw.importer import graph_from_nodes as build
 
 
@@ -72,7 +74,7 @@ def test_ann_statistics_equal_the_statistics_of_all_activations():
     g = _two_layer_graph()
     net = snn.lower(g)
     x = np.random.default_rng(6).uniform(-1, 1, (300, 6)).astype(np.float32)
-    stats = calibrate.ann_statistics(net, x, batch_size=64, percentile=97.0)
+    stats = annstats.ann_statistics(net, x, batch_size=64, percentile=97.0)
     w1, b1 = g.nodes["d1"].weight, g.nodes["d1"].bias
     r1 = np.maximum(x.astype(np.float64) @ w1.T + b1, 0)
     out = r1 @ g.nodes["out"].weight.T
@@ -89,8 +91,8 @@ def test_ann_statistics_equal_the_statistics_of_all_activations():
 def test_ann_statistics_do_not_depend_on_the_batch_size():
     net = snn.lower(_two_layer_graph())
     x = np.random.default_rng(7).uniform(-1, 1, (100, 6)).astype(np.float32)
-    whole = calibrate.ann_statistics(net, x, batch_size=100, percentile=90.0)
-    for name, st in calibrate.ann_statistics(net, x, batch_size=7, percentile=90.0).items():
+    whole = annstats.ann_statistics(net, x, batch_size=100, percentile=90.0)
+    for name, st in annstats.ann_statistics(net, x, batch_size=7, percentile=90.0).items():
         for key in ("max", "p99.9", "active_fraction", "top"):
             assert st[key] == whole[name][key], (name, key)
         assert st["mean"] == pytest.approx(whole[name]["mean"], rel=1e-12)

@@ -14,12 +14,12 @@ import pytest
 import scipy.sparse as sp
 
 from snn2hw import data, snn
-from snn2hw.artifact import CalibrationArtifact, save_calibration
+from snn2hw.artifacts.calibration import CalibrationArtifact, save_calibration
 from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
-from snn2hw.export import load_export, save_export
+from snn2hw.artifacts.export import load_export, save_export
 from snn2hw.importer import file_hash, import_onnx
-from snn2hw.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lava_model import synapse_weights  # noqa: E402  (loops, not IntSynapse.apply)
@@ -177,7 +177,7 @@ def test_state_bits_other_than_the_profiles_are_exit_3(template, tmp_path, capsy
 
 
 def test_export_refuses_to_write_a_file_that_fails(exports, tmp_path, monkeypatch, capsys):
-    import snn2hw.deploy as deploy
+    import snn2hw.steps.deploy as deploy
 
     real = deploy.quantize
 

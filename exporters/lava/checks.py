@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from snn2hw import profiles
+from snn2hw.hardware import profiles
 from snn2hw.errors import HardwareLimitError, InputError
-from snn2hw.profiles import FixedPoint, Profile
+from snn2hw.hardware.profiles import FixedPoint, Profile
 
 from .limits import check_profile
 from .settings import TAGS

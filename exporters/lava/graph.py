@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from snn2hw.profiles import Profile
+from snn2hw.hardware.profiles import Profile
 
 from .checks import pack_input, resolve_profile, synapse_matrix
 from .limits import weight_representation

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snn2hw.errors import HardwareLimitError
-from snn2hw.profiles import Profile, check_neuron
+from snn2hw.hardware.profiles import Profile, check_neuron
 
 
 @dataclass(frozen=True)

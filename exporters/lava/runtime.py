@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from snn2hw.errors import BackendError
-from snn2hw.profiles import Profile
+from snn2hw.hardware.profiles import Profile
 
 from .checks import check_network, check_spikes, unpack_output
 from .graph import DELAY, READER, Graph, build_graph

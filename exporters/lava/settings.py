@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snn2hw.errors import ProfileError
-from snn2hw.profile_fields import int_field, str_field
+from snn2hw.hardware.profile_fields import int_field, str_field
 
 TAGS = ("fixed_pt", "floating_pt")
 TABLES = ("messages",)   # top-level tables of the profile that belong to Lava

@@ -1,7 +1,7 @@
 """The object registered as the ``"lava"`` backend (:class:`snn2hw.backends.Backend`).
 
 It imports only the profile-section parser at the top; the checks, graph and watchdog (which
-import :mod:`snn2hw.profiles`) are imported inside the methods, so that loading the backend
+import :mod:`snn2hw.hardware.profiles`) are imported inside the methods, so that loading the backend
 from the registry while a profile is being parsed imports no module that is still loading.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 from . import settings
 
 if TYPE_CHECKING:
-    from snn2hw.profiles import Profile
-    from snn2hw.qnet import QuantizedNetwork
+    from snn2hw.hardware.profiles import Profile
+    from snn2hw.quantize.qnet import QuantizedNetwork
 
     from .watchdog import LavaResult
 

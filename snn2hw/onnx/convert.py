@@ -10,7 +10,8 @@ import onnx
 import onnx.numpy_helper
 import torch
 
-from .. import ann, ir, normalise
+from .. import ann, ir
+from . import normalise
 from ..errors import InputError, ModelFileError, UnsupportedModelError, UnsupportedNode
 from . import ops as onnx_ops
 from .checks import check_finite, check_graph_memory, file_hash

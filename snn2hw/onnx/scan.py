@@ -11,7 +11,7 @@ import onnx
 import onnx.helper
 import onnx.numpy_helper
 
-from .. import normalise
+from . import normalise
 from ..errors import ModelFileError, UnsupportedModelError, UnsupportedNode
 from . import ceilshape
 from . import ops as onnx_ops

@@ -9,7 +9,7 @@ being set to zero,
     fixed_pt:     v[s] -= vth << 6       (the effective threshold the model compares with)
     floating_pt:  v[s] -= vth
 
-which is what :class:`snn2hw.fixed.FixedIFNeuron` and :class:`snn2hw.simulate.IFNeuron` do
+which is what :class:`snn2hw.quantize.fixed.FixedIFNeuron` and :class:`snn2hw.snn.simulate.IFNeuron` do
 with ``reset="subtract"``. v stays inside the 24-bit range: it was clipped before the spike
 test and the subtraction moves it towards zero.
 """

@@ -4,7 +4,7 @@ A channel concatenation is the sum of its inputs each *placed* at its channel of
 concatenated tensor (:class:`snn2hw.ir.Place`, zeros elsewhere), i.e. an ``Add`` of
 ``Place`` nodes. Lowering then treats it like a residual junction: a layer that reads the
 concatenation gets one synapse per source, each with its own source scale and delay, and
-:mod:`snn2hw.placement` folds each placement into the next conv or dense layer (the weights'
+:mod:`snn2hw.snn.placement` folds each placement into the next conv or dense layer (the weights'
 matching input-channel slice), so no extra neuron, synapse or time step is added.
 """
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """ReLU, Add (residual junction or bias), input normalisation (Sub/Div/Mul/Add by constants
-on the graph input, folded into the preprocessing: see :mod:`snn2hw.normalise`), and ops that
+on the graph input, folded into the preprocessing: see :mod:`snn2hw.onnx.normalise`), and ops that
 vanish at inference."""
 from __future__ import annotations
 
 import numpy as np
 
-from ... import ir, normalise
+from ... import ir
+from .. import normalise
 from .registry import register
 
 

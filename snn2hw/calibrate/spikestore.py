@@ -1,0 +1,86 @@
+"""Spike trains kept between Spike-Norm's layers, and the block sizes that bound its memory.
+
+Spike-Norm balances one layer at a time from the stored spikes of the layers before it.
+Every train is kept on the CPU bit-packed along the neurons (one bit per neuron-step); the
+input's signed spikes are kept as their 0/1 magnitude plus each pixel's sign, which is
+fixed for a sample (a pixel's spikes carry the sign of its value, :mod:`snn2hw.snn.encoding`).
+A layer's current is computed block by block, ``(steps, batch, neurons)`` at a time, so
+that no float tensor exceeds ``BLOCK_BYTES`` (one step of one batch where that is larger).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..snn.encoding import PoissonEncoder
+
+BATCH_BYTES = 1 << 30   # a (T, batch, neurons) float32 tensor: caps the samples per batch
+BLOCK_BYTES = 64 << 20  # a (steps, batch, neurons) float32 block: caps the steps per block
+
+
+def layer_batch(batch_size: int, timesteps: int, neurons: int) -> int:
+    """Samples per batch for a layer: ``batch_size``, fewer where one (T, batch, neurons)
+    float32 tensor would exceed ``BATCH_BYTES`` (full-size networks)."""
+    return max(1, min(batch_size, BATCH_BYTES // max(1, 4 * timesteps * neurons)))
+
+
+def block_steps(timesteps: int, batch: int, neurons: int) -> int:
+    """Time steps per block: a (steps, batch, neurons) float32 block stays within
+    ``BLOCK_BYTES``, or is one step."""
+    return max(1, min(timesteps, BLOCK_BYTES // max(1, 4 * batch * neurons)))
+
+
+class SpikeStore:
+    """Spike trains (T, N, *shape), bit-packed along the neurons: an eighth of a byte per
+    neuron-step, plus one sign byte per input pixel and sample."""
+
+    def __init__(self) -> None:
+        self._trains: dict[str, tuple[np.ndarray, tuple[int, ...], np.ndarray | None]] = {}
+
+    def names(self) -> list[str]:
+        return list(self._trains)
+
+    def new_binary(self, name: str, timesteps: int, n: int, shape: tuple[int, ...],
+                   sign: np.ndarray | None = None) -> None:
+        size = int(np.prod(shape))
+        self._trains[name] = (np.zeros((timesteps, n, (size + 7) // 8), np.uint8),
+                              tuple(shape), sign)
+
+    def put_input(self, name: str, encoder: PoissonEncoder, timesteps: int,
+                  batch: int) -> None:
+        """Draw the input spikes of every sample of ``encoder``, ``batch`` samples at a
+        time, and keep their magnitude packed and their sign per pixel."""
+        n, shape = len(encoder), tuple(encoder.x.shape[1:])
+        sign = np.empty((n, int(np.prod(shape))), dtype=np.int8)
+        self.new_binary(name, timesteps, n, shape, sign)
+        for start in range(0, n, batch):
+            stop = min(n, start + batch)
+            spikes = np.moveaxis(encoder.full(start, stop, timesteps), 1, 0)
+            sign[start:stop] = encoder.signs(start, stop).reshape(stop - start, -1)
+            self.write(name, start, 0, torch.from_numpy(spikes != 0))
+
+    def write(self, name: str, start: int, t0: int, spikes: torch.Tensor) -> None:
+        """Spikes (steps, batch, *shape) of samples from ``start``, steps from ``t0``."""
+        packed = self._trains[name][0]
+        steps, batch = spikes.shape[:2]
+        bits = spikes.to(torch.uint8).cpu().numpy().reshape(steps, batch, -1)
+        packed[t0:t0 + steps, start:start + batch] = np.packbits(bits, axis=-1)
+
+    def window(self, name: str, start: int, stop: int, t0: int, t1: int, dev,
+               dtype) -> torch.Tensor:
+        """Spikes of samples [start, stop) at steps [t0, t1) as (t1 - t0, batch, *shape);
+        steps before 0 (a delayed synapse's first steps) are zeros."""
+        data, shape, sign = self._trains[name]
+        size = int(np.prod(shape))
+        out = torch.zeros((t1 - t0, stop - start, size), dtype=dtype, device=dev)
+        first = max(t0, 0)
+        if first < t1:
+            bits = np.unpackbits(data[first:t1, start:stop], axis=-1, count=size)
+            part = out[first - t0:]
+            part.copy_(torch.from_numpy(bits))
+            if sign is not None:
+                part.mul_(torch.from_numpy(sign[start:stop]).to(dev, dtype))
+        return out.reshape(t1 - t0, stop - start, *shape)
+
+    def drop(self, name: str) -> None:
+        del self._trains[name]

@@ -1,0 +1,173 @@
+"""Bit-accurate fixed-point mode of the reference simulator: Lava's ``fixed_pt`` LIF as
+lava-nc 0.10.0 computes it, corner for corner; du = 4095, dv = 0 (the IF neuron of every
+export) by default, any 12-bit du, dv on request.
+
+What Lava does (``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed`` and
+``PyLifResetModelBitAcc``; ``lava/proc/sparse/models.py``, ``AbstractPySparseModelBitAcc``):
+
+- Synapses. ``Sparse`` clips weights to [-256, 255] and truncates 8 - num_weight_bits + 1
+  low bits (sparse/models.py:82-91; with num_weight_bits = 9 none), then sends the int32
+  product ``weights.dot(s_in)`` computed on the previous step (sparse/models.py:96-107).
+  The backend refuses weights outside the profile's range before a run, so the weights
+  here are exact. Several synapses into one layer are summed by the input port
+  (magma/core/model/py/ports.py:333-351) into an int32 ``a_in``.
+- Current (lif/models.py:145-171). ``decayed = sign(u (4096 - du - 1)) (|.| >> 12)`` (0
+  for du = 4095); ``decayed + (a_in << 6)`` is computed in int32 (``a_in << 6`` wraps
+  modulo 2**32 when |a_in| >= 2**25), then u is wrapped *once*: ``u - 2**24`` if
+  u > 2**23, else ``u + 2**24`` if u <= -2**23. The range is therefore (-2**23, 2**23]
+  (not [-2**23, 2**23)), and a value beyond +-3 * 2**23 stays outside it.
+- Voltage (lif/models.py:174-186). ``sign(v (4096 - dv)) (|.| >> 12)`` (v itself for
+  dv = 0) ``+ u + (bias_mant << bias_exp)`` is summed in int32 and clipped to
+  [-(2**23 - 1), 2**23 - 1]. That sum cannot leave int32: after the wrap
+  |u| <= 2**31 - 2**24, |v| < 2**23 and |bias| <= 2**12 << 7. ``bias_mant << bias_exp``
+  is recomputed every step (lif/models.py:110-122, 438).
+- Spike (lif/models.py:422-424): ``v > vth << 6``, strict. Reset: ``v = 0`` at a spike
+  (lif/models.py:188-192); with reset by subtraction ``v -= vth << 6``
+  (:mod:`snn2hw.exporters.lava.procs.subtract_lif`). u is not reset at a spike.
+- ``LIFReset`` zeroes u and v on the step a sample's first input arrives, after receiving
+  it and before integrating it (lif/models.py:432-436); this simulator starts each layer
+  from u = v = 0 at that step (its ``depth``) and keeps it silent before.
+
+The 24 of the state and the 6 of the shifts come from the network (its profile); the int32
+registers are Lava's CPU model's NumPy dtype (lif/models.py:78-81, 261). Integers are held
+exactly in float64; synapse products run in float32 when every partial sum stays below
+2**24 (exact), else in float64.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..hardware.profiles import check_reset
+from .qnet import QuantizedNetwork
+from ..snn.simulate import Prepared, PreparedLayer, Synapse
+
+REGISTER_BITS = 32   # Lava's CPU LIF keeps a_in, u and v in np.int32
+_REG_HALF = float(1 << (REGISTER_BITS - 1))
+_FLOAT32_EXACT = 1 << 24
+
+
+def wrap_register(x: torch.Tensor) -> torch.Tensor:
+    """Two's-complement wrap of integer-valued float64 ``x`` into an int32 register."""
+    return torch.remainder(x + _REG_HALF, 2 * _REG_HALF) - _REG_HALF
+
+
+def lava_wrap(x: torch.Tensor, state_bits: int) -> torch.Tensor:
+    """u of Lava's fixed-point LIF from the exact sum ``x`` = decayed u + (a << shift)
+    (lif/models.py:149-171): the int32 register wraps, then 2**bits is subtracted or
+    added once, into (-half, half]."""
+    if x.numel() and float(x.abs().max()) >= _REG_HALF:
+        x = wrap_register(x)
+    half = float(1 << (state_bits - 1))
+    return torch.where(x > half, x - 2 * half, torch.where(x <= -half, x + 2 * half, x))
+
+
+def lava_decay(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """``sign(x * keep) * (|x * keep| >> 12)`` (lif/models.py:149-153, 180-184): the
+    product over 4096, rounded toward zero (exact in float64: |x * keep| < 2**36)."""
+    return torch.trunc(x * (keep / DECAY_UNITY))
+
+
+DECAY_UNITY = 4096   # Lava's 12-bit decays: du, dv in 0..4095 (lif/models.py:94-105)
+
+
+class FixedIFNeuron:
+    """Lava's bit-accurate LIF (see the module docstring) on integer values held exactly in
+    float64; the state is (u, v):
+        u = lava_wrap(decay(u, 4096 - du - 1) + (a << shift));
+        v = clip(decay(v, 4096 - dv) + u + bias_v, +-v_max);
+        s = v > thr << shift;  then v = 0 (``zero``) or v -= thr << shift (``subtract``).
+    du = 4095, dv = 0 (the default) is the IF neuron: u = wrapped a << shift, no leak."""
+
+    def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
+                 shift: int, device, threshold_shift: int | None = None,
+                 reset: str = "zero", du: int = 4095, dv: int = 0) -> None:
+        self.reset = check_reset(reset)
+        if not (0 <= du < DECAY_UNITY and 0 <= dv < DECAY_UNITY):
+            raise ValueError(f"du = {du}, dv = {dv}: Lava's decays are 12-bit (0..4095)")
+        self.keep_u, self.keep_v = DECAY_UNITY - (du + 1), DECAY_UNITY - dv
+        self.threshold = float(threshold << (shift if threshold_shift is None
+                                             else threshold_shift))
+        self.bias = None if bias_v is None else torch.as_tensor(
+            bias_v.reshape(shape), dtype=torch.float64, device=device)
+        self.state_bits = state_bits
+        self.v_max = float((1 << (state_bits - 1)) - 1)
+        self.shift = shift
+        self.saturated = 0  # neuron-steps where v hit the clip limit
+
+    def initial(self, shape, device, dtype) -> torch.Tensor:
+        return torch.zeros((2, *shape), device=device, dtype=torch.float64)  # u, v
+
+    def _drive(self, current: torch.Tensor, u: torch.Tensor, idle: int) -> torch.Tensor:
+        """u + bias for every step (u carries over only if du < 4095)."""
+        a_shifted = current.double() * float(1 << self.shift)
+        if self.keep_u == 0:  # du = 4095: u does not depend on its past
+            drive = lava_wrap(a_shifted, self.state_bits)
+        else:
+            drive = torch.zeros_like(a_shifted)
+            for t in range(idle, current.shape[0]):
+                u.copy_(lava_wrap(lava_decay(u, self.keep_u) + a_shifted[t], self.state_bits))
+                drive[t] = u
+        if drive.shape[0]:
+            u.copy_(drive[-1])
+        return drive if self.bias is None else drive + self.bias
+
+    def integrate(self, current: torch.Tensor, state: torch.Tensor, out: torch.Tensor,
+                  idle: int = 0) -> torch.Tensor:
+        u, v = state[0], state[1]
+        drive = self._drive(current, u, idle)
+        fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        magnitude = torch.empty_like(v)
+        over = torch.zeros(v.shape, dtype=torch.float64, device=v.device)
+        out[:idle] = 0
+        for t in range(idle, current.shape[0]):
+            if self.keep_v != DECAY_UNITY:
+                v.copy_(lava_decay(v, self.keep_v))
+            v.add_(drive[t])
+            torch.abs(v, out=magnitude)
+            over.add_(magnitude.gt_(self.v_max))  # counts the steps v is clipped
+            v.clamp_(-self.v_max, self.v_max)
+            torch.gt(v, self.threshold, out=fired)
+            if self.reset == "zero":
+                v.masked_fill_(fired, 0)
+            else:  # v -= threshold << shift where fired (exact in float64)
+                v.sub_(magnitude.copy_(fired), alpha=self.threshold)
+            out[t] = fired
+        self.saturated += int(over.sum())
+        return state
+
+
+def _needs_float64(qnet: QuantizedNetwork) -> bool:
+    """True if some layer's one-step input can reach 2**24 (float32 would round it)."""
+    from .budget import layer_input
+
+    for la in qnet.layers:
+        pos, neg = layer_input(la.synapses, [s.source == qnet.input for s in la.synapses],
+                               la.size)
+        if max(float(pos.max(initial=0)), float(neg.max(initial=0))) >= _FLOAT32_EXACT:
+            return True
+    return False
+
+
+def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
+                  dv: int = 0) -> Prepared:
+    """The reference simulator of ``qnet`` on Lava's fixed-point LIF with decays ``du``,
+    ``dv`` (default: the IF neuron every export uses)."""
+    dev = torch.device(device)
+    layers = []
+    for la in qnet.layers:
+        syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
+        neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
+                               qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
+                               du, dv)
+        layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
+                                    la.depth))
+    # Spike buffers and synapse products in float32 where that is exact (every export that
+    # passes `snn2hw verify`: inputs stay below 2**17), else float64; v always in float64.
+    dtype = torch.float64 if _needs_float64(qnet) else torch.float32
+    return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype)
+
+
+def saturation(prep: Prepared) -> dict[str, int]:
+    """Neuron-steps per layer where v was clipped to the state range during the run."""
+    return {la.name: la.neuron.saturated for la in prep.layers}

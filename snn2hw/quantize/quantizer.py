@@ -1,0 +1,250 @@
+"""Quantise a calibrated spiking network to a hardware profile's fixed-point rules.
+
+One joint scale per layer: the layer's threshold in weight units, ``theta``. Every weight
+of every synapse into the layer (already multiplied by its gain, see :mod:`snn2hw.snn`) and
+its bias current are multiplied by the same ``theta`` and rounded to the nearest integer,
+so the ratios Spike-Norm set are kept. ``theta`` is the largest integer that
+
+- uses the weight range fully without clipping (largest positive weight -> ``weights.max``,
+  most negative -> ``weights.min``),
+- fits the threshold's bits,
+- keeps the worst-case one-step input plus bias plus threshold within the state
+  (``state.bits``: no wrap of u, no clipping of v from at or below threshold), and
+- leaves the bias representable as mantissa << exponent.
+
+These limits are first estimated on the float weights; the state bound is then checked on
+the final rounded, clipped integers (:mod:`snn2hw.quantize.budget`, the check ``snn2hw verify``
+runs) and ``theta`` is lowered until it holds ("<bits>-bit state after rounding"). When a
+limit other than the weight range decides ``theta``, the report says which. Clipping
+can then only come from rounding at the range ends and is counted per layer.
+
+Average pooling, flatten and dense/conv chains are folded into one synapse: a convolution
+when the chain is ``[AvgPool k (stride k)] -> Conv`` or ``Conv`` (the pooled conv is a
+sum-pool followed by a conv with weights ``W / k^2``, i.e. the conv with kernel
+``kron(W, ones(k, k)) / k^2`` and stride ``k * s``), otherwise an exact sparse matrix; no
+extra neurons or time steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .. import ann, ir
+from . import budget
+from ..errors import HardwareLimitError
+from ..hardware.profiles import FixedPoint, Profile, check_reset
+from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from ..snn import SpikingLayer, SpikingNetwork, Term
+
+
+def _foldable_conv(term: Term, in_shape) -> IntSynapse | None:
+    """A float conv synapse for [Conv] or [AvgPool(k, stride k, no pad)] + Conv."""
+    ops = term.ops
+    if len(ops) == 1 and isinstance(ops[0], ir.Conv):
+        c = ops[0]
+        return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), c.shape, "conv",
+                          np.asarray(c.weight, dtype=np.float64), c.stride, c.padding,
+                          c.dilation, c.groups)
+    if len(ops) == 2 and isinstance(ops[0], ir.AvgPool) and isinstance(ops[1], ir.Conv):
+        pool, c = ops
+        kh, kw = pool.kernel
+        _, h, w = in_shape
+        if pool.stride != pool.kernel or any(pool.padding) or h % kh or w % kw:
+            return None
+        # avgpool(k) then conv(W) == sum-pool(k) then conv(W / k^2): after scaling and
+        # rounding, the same integers as the folded conv kron(W, ones(k, k)) / k^2.
+        return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), c.shape, "conv",
+                          np.asarray(c.weight, dtype=np.float64) / (kh * kw), c.stride,
+                          c.padding, c.dilation, c.groups, pool=(kh, kw))
+    return None
+
+
+def _matrix(term: Term, in_shape, out_shape, block: int = 256) -> IntSynapse:
+    """Exact float matrix of a linear chain, from its response to basis vectors."""
+    n_in = int(np.prod(in_shape))
+    rows, cols, vals = [], [], []
+    with torch.no_grad():
+        for start in range(0, n_in, block):
+            stop = min(n_in, start + block)
+            basis = torch.zeros((stop - start, n_in), dtype=torch.float64)
+            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
+            x = basis.reshape(stop - start, *in_shape)
+            for op in term.ops:
+                x = ann.apply_linear(op, x, with_bias=False)
+            out = x.reshape(stop - start, -1)
+            nz = torch.nonzero(out, as_tuple=True)
+            cols.append((nz[0] + start).numpy())
+            rows.append(nz[1].numpy())
+            vals.append(out[nz].numpy())
+    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(int(np.prod(out_shape)), n_in), dtype=np.float64)
+    mat.sort_indices()
+    return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), tuple(out_shape), "matrix",
+                      csr=mat)
+
+
+def fold_term(term: Term, in_shape, out_shape) -> IntSynapse:
+    """One term's chain as a single float synapse (conv if possible, else matrix)."""
+    return _foldable_conv(term, in_shape) or _matrix(term, in_shape, out_shape)
+
+
+def _scaled(syn: IntSynapse, factor: float) -> IntSynapse:
+    if syn.kind == "conv":
+        return replace(syn, weight=syn.weight * factor)
+    return replace(syn, csr=syn.csr * factor)
+
+
+def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | None,
+                  signed: list[bool], du: float = 4095) -> tuple[int, str]:
+    """The integer threshold theta and the limit that decided it."""
+    values = np.concatenate([s.values() for s in syns]) if syns else np.zeros(1)
+    top_pos = float(values.max(initial=0.0))
+    top_neg = float(-values.min(initial=0.0))
+    limits = {"threshold bits": float(fp.threshold_max)}
+    if top_pos > 0:
+        limits["weight range"] = fp.weight_max / top_pos
+    if top_neg > 0:
+        limits["weight range"] = min(limits.get("weight range", math.inf),
+                                     -fp.weight_min / top_neg)
+    pos = neg = 0.0
+    for syn, sgn in zip(syns, signed):
+        p, n = budget.row_sums(syn, sgn)
+        pos, neg = pos + p, neg + n
+    num, den = budget.current_gain(du)
+    pos, neg = pos * num / den, neg * num / den
+    b = np.zeros(1) if bias is None else bias.reshape(-1)
+    worst = float(np.max(np.maximum(pos + np.maximum(b, 0), neg + np.maximum(-b, 0))))
+    state_limit = fp.v_max / (1 << fp.current_shift)  # in weight units
+    limits[f"{fp.state_bits}-bit state"] = state_limit / (1.0 + worst)
+    top_bias = float(np.max(np.abs(b)))
+    if top_bias > 0:
+        bias_limit = fp.bias_mant_max * 2.0 ** fp.bias_exp_max / (1 << fp.current_shift)
+        limits["bias range"] = bias_limit / top_bias
+    which = min(limits, key=limits.get)
+    theta = int(math.floor(limits[which]))
+    if theta < 1:
+        raise HardwareLimitError(f"cannot fit: the {which} limit allows a threshold of "
+                                 f"{limits[which]:.3g} weight units (< 1)", limit=which)
+    return theta, which
+
+
+def _bias_fixed(fp: FixedPoint, bias_v: np.ndarray, layer: str) -> tuple[np.ndarray, int]:
+    """Mantissa and the smallest exponent that represents ``bias_v`` (v units)."""
+    for exp in range(fp.bias_exp_min, fp.bias_exp_max + 1):
+        mant = np.rint(bias_v / 2.0 ** exp)
+        if np.max(np.abs(mant)) <= fp.bias_mant_max:
+            return mant.astype(np.int32), exp
+    raise HardwareLimitError(f"layer {layer}: bias {float(np.max(np.abs(bias_v))):.0f} (v "
+                             f"units) exceeds the mantissa range ±{fp.bias_mant_max} << "
+                             f"{fp.bias_exp_max}", layer=layer)
+
+
+def _to_int(syn: IntSynapse, fp: FixedPoint) -> tuple[IntSynapse, int]:
+    vals = np.rint(syn.values())
+    clipped = int(np.sum((vals < fp.weight_min) | (vals > fp.weight_max)))
+    vals = np.clip(vals, fp.weight_min, fp.weight_max).astype(np.int32)
+    if syn.kind == "conv":
+        return replace(syn, weight=vals.reshape(syn.weight.shape)), clipped
+    csr = sp.csr_matrix((vals, syn.csr.indices.copy(), syn.csr.indptr.copy()),
+                        shape=syn.csr.shape)
+    csr.eliminate_zeros()
+    return replace(syn, csr=csr), clipped
+
+
+def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: FixedPoint,
+              layer: str) -> tuple[list[IntSynapse], int, np.ndarray | None, int]:
+    """The layer's rounded, clipped integer synapses, clip count, bias mantissa and exp."""
+    int_syns, clipped = [], 0
+    for syn in syns:
+        q, c = _to_int(_scaled(syn, theta), fp)
+        int_syns.append(q)
+        clipped += c
+    bias_mant, bias_exp = None, fp.current_shift
+    if bias is not None:
+        bias_mant, bias_exp = _bias_fixed(fp, bias * theta * (1 << fp.current_shift), layer)
+    return int_syns, clipped, bias_mant, bias_exp
+
+
+def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray | None,
+                  signed: list[bool], fp: FixedPoint, du: float):
+    """theta from the float estimate, lowered until the state budget holds for the rounded
+    integers (rounding many equal weights up can push their sum past the estimate)."""
+    theta, limit = _choose_scale(fp, syns, bias, signed, du)
+    estimate = theta
+    while True:
+        ints = _integers(syns, bias, theta, fp, layer.name)
+        bias_v = None if ints[2] is None else ints[2].astype(np.int64) << ints[3]
+        worst = budget.layer_budget(layer.name, ints[0], signed, layer.size, bias_v, theta,
+                                    fp.state_bits, fp.current_shift, fp.threshold_shift, du)
+        if worst.holds:
+            return theta, limit, estimate, ints
+        # The budget grows about linearly with theta: jump close, then step down.
+        smaller = min(theta - 1, math.floor(theta * fp.v_max / worst.worst))
+        limit = f"{fp.state_bits}-bit state after rounding"
+        if smaller < 1:
+            raise HardwareLimitError(f"layer {layer.name}: cannot fit: even a threshold of 1 "
+                                     f"weight unit overflows the {fp.state_bits}-bit state",
+                                     layer=layer.name, limit=limit)
+        theta = smaller
+
+
+def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
+                   fp: FixedPoint, input_name: str,
+                   source_scales: dict[str, float] | None = None,
+                   du: float = 4095) -> QuantLayer:
+    source_scales = scales if source_scales is None else source_scales
+    scale = scales[layer.name]
+    syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
+                    source_scales[t.source] / scale) for t in layer.terms]
+    bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
+    signed = [t.source == input_name for t in layer.terms]
+    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du)
+    int_syns, clipped, bias_mant, bias_exp = ints
+    n_weights = int(sum(s.values().size for s in int_syns))
+    report = {"scale": theta, "limited_by": limit, "clipped_weights": clipped,
+              "weights": n_weights,
+              "max_abs_weight": int(max((np.abs(s.values()).max(initial=0) for s in int_syns),
+                                        default=0)),
+              "synapses": [s.kind for s in int_syns], "bias_exp": bias_exp}
+    if theta != estimate:  # only then, so that other exports stay byte-identical
+        report["scale_before_rounding_check"] = estimate
+    return QuantLayer(layer.name, layer.shape, layer.depth, int_syns, theta, bias_mant,
+                      bias_exp, layer.is_output, float(theta), report)
+
+
+def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
+             source_scales: dict[str, float] | None = None,
+             reset: str = "zero") -> QuantizedNetwork:
+    """Integer network for a fixed-point profile; the float SNN is left unchanged."""
+    if profile.fixed is None:
+        raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
+    fp = profile.fixed
+    shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
+    layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales,
+                             profile.neuron_du) for la in net.layers]
+    return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
+                            profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
+                            check_reset(reset))
+
+
+def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: str,
+                  source_scales: dict[str, float] | None = None,
+                  reset: str = "zero") -> QuantizedNetwork:
+    """The same graph without quantisation (threshold 1, float weights and bias), for
+    floating-point backends."""
+    source_scales = scales if source_scales is None else source_scales
+    shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
+    layers = []
+    for la in net.layers:
+        scale = scales[la.name]
+        syns = [_scaled(fold_term(t, shapes[t.source], la.shape),
+                        source_scales[t.source] / scale) for t in la.terms]
+        bias = None if la.bias is None else la.bias.reshape(-1) / scale
+        layers.append(QuantLayer(la.name, la.shape, la.depth, syns, 1.0, bias, 0,
+                                 la.is_output, 1.0, {"scale": 1.0}))
+    return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
+                            profile_name, reset=check_reset(reset))

@@ -1,0 +1,2 @@
+"""snn package: the public names of :mod:`.network`."""
+from .network import Term, SpikingLayer, SpikingNetwork, lower  # noqa: F401
