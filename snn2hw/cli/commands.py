@@ -236,13 +236,8 @@ def run_command(args) -> int:
 
     if args.report:
         check_output_path(args.report, (args.export, args.data))
-    target = args.export
-    if is_spiking(target):  # a spiking network file (NIR): quantise it for the profile now
-        from ..steps.deploy import export_model
-
-        target = export_model(target, args.profile, data_spec=None, seed=args.seed or 0)
-    rep = run_export(target, args.data, args.samples, args.timesteps, args.seed,
-                     args.timeout, args.device)
+    rep = run_export(args.export, args.data, args.samples, args.timesteps, args.seed,
+                     args.timeout, args.device, profile_name=args.profile)
     print(f"{rep.samples} samples, T = {rep.timesteps}, profile {rep.profile}")
     print(table(["", "value"], [
         ["Lava accuracy", percent(rep.lava_accuracy)],

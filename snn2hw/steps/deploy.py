@@ -177,7 +177,11 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
 
 def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
                seed: int | None = None, timeout: float | None = None,
-               device: str = "cpu") -> RunReport:
+               device: str = "cpu", profile_name: str = "loihi_sim") -> RunReport:
+    """Run an export (a file or an ExportArtifact) on its backend against the reference.
+    A spiking-network file (NIR) is first quantised for ``profile_name``."""
+    if not isinstance(path, ExportArtifact) and formats.is_spiking(path):
+        path = export_model(path, profile_name, seed=seed or 0)
     art = path if isinstance(path, ExportArtifact) else load_export(path)
     path = "the network" if isinstance(path, ExportArtifact) else path
     profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")

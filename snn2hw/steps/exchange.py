@@ -50,6 +50,8 @@ def float_network(model: str | Path, calibration: str | None, data_spec: str | N
     native = formats.native_calibration(model, graph)
     preprocess = resolve_preprocess(graph, None, None)
     if native is not None:
+        if reset not in (None, native.reset):
+            raise InputError(f"{model}: its neurons reset {native.reset!r}, not {reset!r}")
         return FloatNetwork(net, native, preprocess.to_json(), str(model))
     data_spec = data_spec or graph.metadata.get("snn2hw.dataset")
     if not data_spec:
