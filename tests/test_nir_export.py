@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import nir
+import sinabs  # a NIR reader; `make env` installs it (Makefile, constraints.txt)
 from snn2hw import data, ir, snn
 from snn2hw.snn import simulate
 from snn2hw.calibrate import calibrate
@@ -26,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_builders import export_torch  # noqa: E402
 from test_export_cli import make_calibration, tiny  # noqa: E402
 
-sinabs = pytest.importorskip("sinabs", reason="sinabs is installed by `make env`")
 
 
 @pytest.fixture(scope="module")
