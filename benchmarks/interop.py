@@ -29,7 +29,7 @@ from snn2hw import data, formats, snn
 from snn2hw.calibrate import calibrate
 from snn2hw.quantize.fixed import prepare_fixed
 from snn2hw.snn import simulate
-from snn2hw.snn.conventions import with_convention
+from snn2hw.snn.conventions import as_sinabs, with_convention
 from snn2hw.snn.encoding import PoissonEncoder
 from snn2hw.steps.exchange import FloatNetwork
 from snn2hw.steps.pipeline import load_data, resolve_preprocess
@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--timesteps", type=int, default=64)
     p.add_argument("--calibration-samples", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-netx", action="store_true", help="skip the (slow) netx run")
     args = p.parse_args()
     if not args.model.exists():
         subprocess.run([sys.executable, str(ROOT / "examples/digits_vgg.py"), "-o",
@@ -102,7 +103,15 @@ def main() -> None:
         print(f"NIR -> sinabs 2.0.3 (reset subtract, same step): output counts identical "
               f"for {100 * same:.1f} % of samples; sinabs {accuracy(theirs, y)}, "
               f"snn2hw {accuracy(ours, y)}")
-        netx_figures(graph, args, nets["zero"], x, Path(tmp))
+        cal = fnet.calibration
+        prep = as_sinabs(simulate.prepare_float(net, cal.scales, dtype=torch.float32,
+                                                source_scales=cal.source_scales))
+        mimic = simulate.simulate(prep, PoissonEncoder(x, fnet.input_scale, args.seed, 1),
+                                  t).counts[t]
+        print(f"  with sinabs's neuron in snn2hw's simulator (conventions.as_sinabs): "
+              f"identical for {100 * float((theirs == mimic).all(axis=1).mean()):.1f} %")
+        if not args.no_netx:
+            netx_figures(graph, args, nets["zero"], x, Path(tmp))
 
 
 def netx_figures(graph, args, fnet: FloatNetwork, x, tmp: Path) -> None:

@@ -110,6 +110,22 @@ def test_sinabs_ignores_v_reset_the_documented_difference(model):
     np.testing.assert_array_equal(theirs, our_counts(fnet, x, 30, "subtract"))
 
 
+def test_sinabs_neuron_in_our_simulator_gives_sinabs_counts_for_the_default_file(model):
+    from snn2hw.snn.conventions import as_sinabs
+
+    d, path = model
+    fnet = float_net(path, "zero")
+    out = d / "zero_sinabs.nir"
+    write_nir(out, fnet, {})
+    x = data.load("digits", (1, 8, 8), 10, data.Preprocess()).x_test[:6]
+    spikes = PoissonEncoder(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
+    cal = fnet.calibration
+    prep = as_sinabs(simulate.prepare_float(fnet.net, cal.scales, dtype=torch.float64,
+                                            source_scales=cal.source_scales))
+    ours = simulate.simulate(prep, PoissonEncoder(x, fnet.input_scale, 3, 1), 30).counts[30]
+    np.testing.assert_array_equal(sinabs_counts(out, spikes), ours)
+
+
 def test_reset_by_subtraction_is_refused_without_force(model, tmp_path, capsys):
     d, path = model
     cal = tmp_path / "sub.calib.h5"

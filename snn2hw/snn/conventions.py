@@ -31,3 +31,44 @@ def with_convention(prep: Prepared, convention: str) -> Prepared:
         raise ValueError(f"unknown time convention {convention!r}; known: "
                          f"{', '.join(CONVENTIONS)}")
     return prep if convention == "hop" else same_step(prep)
+
+
+class SinabsIAF:
+    """The neuron sinabs 2.0.3 builds for every NIR ``IF`` (``sinabs.from_nir``: an
+    ``IAFSqueeze`` with its defaults), on normalised potentials (threshold 1), for
+    comparing with what sinabs computes:
+
+        v += input;  s = trunc(v / threshold) where v > 0, else 0   (MultiSpike: several
+        spikes per step, the first at v >= threshold);  v -= s * threshold
+        (MembraneSubtract, whatever v_reset says);  v = max(v, -threshold)  (min_v_mem)
+
+    (sinabs/layers/functional/lif.py, activation/spike_generation.py,
+    activation/reset_mechanism.py). NIR's IF instead emits one spike where v > threshold
+    and sets v to v_reset."""
+
+    def __init__(self, threshold: float = 1.0) -> None:
+        self.threshold = threshold
+
+    def initial(self, shape, device, dtype):
+        import torch
+
+        return torch.zeros(shape, device=device, dtype=dtype)
+
+    def integrate(self, current, v, out, idle: int = 0):
+        import torch
+
+        out[:idle] = 0
+        for t in range(idle, current.shape[0]):
+            v.add_(current[t])
+            spikes = torch.where(v > 0, torch.div(v, self.threshold, rounding_mode="trunc"),
+                                 torch.zeros_like(v))
+            v.sub_(spikes * self.threshold).clamp_(min=-self.threshold)
+            out[t] = spikes
+        return v
+
+
+def as_sinabs(prep: Prepared) -> Prepared:
+    """``prep`` in the same-step convention with sinabs's neuron in every layer."""
+    prep = same_step(prep)
+    return replace(prep, layers=[replace(layer, neuron=SinabsIAF(layer.neuron.threshold))
+                                 for layer in prep.layers])
