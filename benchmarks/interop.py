@@ -30,11 +30,16 @@ from snn2hw.calibrate import calibrate
 from snn2hw.quantize.fixed import prepare_fixed
 from snn2hw.snn import simulate
 from snn2hw.snn.conventions import as_sinabs, with_convention
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.steps.exchange import FloatNetwork
 from snn2hw.steps.pipeline import load_data, resolve_preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def poisson(x, input_scale: float, seed: int):
+    """The evaluation stream (1) of the paper's signed rate code."""
+    return make_encoder("poisson", x, input_scale=input_scale, seed=seed, stream=1)
 
 
 def float_counts(fnet: FloatNetwork, x, timesteps: int, seed: int, convention: str):
@@ -43,7 +48,7 @@ def float_counts(fnet: FloatNetwork, x, timesteps: int, seed: int, convention: s
                                                   source_scales=cal.source_scales,
                                                   reset=cal.reset, dtype=torch.float64),
                            convention)
-    enc = PoissonEncoder(x, cal.scales[fnet.net.input], seed, 1)
+    enc = poisson(x, cal.scales[fnet.net.input], seed)
     return simulate.simulate(prep, enc, timesteps).counts[timesteps]
 
 
@@ -96,7 +101,7 @@ def main() -> None:
         fnet = nets["subtract"]
         path = Path(tmp) / "model.nir"
         formats.writer("nir").write(path, fnet, {"force": True})
-        spikes = PoissonEncoder(x, fnet.input_scale, args.seed, 1).full(0, n, t)
+        spikes = poisson(x, fnet.input_scale, args.seed).full(0, n, t)
         theirs, ours = sinabs_counts(path, spikes), float_counts(fnet, x, t, args.seed,
                                                                  "same-step")
         same = float((theirs == ours).all(axis=1).mean())
@@ -106,7 +111,7 @@ def main() -> None:
         cal = fnet.calibration
         prep = as_sinabs(simulate.prepare_float(net, cal.scales, dtype=torch.float32,
                                                 source_scales=cal.source_scales))
-        mimic = simulate.simulate(prep, PoissonEncoder(x, fnet.input_scale, args.seed, 1),
+        mimic = simulate.simulate(prep, poisson(x, fnet.input_scale, args.seed),
                                   t).counts[t]
         print(f"  with sinabs's neuron in snn2hw's simulator (conventions.as_sinabs): "
               f"identical for {100 * float((theirs == mimic).all(axis=1).mean()):.1f} %")
@@ -131,10 +136,9 @@ def netx_figures(graph, args, fnet: FloatNetwork, x, tmp: Path) -> None:
     t, n = args.timesteps, len(x)
     writer.write(path, Export, {"timesteps": t})
     names = [la.name for la in qnet.layers]
-    ref = simulate.simulate(prepare_fixed(qnet), PoissonEncoder(x, qnet.input_scale,
-                                                                args.seed, 1), t,
+    ref = simulate.simulate(prepare_fixed(qnet), poisson(x, qnet.input_scale, args.seed), t,
                             record=names)
-    spikes = PoissonEncoder(x, qnet.input_scale, args.seed, 1).full(0, n, t)
+    spikes = poisson(x, qnet.input_scale, args.seed).full(0, n, t)
     start = time.monotonic()
     got = run_netx(str(path), spikes.reshape(n, t, -1), qnet.input_shape, t, timeout=3600)
     seconds = time.monotonic() - start

@@ -18,7 +18,11 @@ from snn2hw import data, formats
 from snn2hw.snn import simulate
 from snn2hw.cli import main
 from snn2hw.steps.deploy import export_model
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
+
+
+def poisson(x, input_scale, seed, stream):  # the evaluation stream is 1
+    return make_encoder("poisson", x, input_scale=input_scale, seed=seed, stream=stream)
 from snn2hw.quantize.fixed import prepare_fixed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,10 +100,10 @@ def test_lava_dl_runs_the_file_spike_for_spike_like_the_fixed_reference(pooled_e
     path, art = pooled_export
     q, t = art.qnet, 12
     x = data.load("digits", q.input_shape, 10, data.Preprocess((0.3,), (1.0,))).x_test[:3]
-    spikes = PoissonEncoder(x, q.input_scale, 5, 1).full(0, len(x), t)
+    spikes = poisson(x, q.input_scale, 5, 1).full(0, len(x), t)
     assert (spikes < 0).any()  # signed input spikes reach netx as graded messages
     names = [la.name for la in q.layers]
-    ref = simulate.simulate(prepare_fixed(q), PoissonEncoder(x, q.input_scale, 5, 1), t,
+    ref = simulate.simulate(prepare_fixed(q), poisson(x, q.input_scale, 5, 1), t,
                             record=names)
     got = run_netx(str(path), spikes.reshape(len(x), t, -1), q.input_shape, t, timeout=240)
     assert len(got) == len(names)

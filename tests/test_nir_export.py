@@ -18,7 +18,11 @@ from snn2hw.snn import simulate
 from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
 from snn2hw.snn.conventions import same_step
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
+
+
+def poisson(x, input_scale, seed, stream):  # the evaluation stream is 1
+    return make_encoder("poisson", x, input_scale=input_scale, seed=seed, stream=stream)
 from snn2hw.steps.exchange import FloatNetwork
 from snn2hw.exporters.nir.write import write_nir
 from snn2hw.formats import import_model, native_calibration
@@ -80,7 +84,7 @@ def our_counts(fnet: FloatNetwork, x: np.ndarray, timesteps: int, reset: str) ->
     cal = fnet.calibration
     prep = same_step(simulate.prepare_float(fnet.net, cal.scales, dtype=torch.float64,
                                             source_scales=cal.source_scales, reset=reset))
-    enc = PoissonEncoder(x, cal.scales[fnet.net.input], 3, 1)
+    enc = poisson(x, cal.scales[fnet.net.input], 3, 1)
     return simulate.simulate(prep, enc, timesteps).counts[timesteps]
 
 
@@ -92,7 +96,7 @@ def test_sinabs_runs_the_file_and_counts_match_ours_with_reset_by_subtraction(mo
     out = d / "sub.nir"
     write_nir(out, fnet, {"force": True})
     x = data.load("digits", (1, 8, 8), 10, data.Preprocess()).x_test[:6]
-    spikes = PoissonEncoder(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
+    spikes = poisson(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
     theirs = sinabs_counts(out, spikes)
     assert theirs.sum() > 30
     np.testing.assert_array_equal(theirs, our_counts(fnet, x, 30, "subtract"))
@@ -104,7 +108,7 @@ def test_sinabs_ignores_v_reset_the_documented_difference(model):
     out = d / "zero.nir"
     write_nir(out, fnet, {})
     x = data.load("digits", (1, 8, 8), 10, data.Preprocess()).x_test[:6]
-    spikes = PoissonEncoder(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
+    spikes = poisson(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
     theirs = sinabs_counts(out, spikes)
     assert not np.array_equal(theirs, our_counts(fnet, x, 30, "zero"))
     np.testing.assert_array_equal(theirs, our_counts(fnet, x, 30, "subtract"))
@@ -118,11 +122,11 @@ def test_sinabs_neuron_in_our_simulator_gives_sinabs_counts_for_the_default_file
     out = d / "zero_sinabs.nir"
     write_nir(out, fnet, {})
     x = data.load("digits", (1, 8, 8), 10, data.Preprocess()).x_test[:6]
-    spikes = PoissonEncoder(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
+    spikes = poisson(x, fnet.input_scale, 3, 1).full(0, len(x), 30)
     cal = fnet.calibration
     prep = as_sinabs(simulate.prepare_float(fnet.net, cal.scales, dtype=torch.float64,
                                             source_scales=cal.source_scales))
-    ours = simulate.simulate(prep, PoissonEncoder(x, fnet.input_scale, 3, 1), 30).counts[30]
+    ours = simulate.simulate(prep, poisson(x, fnet.input_scale, 3, 1), 30).counts[30]
     np.testing.assert_array_equal(sinabs_counts(out, spikes), ours)
 
 

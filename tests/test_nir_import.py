@@ -14,7 +14,11 @@ from snn2hw import formats, snn
 from snn2hw.snn import simulate
 from snn2hw.cli import main
 from snn2hw.snn.conventions import same_step
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
+
+
+def poisson(x, input_scale, seed, stream):  # the evaluation stream is 1
+    return make_encoder("poisson", x, input_scale=input_scale, seed=seed, stream=stream)
 
 
 def foreign_graph(seed: int = 0) -> nir.NIRGraph:
@@ -76,10 +80,10 @@ def test_imported_network_computes_nirs_if_equations(foreign):
     cal = formats.native_calibration(foreign, graph)
     net = snn.lower(graph)
     x = np.random.default_rng(1).random((5, 1, 8, 8)).astype(np.float32)
-    spikes = PoissonEncoder(x, 1.0, 7, 1).full(0, 5, 40)
+    spikes = poisson(x, 1.0, 7, 1).full(0, 5, 40)
     prep = same_step(simulate.prepare_float(net, cal.scales, dtype=torch.float64,
                                             source_scales=cal.source_scales))
-    ours = simulate.simulate(prep, PoissonEncoder(x, 1.0, 7, 1), 40).counts[40]
+    ours = simulate.simulate(prep, poisson(x, 1.0, 7, 1), 40).counts[40]
     expected = nir_if_counts(nir.read(str(foreign)), spikes)
     assert expected.sum() > 20   # the network is not silent
     np.testing.assert_array_equal(ours, expected)

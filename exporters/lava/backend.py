@@ -46,7 +46,7 @@ the child process :mod:`snn2hw.exporters.lava.worker`.
 from __future__ import annotations
 
 # The implementation lives in these modules; this one keeps the names other code imports.
-from .checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes, conv_csr,
+from .checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes,
                      estimate_step_cost, layer_sizes, pack_input, resolve_profile,
                      synapse_matrix, unpack_output)
 from .graph import DELAY, EXTRACTOR_BUFFER, READER, Graph, build_graph
@@ -54,7 +54,7 @@ from .limits import LAVA_FIXED, check_profile
 from .runtime import END_GRACE, LavaRun, run_graph, run_network
 from .watchdog import LavaResult, run_lava
 
-__all__ = ["DEFAULT_PROFILES", "TAGS", "check_network", "check_spikes", "conv_csr",
+__all__ = ["DEFAULT_PROFILES", "TAGS", "check_network", "check_spikes",
            "estimate_step_cost", "layer_sizes", "pack_input", "resolve_profile",
            "synapse_matrix", "unpack_output", "DELAY", "EXTRACTOR_BUFFER", "READER", "Graph",
            "build_graph", "LAVA_FIXED", "check_profile", "END_GRACE", "LavaRun", "run_graph",

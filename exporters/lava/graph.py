@@ -113,7 +113,7 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
     decays; each reset when the next sample's first spikes reach it."""
     from lava.proc.lif.process import LIFReset
 
-    if qnet.reset == "subtract":
+    if qnet.reset == "subtract":  # the kinds of checks.NEURON_KINDS, checked before
         from .procs.subtract_lif import LIFResetSubtract as LIFReset
 
     fixed = profile.settings.tag == "fixed_pt"

@@ -56,7 +56,7 @@ def chain_synapses(qnet):
 
 
 def _check_synapse(layer, syn) -> None:
-    if syn.kind == "conv":
+    if syn.is_conv:
         top, left, bottom, right = syn.padding
         if (top, left) != (bottom, right):
             raise HardwareLimitError(f"layer {layer.name}: asymmetric padding {syn.padding}; "

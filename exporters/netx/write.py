@@ -137,7 +137,7 @@ def write_netx(path: str | Path, art, options: dict) -> list[str]:
             index = 1
             shape = tuple(qnet.input_shape)
             for layer, syn in chain_synapses(qnet):
-                if syn.kind == "conv":
+                if syn.is_conv:
                     _conv(layers.create_group(str(index)), syn, layer)
                 else:
                     if len(shape) > 1:

@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from ..snn import simulate
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from .fanout import fan_out, op_macs, op_pool_adds, unique_ops
 from ..steps.pipeline import EVALUATION_STREAM  # pipeline.evaluate's input spikes: same seed, same
 from ..snn import SpikingNetwork  # spikes
@@ -116,8 +116,8 @@ def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timest
     chunk = _record_batch(list(size.values()), timesteps, record_budget)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        enc = PoissonEncoder(x[start:stop], scales[net.input], seed, EVALUATION_STREAM,
-                             indices=np.arange(start, stop))
+        enc = make_encoder("poisson", x[start:stop], input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM, indices=np.arange(start, stop))
         res = simulate.simulate(prep, enc, timesteps, batch_size=min(batch_size, chunk),
                                 record=names, progress=progress)
         for name, st in res.stats.items():

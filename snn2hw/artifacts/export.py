@@ -59,7 +59,7 @@ def _write_synapse(g: h5py.Group, syn: IntSynapse) -> None:
     for key in ("in_shape", "out_shape", "stride", "padding", "dilation", "pool"):
         g.attrs[key] = _tuple_json(getattr(syn, key))
     g.attrs["groups"] = syn.groups
-    if syn.kind == "conv":
+    if syn.is_conv:
         _ds(g, "weight", syn.weight)
     else:
         csr = syn.csr.tocsr()

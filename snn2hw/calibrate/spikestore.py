@@ -3,7 +3,7 @@
 Spike-Norm balances one layer at a time from the stored spikes of the layers before it.
 Every train is kept on the CPU bit-packed along the neurons (one bit per neuron-step); the
 input's signed spikes are kept as their 0/1 magnitude plus each pixel's sign, which is
-fixed for a sample (a pixel's spikes carry the sign of its value, :mod:`snn2hw.snn.encoding`).
+fixed for a sample (a pixel's spikes carry the sign of its value, :meth:`snn2hw.snn.encoders.Encoder.signs`).
 A layer's current is computed block by block, ``(steps, batch, neurons)`` at a time, so
 that no float tensor exceeds ``BLOCK_BYTES`` (one step of one batch where that is larger).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import Encoder
 
 BATCH_BYTES = 1 << 30   # a (T, batch, neurons) float32 tensor: caps the samples per batch
 BLOCK_BYTES = 64 << 20  # a (steps, batch, neurons) float32 block: caps the steps per block
@@ -46,11 +46,11 @@ class SpikeStore:
         self._trains[name] = (np.zeros((timesteps, n, (size + 7) // 8), np.uint8),
                               tuple(shape), sign)
 
-    def put_input(self, name: str, encoder: PoissonEncoder, timesteps: int,
+    def put_input(self, name: str, encoder: Encoder, timesteps: int,
                   batch: int) -> None:
         """Draw the input spikes of every sample of ``encoder``, ``batch`` samples at a
         time, and keep their magnitude packed and their sign per pixel."""
-        n, shape = len(encoder), tuple(encoder.x.shape[1:])
+        n, shape = len(encoder), tuple(encoder.shape)
         sign = np.empty((n, int(np.prod(shape))), dtype=np.int8)
         self.new_binary(name, timesteps, n, shape, sign)
         for start in range(0, n, batch):

@@ -41,7 +41,7 @@ def row_sums(syn: IntSynapse, signed_source: bool) -> tuple[np.ndarray, np.ndarr
     both are the sum of |w|). Exact for integer weights (float64 sums of integers)."""
     import torch
 
-    if syn.kind == "conv":
+    if syn.is_conv:
         w = np.asarray(syn.weight, dtype=np.float64)
         pos = replace(syn, weight=np.maximum(w, 0))
         neg = replace(syn, weight=np.maximum(-w, 0))

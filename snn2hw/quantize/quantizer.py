@@ -18,84 +18,33 @@ runs) and ``theta`` is lowered until it holds ("<bits>-bit state after rounding"
 limit other than the weight range decides ``theta``, the report says which. Clipping
 can then only come from rounding at the range ends and is counted per layer.
 
-Average pooling, flatten and dense/conv chains are folded into one synapse: a convolution
-when the chain is ``[AvgPool k (stride k)] -> Conv`` or ``Conv`` (the pooled conv is a
-sum-pool followed by a conv with weights ``W / k^2``, i.e. the conv with kernel
-``kron(W, ones(k, k)) / k^2`` and stride ``k * s``), otherwise an exact sparse matrix; no
-extra neurons or time steps.
+Each term's chain of linear ops is folded into one synapse by :mod:`snn2hw.quantize.chain`
+(a convolution where the chain allows, else an exact sparse matrix); no extra neurons or
+time steps.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-from .. import ann, ir
-from . import budget
+from . import budget, chain
 from ..errors import HardwareLimitError
-from ..hardware.profiles import FixedPoint, Profile, check_reset
+from ..hardware.profiles import FixedPoint, Profile
+from ..snn.neurons import check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from ..snn import SpikingLayer, SpikingNetwork, Term
 
 
-def _foldable_conv(term: Term, in_shape) -> IntSynapse | None:
-    """A float conv synapse for [Conv] or [AvgPool(k, stride k, no pad)] + Conv."""
-    ops = term.ops
-    if len(ops) == 1 and isinstance(ops[0], ir.Conv):
-        c = ops[0]
-        return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), c.shape, "conv",
-                          np.asarray(c.weight, dtype=np.float64), c.stride, c.padding,
-                          c.dilation, c.groups)
-    if len(ops) == 2 and isinstance(ops[0], ir.AvgPool) and isinstance(ops[1], ir.Conv):
-        pool, c = ops
-        kh, kw = pool.kernel
-        _, h, w = in_shape
-        if pool.stride != pool.kernel or any(pool.padding) or h % kh or w % kw:
-            return None
-        # avgpool(k) then conv(W) == sum-pool(k) then conv(W / k^2): after scaling and
-        # rounding, the same integers as the folded conv kron(W, ones(k, k)) / k^2.
-        return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), c.shape, "conv",
-                          np.asarray(c.weight, dtype=np.float64) / (kh * kw), c.stride,
-                          c.padding, c.dilation, c.groups, pool=(kh, kw))
-    return None
-
-
-def _matrix(term: Term, in_shape, out_shape, block: int = 256) -> IntSynapse:
-    """Exact float matrix of a linear chain, from its response to basis vectors."""
-    n_in = int(np.prod(in_shape))
-    rows, cols, vals = [], [], []
-    with torch.no_grad():
-        for start in range(0, n_in, block):
-            stop = min(n_in, start + block)
-            basis = torch.zeros((stop - start, n_in), dtype=torch.float64)
-            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            x = basis.reshape(stop - start, *in_shape)
-            for op in term.ops:
-                x = ann.apply_linear(op, x, with_bias=False)
-            out = x.reshape(stop - start, -1)
-            nz = torch.nonzero(out, as_tuple=True)
-            cols.append((nz[0] + start).numpy())
-            rows.append(nz[1].numpy())
-            vals.append(out[nz].numpy())
-    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(int(np.prod(out_shape)), n_in), dtype=np.float64)
-    mat.sort_indices()
-    return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), tuple(out_shape), "matrix",
-                      csr=mat)
-
-
 def fold_term(term: Term, in_shape, out_shape) -> IntSynapse:
-    """One term's chain as a single float synapse (conv if possible, else matrix)."""
-    return _foldable_conv(term, in_shape) or _matrix(term, in_shape, out_shape)
+    """One term's chain as a single float synapse (conv if possible, else matrix; see
+    :mod:`snn2hw.quantize.chain`)."""
+    return IntSynapse(term.source, 1 + term.delay, tuple(in_shape),
+                      **chain.fold(term.ops, in_shape, out_shape))
 
 
 def _scaled(syn: IntSynapse, factor: float) -> IntSynapse:
-    if syn.kind == "conv":
-        return replace(syn, weight=syn.weight * factor)
-    return replace(syn, csr=syn.csr * factor)
+    return syn.with_values(syn.values() * factor)
 
 
 def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | None,
@@ -147,12 +96,7 @@ def _to_int(syn: IntSynapse, fp: FixedPoint) -> tuple[IntSynapse, int]:
     vals = np.rint(syn.values())
     clipped = int(np.sum((vals < fp.weight_min) | (vals > fp.weight_max)))
     vals = np.clip(vals, fp.weight_min, fp.weight_max).astype(np.int32)
-    if syn.kind == "conv":
-        return replace(syn, weight=vals.reshape(syn.weight.shape)), clipped
-    csr = sp.csr_matrix((vals, syn.csr.indices.copy(), syn.csr.indptr.copy()),
-                        shape=syn.csr.shape)
-    csr.eliminate_zeros()
-    return replace(syn, csr=csr), clipped
+    return syn.with_values(vals, prune=True), clipped
 
 
 def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: FixedPoint,

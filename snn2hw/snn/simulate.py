@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from .. import ann, ir
-from .encoding import PoissonEncoder
-from ..hardware.profiles import check_reset
+from .encoders import Encoder
 from .network import SpikingNetwork
+from .neurons import Neuron, float_neuron
 
 SynapseFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -35,45 +35,13 @@ class Synapse:
     apply: SynapseFn    # (M, *source_shape) -> (M, *layer_shape)
 
 
-class IFNeuron:
-    """Float IF neuron: v += a; spike where v > threshold; then reset: to zero (``zero``,
-    the paper's and Loihi's stock neuron) or by subtracting the threshold (``subtract``,
-    which keeps the charge above threshold for the next spike, as in Rueckauer et al.
-    2017)."""
-
-    def __init__(self, threshold: float = 1.0, reset: str = "zero") -> None:
-        self.threshold = threshold
-        self.reset = check_reset(reset)
-
-    def initial(self, shape, device, dtype) -> torch.Tensor:
-        return torch.zeros(shape, device=device, dtype=dtype)
-
-    def integrate(self, current: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                  idle: int = 0) -> torch.Tensor:
-        """current (T, B, ...) -> spikes written to ``out`` (T, B, ...); returns the final
-        membrane potential (``v`` is updated in place). The first ``idle`` steps are
-        skipped: no integration, no spikes."""
-        fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
-        spikes = None if self.reset == "zero" else torch.empty_like(v)  # fired, as numbers
-        out[:idle] = 0
-        for t in range(idle, current.shape[0]):
-            v.add_(current[t])
-            torch.gt(v, self.threshold, out=fired)
-            if spikes is None:
-                v.masked_fill_(fired, 0)
-            else:
-                v.sub_(spikes.copy_(fired), alpha=self.threshold)
-            out[t] = fired
-        return v
-
-
 @dataclass
 class PreparedLayer:
     name: str
     shape: tuple[int, ...]
     synapses: list[Synapse]
     bias: torch.Tensor | None   # current added every step, shape = layer shape
-    neuron: object
+    neuron: Neuron
     is_output: bool = False
     depth: int = 1              # synapse hops from the input; idle for steps t < depth
 
@@ -134,7 +102,7 @@ def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
            for t in layer.terms]
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
-    return PreparedLayer(layer.name, layer.shape, syn, bias, IFNeuron(1.0, reset),
+    return PreparedLayer(layer.name, layer.shape, syn, bias, float_neuron(1.0, reset),
                          layer.is_output, layer.depth)
 
 
@@ -242,7 +210,7 @@ class _Buffers:
             b[:self.lag] = b[steps:steps + self.lag].clone()
 
 
-def simulate(prep: Prepared, encoder: PoissonEncoder, timesteps: int,
+def simulate(prep: Prepared, encoder: Encoder, timesteps: int,
              checkpoints: Iterable[int] = (), batch_size: int = 64,
              time_chunk: int | None = None, record: Iterable[str] = (),
              memory_budget: float = 256e6, progress: Callable[[int], None] | None = None
@@ -251,52 +219,56 @@ def simulate(prep: Prepared, encoder: PoissonEncoder, timesteps: int,
     checkpoints = sorted(set(checkpoints) | {timesteps})
     if checkpoints[0] <= 0 or checkpoints[-1] > timesteps:
         raise ValueError(f"checkpoints must lie in 1..{timesteps}")
-    record = set(record)
     n = len(encoder)
-    out_layer = prep.output
-    classes = int(np.prod(out_layer.shape))
-    counts = {cp: np.zeros((n, classes), dtype=np.int64) for cp in checkpoints}
-    stats = {layer.name: LayerStats() for layer in prep.layers}
-    records = {name: np.zeros((n, timesteps, int(np.prod(prep.shape_of(name)))),
-                              dtype=np.int8) for name in record}
+    classes = int(np.prod(prep.output.shape))
+    res = SimResult({cp: np.zeros((n, classes), dtype=np.int64) for cp in checkpoints},
+                    {layer.name: LayerStats() for layer in prep.layers},
+                    {name: np.zeros((n, timesteps, int(np.prod(prep.shape_of(name)))),
+                                    dtype=np.int8) for name in set(record)})
     with torch.no_grad():
         for start, stop in _chunks(n, batch_size):
-            b = stop - start
-            tc = time_chunk or auto_time_chunk(prep, b, timesteps, memory_budget)
-            encoder.reset()
-            bufs = _Buffers(prep, b, tc)
-            v = {layer.name: layer.neuron.initial((b, *layer.shape), prep.device, prep.dtype)
-                 for layer in prep.layers}
-            running = torch.zeros((b, classes), dtype=torch.int64, device=prep.device)
-            for t0, t1 in _chunks(timesteps, tc):
-                steps = t1 - t0
-                spikes = np.moveaxis(encoder.chunk(start, stop, t0, t1), 1, 0)
-                bufs.window(prep.input, steps).copy_(torch.from_numpy(spikes))
-                if prep.input in record:
-                    records[prep.input][start:stop, t0:t1] = np.moveaxis(spikes, 0, 1).reshape(
-                        b, steps, -1)
-                for layer in prep.layers:
-                    inputs = [bufs.window(s.source, steps, s.lag) for s in layer.synapses]
-                    current = layer_current(layer, inputs)
-                    idle = idle_steps(layer.depth, t0, steps)
-                    st = stats[layer.name]
-                    if idle < steps:
-                        st.max_current = max(st.max_current, float(current[idle:].max()))
-                    out = bufs.window(layer.name, steps)
-                    v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle)
-                    st.spikes += float(out.sum())
-                    st.neuron_steps += out.numel()
-                    if layer.name in record:
-                        records[layer.name][start:stop, t0:t1] = (
-                            out.reshape(steps, b, -1).movedim(0, 1).to(torch.int8).cpu()
-                            .numpy())
-                cum = torch.cumsum(bufs.window(out_layer.name, steps).reshape(steps, b, classes),
-                                   dim=0).to(torch.int64)
-                for cp in checkpoints:
-                    if t0 < cp <= t1:
-                        counts[cp][start:stop] = (running + cum[cp - t0 - 1]).cpu().numpy()
-                running = running + cum[-1]
-                bufs.advance(steps)
-                if progress:
-                    progress(b * steps)
-    return SimResult(counts, stats, records)
+            tc = time_chunk or auto_time_chunk(prep, stop - start, timesteps, memory_budget)
+            _run_batch(prep, encoder, res, start, stop, timesteps, tc, progress)
+    return res
+
+
+def _run_batch(prep: Prepared, encoder: Encoder, res: SimResult, start: int, stop: int,
+               timesteps: int, tc: int, progress: Callable[[int], None] | None) -> None:
+    """Samples [start, stop) for ``timesteps`` steps, ``tc`` steps at a time, into ``res``."""
+    b, out_layer = stop - start, prep.output
+    classes = int(np.prod(out_layer.shape))
+    encoder.reset()
+    bufs = _Buffers(prep, b, tc)
+    v = {layer.name: layer.neuron.initial((b, *layer.shape), prep.device, prep.dtype)
+         for layer in prep.layers}
+    running = torch.zeros((b, classes), dtype=torch.int64, device=prep.device)
+    for t0, t1 in _chunks(timesteps, tc):
+        steps = t1 - t0
+        spikes = np.moveaxis(encoder.chunk(start, stop, t0, t1), 1, 0)
+        bufs.window(prep.input, steps).copy_(torch.from_numpy(spikes))
+        if prep.input in res.records:
+            res.records[prep.input][start:stop, t0:t1] = np.moveaxis(spikes, 0, 1).reshape(
+                b, steps, -1)
+        for layer in prep.layers:
+            inputs = [bufs.window(s.source, steps, s.lag) for s in layer.synapses]
+            current = layer_current(layer, inputs)
+            idle = idle_steps(layer.depth, t0, steps)
+            st = res.stats[layer.name]
+            if idle < steps:
+                st.max_current = max(st.max_current, float(current[idle:].max()))
+            out = bufs.window(layer.name, steps)
+            v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle)
+            st.spikes += float(out.sum())
+            st.neuron_steps += out.numel()
+            if layer.name in res.records:
+                res.records[layer.name][start:stop, t0:t1] = (
+                    out.reshape(steps, b, -1).movedim(0, 1).to(torch.int8).cpu().numpy())
+        cum = torch.cumsum(bufs.window(out_layer.name, steps).reshape(steps, b, classes),
+                           dim=0).to(torch.int64)
+        for cp, counts in res.counts.items():
+            if t0 < cp <= t1:
+                counts[start:stop] = (running + cum[cp - t0 - 1]).cpu().numpy()
+        running = running + cum[-1]
+        bufs.advance(steps)
+        if progress:
+            progress(b * steps)

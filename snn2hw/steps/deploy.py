@@ -11,7 +11,8 @@ from .. import backends, data, formats, snn
 from ..hardware import profiles
 from ..snn import simulate
 from ..artifacts.calibration import load_calibration
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
+from ..snn.neurons import float_neuron
 from ..errors import HardwareLimitError, InputError
 from ..artifacts.export import ExportArtifact, load_export
 from ..quantize.fixed import prepare_fixed, saturation
@@ -38,8 +39,7 @@ def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Pre
             device=dev)
         syn = [simulate.Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         layers.append(simulate.PreparedLayer(la.name, la.shape, syn, bias,
-                                             simulate.IFNeuron(float(la.threshold),
-                                                               qnet.reset),
+                                             float_neuron(float(la.threshold), qnet.reset),
                                              la.is_output, la.depth))
     return simulate.Prepared(qnet.input, qnet.input_shape, layers, dev, torch.float64)
 
@@ -131,7 +131,8 @@ def compare_float_fixed(net, scales, qnet, x, y, timesteps, seed, device,
                                         reset=qnet.reset)
     for label, prep in (("float", float_prep),
                         ("exported", prepare_network(qnet, device))):
-        enc = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
+        enc = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM)
         with Progress(len(x) * timesteps, f"simulate {label}") as bar:
             res = simulate.simulate(prep, enc, timesteps, progress=bar)
         out[f"{label}_accuracy"], out[f"{label}_ties"] = _accuracy(res, y, timesteps)
@@ -196,11 +197,13 @@ def run_export(path: str | Path, data_spec: str, samples: int, timesteps: int,
     dataset = data.load(data_spec, qnet.input_shape, classes, preprocess)
     x, y = data.take(dataset.x_test, dataset.y_test, samples, "evaluation")
     seed = art.seed if seed is None else seed
-    enc = PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM)
+    enc = make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
+                       stream=EVALUATION_STREAM)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
     ref = simulate.simulate(prepare_network(qnet, device),
-                            PoissonEncoder(x, qnet.input_scale, seed, EVALUATION_STREAM),
+                            make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
+                                         stream=EVALUATION_STREAM),
                             timesteps, record=names)
     lava = backend.run(qnet, spikes, timesteps, timeout=timeout, profile=profile)
     out = qnet.output.name

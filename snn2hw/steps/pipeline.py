@@ -12,7 +12,7 @@ from ..snn import simulate
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
 from ..calibrate.methods import ann_statistics
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from ..errors import InputError
 from ..formats import import_model
 from ..importer import file_hash
@@ -74,7 +74,8 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
     ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
                                   reset=reset)
-    encoder = PoissonEncoder(x, scales[net.input], seed, EVALUATION_STREAM)
+    encoder = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM)
     top = max(timesteps)
     with Progress(len(x) * top, label) as bar:
         result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,
