@@ -137,3 +137,15 @@ def test_reset_by_subtraction_is_exit_3(models, tmp_path, capsys):
                        "subtraction") as exc:
         check_network(art.qnet)
     assert exc.value.exit_code == 3
+
+
+@pytest.mark.parametrize("option", [{"v_init": 0.5}, {"coding": "direct"},
+                                    {"readout": "membrane"}])
+def test_conversion_options_netx_cannot_carry_are_exit_3(option):
+    from snn2hw.errors import HardwareLimitError
+    from snn2hw.exporters.netx.checks import check_options
+
+    with pytest.raises(HardwareLimitError) as exc:
+        check_options(option)
+    assert exc.value.exit_code == 3
+    check_options({})  # the defaults: the paper's configuration

@@ -214,3 +214,20 @@ def test_a_grouped_conv_is_written_as_the_equivalent_full_kernel():
     full = torch.nn.functional.conv2d(x, torch.as_tensor(ungrouped(weight, 2)))
     assert ungrouped(weight, 2).shape == (6, 4, 3, 3)
     torch.testing.assert_close(full, grouped, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("option, words", [({"v_init": 0.5}, "start at 0.5 of the threshold"),
+                                           ({"coding": "direct"}, "input coding is 'direct'"),
+                                           ({"readout": "membrane"}, "membrane potential")])
+def test_conversion_options_a_reader_cannot_know_are_refused_without_force(tmp_path, option,
+                                                                         words):
+    from snn2hw.errors import InputError
+
+    fnet = residual_net()
+    fnet.calibration.params.update(option)
+    with pytest.raises(InputError, match=words) as exc:
+        write_nir(tmp_path / "o.nir", fnet, {})
+    assert exc.value.exit_code == 2 and not (tmp_path / "o.nir").exists()
+    write_nir(tmp_path / "o.nir", fnet, {"force": True})
+    assert nir.read(str(tmp_path / "o.nir")).metadata["snn2hw.calibration"].find(
+        next(iter(option))) > 0

@@ -75,6 +75,24 @@ def _check_synapse(layer, syn) -> None:
                                  f"{NETX_WEIGHT_MAX}] exactly", layer=layer.name)
 
 
+def check_options(params: dict) -> None:
+    """HardwareLimitError for conversion options (snn2hw.snn.options) a netx file cannot
+    carry: netx's input is spikes, its LIFs start (and reset) at v = 0, and a netx run is
+    read by spikes."""
+    from snn2hw.snn.options import Conversion
+
+    conv = Conversion.from_params(params)
+    if conv.coding != "poisson":
+        raise HardwareLimitError(f"input coding {conv.coding!r}: a netx network reads "
+                                 "spikes")
+    if conv.v_init:
+        raise HardwareLimitError(f"initial potential {conv.v_init:g} of the threshold: "
+                                 "netx's LIF neurons start and reset at 0")
+    if conv.readout != "spikes":
+        raise HardwareLimitError(f"read-out by {conv.readout} potential: netx runs are read "
+                                 "by their output spikes")
+
+
 def check_network(qnet) -> None:
     """HardwareLimitError (exit 3) with one reason if ``qnet`` cannot be a netx file."""
     if qnet.reset != "zero":

@@ -35,7 +35,7 @@ import numpy as np
 from snn2hw.errors import HardwareLimitError
 from snn2hw.fileio import atomic_path
 
-from .checks import NETX_BIAS_EXP, chain_synapses, check_network
+from .checks import NETX_BIAS_EXP, chain_synapses, check_network, check_options
 
 FORMAT_NOTE = "snn2hw netx export, format version 1"
 
@@ -115,6 +115,7 @@ def _dense(g: h5py.Group, syn, layer) -> None:
 def write_netx(path: str | Path, art, options: dict) -> list[str]:
     """Write the export ``art`` (:class:`snn2hw.export.ExportArtifact`) as a netx file."""
     qnet = art.qnet
+    check_options(art.params)
     check_network(qnet)
     timesteps = int(options.get("timesteps") or 256)
     with atomic_path(path) as tmp:
@@ -126,7 +127,7 @@ def write_netx(path: str | Path, art, options: dict) -> list[str]:
             f.attrs["snn2hw.preprocess"] = art.preprocess
             f.attrs["snn2hw.profile"] = qnet.profile
             f.attrs["snn2hw.calibration"] = json.dumps({"method": art.method,
-                                                        "params": art.params})
+                                                        "params": art.params}, default=str)
             sim = f.create_group("simulation")
             sim.create_dataset("Ts", data=np.int64(1))
             sim.create_dataset("tSample", data=np.int64(timesteps))

@@ -10,6 +10,8 @@ unless ``--force`` (the file is then written, the metadata says what differs):
   the standard resets to zero.
 - ``--nir-time hop`` with bias currents: snn2hw keeps a layer idle (no bias current)
   until the first input spike can reach it; a reader integrates the bias from step 0.
+- the conversion options a reader cannot know (:mod:`snn2hw.snn.options`): direct input
+  coding, an initial potential other than 0, read-out by membrane potential.
 
 Never written (exit 2): asymmetric conv padding, pooling with padding or ceil_mode, a
 bias that varies within a channel, channel concatenations; NIR's nodes cannot hold them.
@@ -56,14 +58,31 @@ def metadata(fnet, time: str) -> dict[str, str]:
         "snn2hw.preprocess": fnet.preprocess,
         "snn2hw.readout": "argmax of the output layer's spike counts",
         "snn2hw.calibration": json.dumps({"method": cal.method, "params": cal.params},
-                                         sort_keys=True),
+                                         sort_keys=True, default=str),
         "snn2hw.model": Path(fnet.model).name,
     }
 
 
+def conversion_refusals(params: dict) -> list[str]:
+    """The low-latency conversion options (snn2hw.snn.options) a NIR reader cannot know."""
+    from snn2hw.snn.options import Conversion
+
+    conv = Conversion.from_params(params)
+    found = []
+    if conv.coding != "poisson":
+        found.append(f"its input coding is {conv.coding!r} (the value as a current every "
+                     "step), a reader feeds spikes")
+    if conv.v_init:
+        found.append(f"its neurons start at {conv.v_init:g} of the threshold; NIR has no "
+                     "initial potential and readers start at 0")
+    if conv.readout != "spikes":
+        found.append(f"it is read out by {conv.readout} potential, a reader counts spikes")
+    return found
+
+
 def refusals(fnet, time: str) -> list[str]:
     """What a NIR reader would silently get wrong (refused unless --force)."""
-    found = []
+    found = conversion_refusals(fnet.calibration.params)
     if fnet.calibration.reset == "subtract":
         found.append("its neurons reset by subtraction, which NIR's IF cannot say (it "
                      "resets to v_reset); a reader following the standard resets to zero")
