@@ -76,6 +76,8 @@ def export_format_command(args) -> int:
     from ..fileio import check_output_path
 
     fmt = formats.writer(args.format)
+    if args.report:
+        raise InputError(f"--report is written by --format h5 only, not {args.format}")
     output = args.output or default_output(args.model, args.format, args.profile)
     check_output_path(output, (args.model, args.data, args.calibration))
     options = {"force": args.force, "nir_time": args.nir_time, "timesteps": args.timesteps}
