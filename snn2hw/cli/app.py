@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run an exported network on Lava's CPU backend and "
                        "compare it with the reference simulator spike for spike")
-    p.add_argument("export")
+    p.add_argument("export", help="an export (.h5), or a NIR network (.nir), quantised for "
+                   "--profile first")
     p.add_argument("--data", default="digits")
     p.add_argument("--samples", type=positive_int, default=20)
     p.add_argument("--timesteps", type=positive_int, default=256)
