@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snn2hw import data, formats, snn
+from snn2hw import backends, data, formats, snn
 from snn2hw.calibrate import calibrate
 from snn2hw.quantize.fixed import prepare_fixed
 from snn2hw.snn import simulate
 from snn2hw.snn.conventions import as_sinabs, with_convention
 from snn2hw.snn.encoders import make_encoder
 from snn2hw.steps.exchange import FloatNetwork
-from snn2hw.steps.pipeline import load_data, resolve_preprocess
+from snn2hw.steps.evaluate import load_data
+from snn2hw.steps.settings import model_preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +84,7 @@ def main() -> None:
                         str(args.model)], check=True)
     graph = formats.import_model(args.model)
     net = snn.lower(graph)
-    pre = resolve_preprocess(graph, None, None)
+    pre = model_preprocess(graph)
     ds = load_data(graph, "digits", pre)
     x_cal = ds.x_train[:args.calibration_samples]
     x, y = ds.x_test[:args.samples], ds.y_test[:args.samples]
@@ -100,7 +101,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fnet = nets["subtract"]
         path = Path(tmp) / "model.nir"
-        formats.writer("nir").write(path, fnet, {"force": True})
+        backends.writer("nir").write(path, fnet, {"force": True})
         spikes = poisson(x, fnet.input_scale, args.seed).full(0, n, t)
         theirs, ours = sinabs_counts(path, spikes), float_counts(fnet, x, t, args.seed,
                                                                  "same-step")
@@ -124,7 +125,7 @@ def netx_figures(graph, args, fnet: FloatNetwork, x, tmp: Path) -> None:
     from snn2hw.hardware import profiles
     from snn2hw.quantize import quantize
 
-    writer = formats.writer("netx")
+    writer = backends.writer("netx")
     profile = writer.constrain(profiles.load("loihi_sim"))
     cal = fnet.calibration
     qnet = quantize(fnet.net, cal.scales, profile, cal.source_scales, cal.reset)

@@ -1,4 +1,4 @@
-"""The file formats snn2hw reads models from and writes networks to, in two small registries.
+"""The file formats snn2hw reads models from (the registry of input formats).
 
 *Input formats* are keyed by file suffix: ``.onnx`` (a trained ANN, :mod:`snn2hw.onnx`) and
 ``.nir`` (a spiking network, :mod:`snn2hw.nir`). Each turns a file into the IR
@@ -7,28 +7,17 @@ the thresholds it carries (:func:`native_calibration`), so that calibration is o
 ``calibrate``, ``export``, ``inspect``, ``report`` and ``run`` reach the importers only
 through :func:`import_model`.
 
-*Output formats* are what ``snn2hw export --format`` writes: ``h5`` (the default, our own
-versioned HDF5, :mod:`snn2hw.export`) and the foreign formats of the writers shipped in
-``exporters/`` (``nir``, ``netx``), registered in :func:`_register_writers` the way
-:mod:`snn2hw.backends` registers backends. A writer is an object with
-
-    name: str                 the --format value
-    suffix: str               the file suffix it writes
-    needs: str                "float" (the calibrated float SNN) or "integer" (an export)
-    def constrain(profile) -> profile    (integer writers: tighten the profile's limits)
-    def write(path, network, options) -> list[str]    (writes atomically; returns notes)
-
-and raises the typed errors of :mod:`snn2hw.errors` (InputError: the file would be read
-wrongly, exit 2; HardwareLimitError: the format cannot express the network, exit 3).
+The formats snn2hw *writes* (``snn2hw export --format h5|nir|netx``) are registered in
+the one registry of output formats, :mod:`snn2hw.backends` (``output_formats``, ``writer``,
+``constrain``), next to the backends that may bring their own.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from .errors import InputError
 
 if TYPE_CHECKING:
     from .calibrate import Calibration
@@ -41,16 +30,6 @@ class InputFormat:
     suffix: str
     load: Callable[[str | Path, str], Graph]            # (path, maxpool) -> IR
     calibration: Callable[[Graph], Calibration | None]  # thresholds the file carries
-
-
-class Writer(Protocol):
-    name: str
-    suffix: str
-    needs: str
-
-    def constrain(self, profile: Any) -> Any: ...
-
-    def write(self, path: str | Path, network: Any, options: dict) -> list[str]: ...
 
 
 def _load_onnx(path: str | Path, maxpool: str) -> Graph:
@@ -103,41 +82,3 @@ def native_calibration(path: str | Path, graph: Graph) -> Calibration | None:
 
 def is_spiking(path: str | Path) -> bool:
     return input_format(path).name != "onnx"
-
-
-DEFAULT_OUTPUT = "h5"
-_WRITERS: dict[str, Writer] = {}
-_WRITERS_REGISTERED = False
-
-
-def register_writer(writer: Writer) -> Writer:
-    if writer.name == DEFAULT_OUTPUT or writer.name in _WRITERS:
-        raise ValueError(f"output format {writer.name!r} is already taken")
-    _WRITERS[writer.name] = writer
-    return writer
-
-
-def _register_writers() -> None:
-    """The writers shipped in ``exporters/``: one import and one line per format."""
-    global _WRITERS_REGISTERED
-    if _WRITERS_REGISTERED:
-        return
-    _WRITERS_REGISTERED = True
-    from snn2hw.exporters import netx, nir
-
-    register_writer(nir.WRITER)
-    register_writer(netx.WRITER)
-
-
-def output_formats() -> list[str]:
-    """Every --format value: our HDF5 first, then the registered writers."""
-    _register_writers()
-    return [DEFAULT_OUTPUT] + sorted(_WRITERS)
-
-
-def writer(name: str) -> Writer:
-    _register_writers()
-    if name not in _WRITERS:
-        raise InputError(f"unknown output format {name!r}; known: "
-                         f"{', '.join(output_formats())}")
-    return _WRITERS[name]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from snn2hw import data, formats
+from snn2hw import backends, data
 from snn2hw.snn import simulate
 from snn2hw.cli import main
 from snn2hw.steps.deploy import export_model
@@ -65,8 +65,8 @@ def models(tmp_path_factory):
 def pooled_export(models):
     d, paths = models
     model, cal = paths["pooled"]
-    writer = formats.writer("netx")
-    art = export_model(model, "loihi_sim", cal, constrain=writer.constrain)
+    writer = backends.writer("netx")
+    art = export_model(model, "loihi_sim", calibration_file=cal, output_format="netx")
     path = d / "pooled.net"
     writer.write(path, art, {"timesteps": 12})
     return path, art
@@ -129,7 +129,7 @@ def test_reset_by_subtraction_is_exit_3(models, tmp_path, capsys):
 
     _, paths = models
     model, cal = paths["pooled"]
-    art = export_model(model, "loihi_sim", cal)
+    art = export_model(model, "loihi_sim", calibration_file=cal)
     art.qnet.reset = "subtract"
     from snn2hw.errors import HardwareLimitError
 

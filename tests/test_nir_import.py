@@ -146,3 +146,26 @@ def test_export_needs_no_calibration_and_keeps_the_files_thresholds(foreign, tmp
     assert art.method == "nir"
     assert art.scales["if2"] == 1.5 and art.qnet.input_scale == 1.0
     assert main(["verify", str(out)]) == 0
+
+
+def test_inspect_shows_a_nir_networks_spiking_layers(foreign, capsys):
+    assert main(["inspect", str(foreign)]) == 0
+    out = capsys.readouterr().out
+    assert "2 spiking layers" in out and "if2" in out and "supported" not in out
+
+
+def test_a_reset_other_than_the_files_neurons_is_one_line_naming_the_flag(foreign, tmp_path,
+                                                                          capsys):
+    out = tmp_path / "x.h5"
+    assert main(["export", str(foreign), "--reset", "subtract", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {foreign}: its neurons reset 'zero', not 'subtract'\n"
+    assert not out.exists()
+
+
+def test_foreign_formats_refuse_report(foreign, tmp_path, capsys):
+    out = tmp_path / "x.nir"
+    assert main(["export", str(foreign), "--format", "nir", "-o", str(out), "--report",
+                 str(tmp_path / "r.json")]) == 2
+    assert capsys.readouterr().err.startswith("error: --report is written by --format h5")
+    assert not out.exists()

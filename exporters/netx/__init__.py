@@ -1,6 +1,6 @@
 """The lava-dl netx writer (``snn2hw export --format netx``): the quantised network as a
 netx ``.net`` file (:mod:`.write`; what it refuses: :mod:`.checks`). Registered in
-:func:`snn2hw.formats._register_writers`. Writing needs only h5py; lava-dl is needed to
+:func:`snn2hw.backends._register_shipped`. Writing needs only h5py; lava-dl is needed to
 *read* the file (tests/test_netx_export.py does, in a child process)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 class NetxWriter:
     name = "netx"
     suffix = ".net"
-    needs = "integer"        # a quantised export (snn2hw.export.ExportArtifact)
+    needs = "integer"        # a quantised export (snn2hw.artifacts.export.ExportArtifact)
 
     def constrain(self, profile):
         from .checks import constrain

@@ -1,5 +1,5 @@
 """The NIR writer (``snn2hw export --format nir``): the calibrated float SNN as a NIR graph
-(:mod:`.build`, :mod:`.write`). Registered in :func:`snn2hw.formats._register_writers`;
+(:mod:`.build`, :mod:`.write`). Registered in :func:`snn2hw.backends._register_shipped`;
 ``nir`` itself is imported only when a file is written."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 class NirWriter:
     name = "nir"
     suffix = ".nir"
-    needs = "float"          # the calibrated float SNN (snn2hw.exchange.FloatNetwork)
+    needs = "float"          # the calibrated float SNN (snn2hw.steps.exchange.FloatNetwork)
 
     def constrain(self, profile):
         return profile

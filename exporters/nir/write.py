@@ -112,7 +112,7 @@ def to_nir(built: Built, meta: dict[str, str]):
 
 
 def write_nir(path: str | Path, fnet, options: dict) -> list[str]:
-    """Write ``fnet`` (:class:`snn2hw.exchange.FloatNetwork`) to ``path``; returns notes."""
+    """Write ``fnet`` (:class:`snn2hw.steps.exchange.FloatNetwork`) to ``path``; returns notes."""
     import nir
 
     time = options.get("nir_time") or "same-step"

@@ -1,16 +1,20 @@
-"""``snn2hw export --format nir|netx``: the step that hands a network to a foreign writer
-(:mod:`snn2hw.formats`). A float writer (NIR) gets the calibrated float SNN, an integer
-writer (netx) the quantised export, made exactly as ``--format h5`` makes it."""
+"""The export to a foreign format (``snn2hw export --format nir|netx``): the step that hands
+a network to the writer of an output format (:mod:`snn2hw.backends`). A float writer (NIR)
+gets the calibrated float SNN, an integer writer (netx) the quantised export, made exactly
+as ``--format h5`` makes it, on the profile narrowed to what the format holds."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import data, formats, snn
+from .. import backends, data, formats, snn
 from ..artifacts.calibration import load_calibration
 from ..calibrate import Calibration
 from ..errors import InputError
 from ..onnx import file_hash
+from .options import CalibrationOptions, DataOptions, EvaluationOptions, FormatOptions
+from .progress import ProgressFactory, silent
+from .settings import check_calibration, check_native, preprocess_for
 
 
 @dataclass
@@ -28,77 +32,70 @@ class FloatNetwork:
         return self.calibration.scales[self.net.input]
 
 
-def float_network(model: str | Path, calibration: str | None, data_spec: str | None,
-                  method: str = "spike-norm", timesteps: int = 256, samples: int = 256,
-                  seed: int = 0, device: str = "cpu", reset: str | None = None,
-                  percentile: float = 100.0, maxpool: str = "refuse",
-                  junction: str | None = None) -> FloatNetwork:
-    """The model's spiking network with the thresholds of ``calibration``, of the file
-    itself (NIR), or calibrated now on ``data_spec``."""
-    from .pipeline import load_data, resolve_preprocess, run_calibration
+def float_network(model: str | Path, calibration_file: str | Path | None = None, *,
+                  data_options: DataOptions = DataOptions(spec=None),
+                  calibration: CalibrationOptions = CalibrationOptions(),
+                  progress: ProgressFactory = silent) -> FloatNetwork:
+    """The model's spiking network with the thresholds of ``calibration_file``, of the file
+    itself (NIR), or calibrated now on ``data_options.spec``."""
+    from .evaluate import load_data
+    from .pipeline import run_calibration
 
-    graph = formats.import_model(model, maxpool)
+    graph = formats.import_model(model, data_options.maxpool)
     net = snn.lower(graph)
-    if calibration:
-        art = load_calibration(calibration, expected_sha256=file_hash(model))
-        cal, preprocess = art.calibration, art.preprocess
-        if reset is not None and reset != cal.reset:
-            raise InputError(f"{calibration}: thresholds were calibrated for reset "
-                             f"{cal.reset!r}, not {reset!r}; calibrate again with --reset "
-                             f"{reset}")
-        return FloatNetwork(net, cal, preprocess, str(model))
+    if calibration_file:
+        art = load_calibration(calibration_file, expected_sha256=file_hash(model))
+        check_calibration(calibration, art.calibration, calibration_file)
+        return FloatNetwork(net, art.calibration, art.preprocess, str(model))
     native = formats.native_calibration(model, graph)
-    preprocess = resolve_preprocess(graph, None, None)
+    preprocess = preprocess_for(graph, data_options)
     if native is not None:
-        if reset not in (None, native.reset):
-            raise InputError(f"{model}: its neurons reset {native.reset!r}, not {reset!r}")
+        check_native(calibration, native, model)
         return FloatNetwork(net, native, preprocess.to_json(), str(model))
-    data_spec = data_spec or graph.metadata.get("snn2hw.dataset")
+    data_spec = data_options.spec or graph.metadata.get("snn2hw.dataset")
     if not data_spec:
-        raise InputError("export needs thresholds: give --calibration FILE.calib.h5, or "
-                         "--data (digits or a .npz file) to calibrate now")
+        raise InputError("export needs thresholds: give calibration=FILE.calib.h5, or "
+                         "data=SET (digits or a .npz file) to calibrate now",
+                         options=("calibration", "data"))
     dataset = load_data(graph, data_spec, preprocess)
-    cal = run_calibration(net, data.calibration_set(dataset, samples), method, timesteps,
-                          seed, device, reset=reset or "zero", percentile=percentile,
-                          junction=junction or "per-source")
+    cal = run_calibration(net, data.calibration_set(dataset, calibration.samples),
+                          calibration, data_options.device, progress)
     return FloatNetwork(net, cal, preprocess.to_json(), str(model))
 
 
 def default_output(model: str | Path, fmt: str, profile: str) -> str:
+    """``MODEL.PROFILE.h5`` for our HDF5, else ``MODEL`` with the format's suffix."""
     stem = str(Path(model).with_suffix(""))
-    if fmt == formats.DEFAULT_OUTPUT:
+    if fmt == backends.DEFAULT_FORMAT:
         return f"{stem}.{Path(profile).stem}.h5"
-    return stem + formats.writer(fmt).suffix
+    return stem + backends.writer(fmt).suffix
 
 
-def export_format_command(args) -> int:
-    """``snn2hw export --format nir|netx``: what the CLI prints and writes."""
-    from ..fileio import check_output_path
+def export_to_format(model: str | Path, profile_name: str, output: str | Path, *,
+                     fmt: FormatOptions,
+                     calibration_file: str | Path | None = None,
+                     data_options: DataOptions = DataOptions(spec=None),
+                     calibration: CalibrationOptions = CalibrationOptions(),
+                     evaluation: EvaluationOptions = EvaluationOptions(),
+                     progress: ProgressFactory = silent, inputs: tuple = ()
+                     ) -> tuple[object, list[str]]:
+    """Write ``model`` to ``output`` in the foreign format ``fmt.format`` (never over one of
+    ``inputs``); returns the network written (FloatNetwork or ExportArtifact) and the
+    writer's notes."""
+    from ..quantize.verify import require, verify_artifact
+    from .deploy import export_model
+    from .write import write_network
 
-    fmt = formats.writer(args.format)
-    if args.report:
-        raise InputError(f"--report is written by --format h5 only, not {args.format}")
-    output = args.output or default_output(args.model, args.format, args.profile)
-    check_output_path(output, (args.model, args.data, args.calibration))
-    options = {"force": args.force, "nir_time": args.nir_time, "timesteps": args.timesteps}
-    if fmt.needs == "float":
-        network = float_network(args.model, args.calibration, args.data, args.method,
-                                args.timesteps, args.samples, args.seed, args.device,
-                                args.reset, args.percentile, args.maxpool, args.junction)
-        print(f"{args.format}: thresholds from {network.calibration.method}")
+    writer = backends.writer(fmt.format)
+    options = {"force": fmt.force, "nir_time": fmt.nir_time,
+               "timesteps": calibration.timesteps}
+    if writer.needs == "float":
+        network = float_network(model, calibration_file, data_options=data_options,
+                                calibration=calibration, progress=progress)
     else:
-        from ..quantize.verify import require, verify_artifact
-        from .deploy import export_model
-
-        network = export_model(args.model, args.profile, args.calibration, args.data,
-                               args.method, args.timesteps, args.samples, args.seed,
-                               args.eval_samples, args.device, args.mean, args.std,
-                               args.reset, args.percentile, args.maxpool,
-                               junction=args.junction, constrain=fmt.constrain)
+        network = export_model(model, profile_name, calibration_file=calibration_file,
+                               data_options=data_options, calibration=calibration,
+                               evaluation=evaluation, progress=progress,
+                               output_format=fmt.format)
         require(verify_artifact(network), "export")
-        print(f"{args.format}: profile {network.qnet.profile} (weights within the format's "
-              f"range), thresholds from {network.method}")
-    for note in fmt.write(output, network, options):
-        print(f"note: {note}")
-    print(f"wrote {output}")
-    return 0
+    return network, write_network(fmt.format, network, output, options, inputs)
