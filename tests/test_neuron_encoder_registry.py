@@ -72,7 +72,7 @@ def test_unknown_neuron_kind_is_one_line_listing_the_known_ones():
 def test_unknown_encoder_is_one_line_listing_the_known_ones():
     with pytest.raises(InputError) as err:
         encoders.make_encoder("rank-order", np.zeros((1, 2), np.float32), input_scale=1.0)
-    assert str(err.value) == "unknown input coding 'rank-order'; known: poisson"
+    assert str(err.value) == "unknown input coding 'rank-order'; known: poisson, direct"
 
 
 def test_duplicate_names_are_refused(monkeypatch):
@@ -114,6 +114,8 @@ def test_a_new_encoder_is_one_class_and_a_registration(monkeypatch):
 
     @encoders.register("regular")
     class RegularEncoder:
+        constant = False
+
         def __init__(self, x, settings: EncoderSettings) -> None:
             self.x = np.asarray(x, dtype=np.float32)
             self.shape = tuple(self.x.shape[1:])

@@ -169,3 +169,11 @@ def test_foreign_formats_refuse_report(foreign, tmp_path, capsys):
                  str(tmp_path / "r.json")]) == 2
     assert capsys.readouterr().err.startswith("error: --report is written by --format h5")
     assert not out.exists()
+
+
+def test_a_preset_the_files_neurons_do_not_follow_is_refused(foreign, tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    assert main(["export", str(foreign), "--preset", "fast", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {foreign}: its neurons") and err.count("\n") == 1
+    assert not out.exists()

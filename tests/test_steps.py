@@ -155,13 +155,22 @@ def test_a_failed_artifact_write_leaves_no_file(tmp_path):
     assert not path.exists()
 
 
-def test_the_command_is_ready_for_ctrl_c_before_torch_loads():
-    """`snn2hw` parses its arguments and sets up its error handling before any heavy import
-    (the CLI's modules import the library inside their functions)."""
+def test_the_command_is_ready_for_ctrl_c_before_torch_loads(monkeypatch, capsys):
+    """Importing `snn2hw.cli` loads no heavy library (its modules import the library inside
+    their functions), and Ctrl-C while the parser imports the modules of its choices is the
+    one-line exit 130."""
     import subprocess
 
-    code = ("import sys, snn2hw.cli; snn2hw.cli.build_parser(); "
+    from snn2hw.cli import app
+
+    code = ("import sys, snn2hw.cli; "
             "print(sorted(m for m in ('torch', 'h5py', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(app, "build_parser", interrupted)
+    assert app.main(["ops"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"

@@ -39,6 +39,12 @@ simulator treats as idle: those steps are reported as silent. Spikes emitted the
 leak into the current sample, because every downstream layer is reset when they would
 arrive (depth(target) >= depth(source) + lag, checked in :func:`check_network`).
 
+Conversion options (``qnet.conversion``; :mod:`.conversion`): direct input coding sends
+graded integer values through the same RingBuffer and Sparse; an initial potential makes
+the layers :class:`snn2hw.exporters.lava.procs.init_lif.LIFResetInit` (the reset between
+samples restores it); the membrane read-out adds a ``Monitor`` of the output layer's v;
+the pipelined window runs N*T + depth steps and reads every layer from its own window.
+
 Importing this module imports no Lava (Lava's runtime sets the multiprocessing start
 method on import); Lava is imported inside the functions that run it, normally only in
 the child process :mod:`snn2hw.exporters.lava.worker`.

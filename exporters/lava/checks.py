@@ -12,6 +12,7 @@ from snn2hw.hardware import profiles
 from snn2hw.errors import HardwareLimitError, InputError
 from snn2hw.hardware.profiles import FixedPoint, Profile
 
+from .conversion import check_conversion, check_values, input_dtype
 from .limits import check_profile
 from .settings import TAGS
 
@@ -79,6 +80,7 @@ def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{qnet.reset!r}; it supports: {', '.join(profile.resets)}",
                                  field="neuron.reset")
+    check_conversion(qnet, profile)
     if profile.fixed is not None:
         _check_numbers(qnet, profile)
         _check_fixed(qnet, profile.fixed)
@@ -167,7 +169,8 @@ def _check_fixed(qnet, limits: FixedPoint) -> None:
 
 
 def check_spikes(qnet, spikes: np.ndarray, timesteps: int) -> np.ndarray:
-    """Validate the input spike array (N, T, in_size) and return it as int8."""
+    """Validate the input array (N, T, in_size) and return it as int8 spikes (int32 values
+    of an analog coding: :mod:`.conversion`)."""
     in_size = layer_sizes(qnet)[qnet.input]
     spikes = np.asarray(spikes)
     if spikes.ndim != 3 or spikes.shape[1] != timesteps or spikes.shape[2] != in_size:
@@ -175,9 +178,8 @@ def check_spikes(qnet, spikes: np.ndarray, timesteps: int) -> np.ndarray:
                          f"{spikes.shape}")
     if spikes.shape[0] < 1 or timesteps < 1:
         raise ValueError("need at least one sample and one time step")
-    if spikes.size and not np.isin(spikes, (-1, 0, 1)).all():
-        raise ValueError("input spikes must be -1, 0 or +1")
-    return spikes.astype(np.int8)
+    check_values(qnet, spikes)
+    return spikes.astype(input_dtype(qnet))
 
 
 def pack_input(spikes: np.ndarray, dtype=np.int32) -> np.ndarray:

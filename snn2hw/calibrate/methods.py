@@ -35,6 +35,7 @@ from .junction import DEFAULT_JUNCTION, check_junction, fan_in_groups, group_of
 from ..snn.neurons import check_reset, float_neuron
 from ..snn.simulate import idle_steps, layer_current, prepare_float_layer
 from ..snn import SpikingNetwork
+from ..snn.options import Conversion
 from .spikestore import BATCH_BYTES, SpikeStore, block_steps, layer_batch  # noqa: F401
 from .streaming import CurrentHistogram
 
@@ -68,7 +69,8 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                batch_size: int = 64, device: str = "cpu", rate_match: bool = True,
                percentile: float = 100.0, reset: str = "zero",
                junction: str = DEFAULT_JUNCTION,
-               progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
+               progress: Callable[[float], None] | None = None,
+               conversion: Conversion | None = None, **_: object) -> Calibration:
     """Sengupta et al.'s Spike-Norm, layer by layer. With ``rate_match`` (default) each
     balanced layer's *source scale* is then measured on the calibration set: the mean ANN
     activation divided by the mean spike rate (steps after the layer's idle steps). An IF
@@ -97,8 +99,10 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     sources = dict(scales)  # source scales: what one spike per step stands for
     stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
     store = SpikeStore()
-    store.put_input(net.input, make_encoder("poisson", x, input_scale=scales[net.input], seed=seed), timesteps,
-                    batch_size)
+    conversion = conversion or Conversion()
+    store.put_input(net.input, make_encoder(conversion.coding, x,
+                                            input_scale=scales[net.input], seed=seed),
+                    timesteps, batch_size)
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
     groups = group_of(fan_in_groups(net)) if junction == "shared" else {}
@@ -117,15 +121,16 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             # Provisional threshold 1: the currents come out in ANN units.
             ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, torch.float32,
                                             sources)
-            top = _largest_current(ann_units, store, blocks, percentile, dev)
+            top = _largest_current(ann_units, store, blocks, percentile, dev,
+                                   conversion.window)
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
             fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, n, dev,
-                           progress)
+                           progress, conversion)
             if rate_match and not layer.is_output:
-                first = min(layer.depth, timesteps - 1)  # rates count steps after idle ones
+                first = _first_step(layer, timesteps, conversion)
                 rate = fired / max((timesteps - first) * n * layer.size, 1)
                 if rate > 0 and stats[layer.name]["mean"] > 0:
                     sources[layer.name] = stats[layer.name]["mean"] / rate
@@ -141,13 +146,14 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                        sources if rate_match or groups else None)
 
 
-def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev) -> float:
+def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev,
+                     window: str = "fill") -> float:
     """The layer's largest input current over the calibration run (ANN units), or the
     ``percentile`` of its positive currents where that is lower."""
     top = float("-inf")
     hist = CurrentHistogram() if percentile < 100 else None
     for block in blocks:
-        current = _current(ann_units, store, *block, dev)
+        current = _current(ann_units, store, *block, dev, window)
         top = max(top, float(current.max()))
         if hist is not None:
             hist.add(current)
@@ -156,16 +162,23 @@ def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, de
     return top
 
 
+def _first_step(layer, timesteps: int, conversion: Conversion) -> int:
+    """The first step rates count: after the idle steps (``fill`` window); 0 for the
+    ``pipelined`` window, whose trains are stored from each layer's window start."""
+    return 0 if conversion.window == "pipelined" else min(layer.depth, timesteps - 1)
+
+
 def _spike(layer, ann_units, store: SpikeStore, blocks, top: float, reset: str,
-           timesteps: int, n: int, dev, progress) -> float:
+           timesteps: int, n: int, dev, progress, conversion: Conversion) -> float:
     """Run the layer's IF neurons with threshold ``top``, store its spikes; returns how
     many it fired after its idle steps."""
     store.new_binary(layer.name, timesteps, n, layer.shape)
-    neuron = float_neuron(1.0, reset)
-    first = min(layer.depth, timesteps - 1)
+    neuron = float_neuron(1.0, reset, conversion.layer_v_init(layer.is_output))
+    first = _first_step(layer, timesteps, conversion)
     fired, v = 0.0, None
     for start, stop, t0, t1 in blocks:
-        current = _current(ann_units, store, start, stop, t0, t1, dev).div_(top)
+        current = _current(ann_units, store, start, stop, t0, t1, dev,
+                           conversion.window).div_(top)
         if t0 == 0:
             v = neuron.initial((stop - start, *layer.shape), dev, current.dtype)
         out = torch.empty_like(current)
@@ -193,8 +206,16 @@ def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timest
     return max(sources[t.source] for t in layer.terms)
 
 
-def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev):
-    """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1)."""
+def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev,
+             window: str = "fill"):
+    """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1).
+    ``pipelined``: every train is stored from its layer's window start (step = depth), and
+    a synapse's lag is exactly the depth between its ends (lowering aligns every term), so
+    window step j reads window step j of each source and no step is idle."""
+    if window == "pipelined":
+        inputs = [store.window(s.source, start, stop, t0, t1, dev, torch.float32)
+                  for s in layer.synapses]
+        return layer_current(layer, inputs)
     inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, torch.float32)
               for s in layer.synapses]
     current = layer_current(layer, inputs)

@@ -25,7 +25,15 @@ COMMANDS = {
     "export": lambda args: steps.export_command(args),
     "run": lambda args: steps.run_command(args),
     "report": lambda args: steps.report_command(args),
+    "sweep": lambda args: steps.sweep_command(args),
 }
+
+
+def _interrupted(debug: bool) -> int:
+    if debug:
+        raise KeyboardInterrupt
+    print("error: interrupted", file=sys.stderr)
+    return Interrupted.exit_code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,14 +48,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("error: interrupted", file=sys.stderr)
-        return Interrupted.exit_code
+        return _interrupted(args.debug)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    try:
+        parser = build_parser()   # imports the modules that define the choices
+    except KeyboardInterrupt:
+        return _interrupted("--debug" in (sys.argv[1:] if argv is None else argv))
+    return run(parser.parse_args(argv))
 
 
 __all__ = ["main", "build_parser", "COMMANDS", "json_dump", "positive_int", "int_list",

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..steps.presets import CONVERSION_KEYS
 from ..steps.options import (CalibrationOptions, DataOptions, EvaluationOptions,
-                             FormatOptions, ReportOptions, RunOptions)
+                             FormatOptions, ReportOptions, RunOptions, SweepOptions)
 
 
 def _tuple(values) -> tuple | None:
@@ -16,15 +17,36 @@ def data_options(args: argparse.Namespace) -> DataOptions:
                        args.maxpool)
 
 
-def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
-    return CalibrationOptions(args.method, args.timesteps, args.samples, args.seed,
-                              args.reset, args.percentile, args.junction,
-                              getattr(args, "rate_match", True))
+def conversion_given(args: argparse.Namespace) -> dict[str, object]:
+    """The conversion options given as flags (those not given are left to the preset)."""
+    return {name: getattr(args, name) for name in CONVERSION_KEYS
+            if getattr(args, name, None) is not None}
+
+
+def calibration_options(args: argparse.Namespace, method: str | None = None,
+                        preset: str | None = None) -> CalibrationOptions:
+    return CalibrationOptions(method or args.method, args.timesteps, args.samples, args.seed,
+                              args.reset, args.percentile, getattr(args, "junction", None),
+                              getattr(args, "rate_match", True), preset or args.preset,
+                              conversion_given(args))
 
 
 def evaluation_options(args: argparse.Namespace) -> EvaluationOptions:
     return EvaluationOptions(args.eval_samples,
                              _tuple(getattr(args, "eval_timesteps", None)))
+
+
+def sweep_options(args: argparse.Namespace) -> SweepOptions:
+    return SweepOptions(tuple(args.presets), tuple(args.methods), tuple(args.timesteps),
+                        args.eval_samples, args.calib_timesteps, args.profile)
+
+
+def sweep_calibration(args: argparse.Namespace) -> CalibrationOptions:
+    """The settings of ``sweep`` that override every preset (method and preset are set per
+    run)."""
+    return CalibrationOptions("spike-norm", args.calib_timesteps or max(args.timesteps),
+                              args.samples, args.seed, args.reset, args.percentile,
+                              args.junction, True, None, conversion_given(args))
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

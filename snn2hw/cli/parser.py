@@ -1,12 +1,16 @@
 """The ``snn2hw`` command line: argument types and the parser. A flag's default of ``None``
-means "not given": the steps resolve it (:mod:`snn2hw.steps.settings`)."""
+means "not given": the steps resolve it (:mod:`snn2hw.steps.settings`). Choices that come
+from heavy modules are imported while the parser is built, inside the command's Ctrl-C
+handling (:func:`snn2hw.cli.app.main`)."""
 from __future__ import annotations
 
 import argparse
 
 from .. import __version__
-from ..calibrate.junction import JUNCTIONS
-from ..hardware.profiles import RESETS
+from ..snn.options import CODINGS, READOUTS, V_INITS, WINDOWS
+from ..steps.presets import PRESETS
+
+PRESET_NAMES = tuple(PRESETS)
 
 DESCRIPTION = "The ``snn2hw`` command. Subcommands are thin wrappers over library functions."
 
@@ -43,19 +47,50 @@ def percentile_value(text: str) -> float:
     return value
 
 
-def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False) -> None:
+def _add_neuron_options(p: argparse.ArgumentParser, export: bool = False,
+                        preset: bool = True) -> None:
+    from ..calibrate.junction import JUNCTIONS
+    from ..hardware.profiles import RESETS   # the neuron registry's (imports torch)
+
     p.add_argument("--reset", default=None, choices=RESETS,
                    help="neuron reset after a spike: to zero (default"
                    + (": the calibration's, else zero" if export else "")
                    + "; as the paper and Loihi's stock LIF) or by subtracting the threshold")
-    p.add_argument("--percentile", type=percentile_value, default=100.0,
+    p.add_argument("--percentile", type=percentile_value, default=None,
                    help="threshold = this percentile of the positive currents (spike-norm) "
-                   "or activations (max-act) instead of the maximum (default 100)")
+                   "or activations (max-act) instead of the maximum (default 100, or the "
+                   "preset's)")
     p.add_argument("--junction", default=None, choices=JUNCTIONS,
                    help="residual junctions: each term scaled by its own source's threshold "
                    "(per-source, the default" + (": the calibration's" if export else "")
                    + ") or one threshold shared by the layers that meet there (shared, the "
                    "paper's; README, 'Residual junctions')")
+    if preset:
+        p.add_argument("--preset", choices=PRESET_NAMES, default=None,
+                       help="paper (default: Sengupta et al.'s configuration) or fast (the "
+                       "low-latency options); the options given explicitly override it")
+    _add_conversion_options(p)
+
+
+def _add_conversion_options(p: argparse.ArgumentParser) -> None:
+    """One flag per field of snn2hw.snn.options.Conversion; a flag not given is None (the
+    preset's value; README, 'Low latency')."""
+    p.add_argument("--coding", choices=CODINGS, default=None,
+                   help="input coding: poisson (signed Poisson spikes, the paper's) or direct "
+                   "(the quantised pixel value as current every step)")
+    p.add_argument("--v-init", dest="v_init", type=float, choices=V_INITS, default=None,
+                   help="initial membrane potential as a fraction of the threshold: 0 or 0.5")
+    p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
+                   help="one scale per output channel, folded into the weights")
+    p.add_argument("--bias-calibration", action=argparse.BooleanOptionalAction,
+                   default=None, help="correct each channel's bias layer by layer (SNN "
+                   "Calibration light, Li et al. 2021)")
+    p.add_argument("--readout", choices=READOUTS, default=None,
+                   help="class = argmax of output spike counts (spikes) or of the output "
+                   "layer's potential (membrane)")
+    p.add_argument("--window", choices=WINDOWS, default=None,
+                   help="meaning of T: fill (counts the pipeline fill, the paper's) or "
+                   "pipelined (every layer integrates T steps; latency T + depth - 1)")
 
 
 def _add_maxpool_option(p: argparse.ArgumentParser) -> None:
@@ -190,12 +225,52 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", help="also draw rate and SOP/MAC against depth as a PNG here")
 
 
+def name_list(choices: tuple[str, ...]):
+    """A comma-separated list of names from ``choices``, as an argparse type."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(t.strip() for t in text.split(",") if t.strip())
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected names from "
+                                             f"{', '.join(choices)}")
+        return names
+    return parse
+
+
+def _sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="accuracy, synaptic operations and estimated energy "
+                       "per inference against T, for every preset and method")
+    p.add_argument("model")
+    _add_data_options(p)
+    p.add_argument("--presets", type=name_list(PRESET_NAMES), default=("paper", "fast"),
+                   help="comma-separated presets (default: paper,fast)")
+    p.add_argument("--methods", type=name_list(("spike-norm", "max-act")),
+                   default=("spike-norm", "max-act"),
+                   help="comma-separated calibration methods (default: both)")
+    _add_neuron_options(p, preset=False)
+    p.add_argument("--timesteps", type=int_list, default=[8, 16, 32, 64, 128, 256],
+                   help="comma-separated T values; one run at the largest (default "
+                   "8,16,32,64,128,256)")
+    p.add_argument("--calib-timesteps", type=positive_int,
+                   help="T of the calibration (default: the largest --timesteps)")
+    p.add_argument("--samples", type=positive_int, default=256,
+                   help="calibration samples from the train split")
+    p.add_argument("--eval-samples", type=positive_int,
+                   help="test samples to evaluate (default: the whole test split)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="loihi2", help="profile whose [energy] figures "
+                   "estimate the energy (default loihi2; README, 'The sweep')")
+    p.add_argument("-o", "--output", required=True, help="JSON report to write")
+    p.add_argument("--plot", help="also draw accuracy, synaptic operations and energy "
+                   "against T as a PNG here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snn2hw", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"snn2hw {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_inspect_parser, _ops_parser, _calibrate_parser, _profiles_parser,
-                _export_parser, _verify_parser, _run_parser, _report_parser):
+                _export_parser, _verify_parser, _run_parser, _report_parser, _sweep_parser):
         add(sub)
     return parser

@@ -33,7 +33,8 @@ def calibration_tables(rep: dict, header: str) -> None:
     ev = rep["evaluation"]
     print(f"\ntest split, {ev['samples']} samples: ANN accuracy {percent(ev['ann_accuracy'])}")
     for t, acc in ev["snn_accuracy"].items():
-        print(f"  SNN accuracy at T = {t}: {percent(acc)} ({ev['ties'][t]} ties)")
+        latency = f", latency {ev['latency'][t]} steps" if "latency" in ev else ""
+        print(f"  SNN accuracy at T = {t}{latency}: {percent(acc)} ({ev['ties'][t]} ties)")
     print_maxpool(rep)
     for w in rep["warnings"]:
         print(f"warning: {w}")
@@ -105,3 +106,25 @@ def sparsity_tables(rep: dict) -> None:
     print(table(["layer", "depth", "neurons", "spikes/neuron/step", "SOPs/image",
                  "MACs/image", "SOP/MAC"], rows))
     print(trend_summary(rep))
+
+
+def sweep_tables(rep: dict) -> None:
+    """Accuracy, synaptic operations and estimated energy per inference against T."""
+    ts = rep["timesteps"]
+    print(f"{rep['eval_samples']} test samples, seed {rep['seed']}, {rep['samples']} "
+          f"calibration samples; ANN accuracy {percent(rep['ann_accuracy'])}")
+    for title, key, fmt in (("SNN accuracy", "accuracy", percent),
+                            ("synaptic ops / inference", "sops", lambda v: f"{v:.4g}"),
+                            ("energy / inference (uJ)", "energy_uj", lambda v: f"{v:.4g}")):
+        rows = [[run["preset"], run["method"]] + [fmt(run["at"][str(t)][key]) for t in ts]
+                for run in rep["runs"]]
+        print()
+        print(table([title, "method"] + [f"T={t}" for t in ts], rows))
+    em = rep["energy_model"]
+    print(f"\nenergy: {em['chip']} figures of profile {em['profile']}: {em['synaptic_op_pj']} "
+          f"pJ/synaptic op, {em['neuron_update_active_pj']}/{em['neuron_update_inactive_pj']} "
+          f"pJ per active/inactive neuron update, {em['spike_pj']} pJ/spike; "
+          f"{em['source']}; static power left out")
+    for run in rep["runs"]:
+        for w in run["warnings"]:
+            print(f"warning: {run['preset']} {run['method']}: {w}")

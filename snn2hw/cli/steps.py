@@ -1,5 +1,6 @@
-"""The subcommands that run a step: ``calibrate``, ``export``, ``run``, ``report``. Each
-checks its output paths, calls the step with the options of its flags, prints, writes."""
+"""The subcommands that run a step: ``calibrate``, ``export``, ``run``, ``report``,
+``sweep``. Each checks its output paths, calls the step with the options of its flags,
+prints, writes."""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +9,14 @@ from pathlib import Path
 from ..fileio import check_output_path, write_text
 from . import options
 from .printing import (calibration_tables, export_tables, json_dump, print_maxpool,
-                       run_table, sparsity_tables)
+                       run_table, sparsity_tables, sweep_tables)
 from .progress import Progress
 
 
 def calibrate_command(args: argparse.Namespace) -> int:
     from ..artifacts.calibration import save_calibration
     from ..steps.pipeline import calibrate_model
-    from ..steps.settings import reset_of
+    from ..steps.settings import percentile_of, reset_of
 
     check_output_path(args.output, (args.model, args.data))
     if args.report:
@@ -25,7 +26,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
                              calibration=cal, evaluation=options.evaluation_options(args),
                              progress=Progress)
     rep = art.report
-    robust = f", {args.percentile:g}th percentile" if args.percentile < 100 else ""
+    percentile = percentile_of(cal)
+    robust = f", {percentile:g}th percentile" if percentile < 100 else ""
     shared = ", shared junction thresholds" if args.junction == "shared" else ""
     calibration_tables(rep, f"{rep['method']}{robust}{shared}, reset {reset_of(cal)}: "
                        f"T = {args.timesteps}, {args.samples} calibration samples, seed "
@@ -144,5 +146,23 @@ def report_command(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}")
     if args.plot:
         plot_report(rep, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from ..steps.sweep import plot_sweep, sweep
+
+    check_output_path(args.output, (args.model, args.data))
+    if args.plot:
+        check_output_path(args.plot, (args.model, args.data, args.output))
+    rep = sweep(args.model, data_options=options.data_options(args),
+                calibration=options.sweep_calibration(args),
+                options=options.sweep_options(args), progress=Progress)
+    sweep_tables(rep)
+    write_text(args.output, json_dump(rep) + "\n")
+    print(f"wrote {args.output}")
+    if args.plot:
+        plot_sweep(rep, args.plot)
         print(f"wrote {args.plot}")
     return 0

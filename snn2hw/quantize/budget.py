@@ -53,8 +53,8 @@ def row_sums(syn: IntSynapse, signed_source: bool) -> tuple[np.ndarray, np.ndarr
         csr = syn.csr.astype(np.float64)
         p = np.asarray(csr.maximum(0).sum(axis=1)).reshape(-1)
         n = np.asarray((-csr).maximum(0).sum(axis=1)).reshape(-1)
-    if signed_source:
-        p = n = p + n
+    if signed_source:  # True, or the largest input magnitude (an analog input's levels)
+        p = n = (p + n) * float(signed_source)
     return p, n
 
 

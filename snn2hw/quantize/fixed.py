@@ -35,10 +35,13 @@ exactly in float64; synapse products run in float32 when every partial sum stays
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from .qnet import QuantizedNetwork
+from ..snn.encoders import Encoder, make_encoder
 from ..snn.neurons import Neuron
 from ..snn.simulate import Prepared, PreparedLayer, Synapse
 
@@ -105,6 +108,9 @@ class LavaFixedArithmetic:
     def potential(self, state: torch.Tensor) -> torch.Tensor:
         return state[1]
 
+    def potential_value(self, v: float) -> float:
+        return float(math.floor(v))
+
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
         """u + bias for every step (u carries over only if du < 4095)."""
         u = state[0]
@@ -139,9 +145,11 @@ class FixedIFNeuron(Neuron):
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
                  shift: int, device, threshold_shift: int | None = None,
-                 reset: str = "zero", du: int = 4095, dv: int = 0) -> None:
+                 reset: str = "zero", du: int = 4095, dv: int = 0,
+                 v_init: float = 0.0) -> None:
         super().__init__(reset, LavaFixedArithmetic(threshold, bias_v, shape, state_bits,
-                                                    shift, device, threshold_shift, du, dv))
+                                                    shift, device, threshold_shift, du, dv),
+                         v_init)
 
     @property
     def saturated(self) -> int:
@@ -149,15 +157,30 @@ class FixedIFNeuron(Neuron):
 
 
 def _needs_float64(qnet: QuantizedNetwork) -> bool:
-    """True if some layer's one-step input can reach 2**24 (float32 would round it)."""
+    """True if some layer's one-step input can reach 2**24 (float32 would round it); an
+    input synapse's sums grow with the input's levels (direct coding)."""
     from .budget import layer_input
 
+    levels = max(1, int(qnet.input_levels))
     for la in qnet.layers:
-        pos, neg = layer_input(la.synapses, [s.source == qnet.input for s in la.synapses],
-                               la.size)
+        pos, neg = np.zeros(la.size), np.zeros(la.size)
+        for syn in la.synapses:
+            is_input = syn.source == qnet.input
+            p, n = layer_input([syn], [is_input], la.size)
+            pos, neg = pos + p * (levels if is_input else 1), neg + n * (levels if is_input else 1)
         if max(float(pos.max(initial=0)), float(neg.max(initial=0))) >= _FLOAT32_EXACT:
             return True
     return False
+
+
+def input_encoder(qnet: QuantizedNetwork, x, seed: int, stream: int,
+                  indices: np.ndarray | None = None) -> Encoder:
+    """The input of ``qnet`` for samples ``x``: its coding's encoder with its input scale
+    and, for an analog coding, its integer levels (what the fixed-point simulator adds and
+    the backend sends; real values where ``input_levels`` is 0, a float network)."""
+    return make_encoder(qnet.conversion.coding, x, input_scale=qnet.input_scale, seed=seed,
+                        stream=stream, indices=indices,
+                        levels=int(qnet.input_levels) or None)
 
 
 def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
@@ -165,18 +188,20 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
     """The reference simulator of ``qnet`` on Lava's fixed-point LIF with decays ``du``,
     ``dv`` (default: the IF neuron every export uses)."""
     dev = torch.device(device)
+    conversion = qnet.conversion
     layers = []
     for la in qnet.layers:
         syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
                                qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
-                               du, dv)
+                               du, dv, conversion.layer_v_init(la.is_output))
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth))
     # Spike buffers and synapse products in float32 where that is exact (every export that
     # passes `snn2hw verify`: inputs stay below 2**17), else float64; v always in float64.
     dtype = torch.float64 if _needs_float64(qnet) else torch.float32
-    return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype)
+    return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype, conversion.window,
+                    conversion.readout)
 
 
 def saturation(prep: Prepared) -> dict[str, int]:

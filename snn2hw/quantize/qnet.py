@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..hardware.profiles import default_fixed
+from ..snn.options import Conversion
 from . import chain
 
 if TYPE_CHECKING:  # torch is imported lazily (see IntSynapse.apply)
@@ -174,6 +175,11 @@ class QuantizedNetwork:
     threshold_shift: int = field(default_factory=lambda: default_fixed().threshold_shift)
     current_shift: int = field(default_factory=lambda: default_fixed().current_shift)
     reset: str = "zero"            # "zero" or "subtract" (see the module docstring)
+    # The conversion options it was made with (input coding, v_init, read-out, window) and
+    # the integer a full-scale input becomes (1: spikes of +-1; direct coding: its levels;
+    # 0: the real values of an analog input on a float network).
+    conversion: Conversion = field(default_factory=Conversion)
+    input_levels: int = 1
 
     @property
     def output(self) -> QuantLayer:

@@ -34,6 +34,10 @@ from ..hardware.profiles import FixedPoint, Profile
 from ..snn.neurons import check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from ..snn import SpikingLayer, SpikingNetwork, Term
+from ..snn.encoders import direct
+from ..snn.options import Conversion
+
+NEVER_FIRES = 3.0e38  # a float threshold above any potential (finite: 0 * it is 0)
 
 
 def fold_term(term: Term, in_shape, out_shape) -> IntSynapse:
@@ -139,13 +143,16 @@ def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray 
 def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
                    fp: FixedPoint, input_name: str,
                    source_scales: dict[str, float] | None = None,
-                   du: float = 4095) -> QuantLayer:
+                   du: float = 4095, input_levels: int = 1) -> QuantLayer:
+    """``input_levels``: the largest input magnitude (1 for +-1 spikes; an analog
+    input's integer levels), for the budget of the synapses it feeds."""
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
                     source_scales[t.source] / scale) for t in layer.terms]
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
-    signed = [t.source == input_name for t in layer.terms]
+    signed = [(input_levels if input_levels > 1 else True) if t.source == input_name
+              else False for t in layer.terms]
     theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du)
     int_syns, clipped, bias_mant, bias_exp = ints
     n_weights = int(sum(s.values().size for s in int_syns))
@@ -162,24 +169,37 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
 
 def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
              source_scales: dict[str, float] | None = None,
-             reset: str = "zero") -> QuantizedNetwork:
-    """Integer network for a fixed-point profile; the float SNN is left unchanged."""
+             reset: str = "zero", conversion: Conversion | None = None) -> QuantizedNetwork:
+    """Integer network for a fixed-point profile; the float SNN is left unchanged.
+    ``conversion``: direct input coding quantises the input to ``direct.LEVELS`` integer
+    levels (one level stands for input_scale / LEVELS); the membrane read-out gives the
+    output layer the largest threshold, so that it integrates without firing."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
+    conversion = conversion or Conversion()
     fp = profile.fixed
+    levels = direct.LEVELS if conversion.coding == "direct" else 1
+    sources = dict(scales if source_scales is None else source_scales)
+    sources[net.input] = sources[net.input] / levels
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
-    layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales,
-                             profile.neuron_du) for la in net.layers]
+    layers = [quantize_layer(la, scales, shapes, fp, net.input, sources,
+                             profile.neuron_du, levels) for la in net.layers]
+    if conversion.readout == "membrane":
+        out = next(la for la in layers if la.is_output)
+        out.threshold = fp.threshold_max
+        out.report["readout_threshold"] = fp.threshold_max
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
-                            check_reset(reset))
+                            check_reset(reset), conversion, levels)
 
 
 def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: str,
                   source_scales: dict[str, float] | None = None,
-                  reset: str = "zero") -> QuantizedNetwork:
+                  reset: str = "zero", conversion: Conversion | None = None
+                  ) -> QuantizedNetwork:
     """The same graph without quantisation (threshold 1, float weights and bias), for
-    floating-point backends."""
+    floating-point backends; an analog input stays real (levels 1), and the membrane
+    read-out's output layer a threshold no potential reaches (``NEVER_FIRES``)."""
     source_scales = scales if source_scales is None else source_scales
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
     layers = []
@@ -188,7 +208,11 @@ def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: s
         syns = [_scaled(fold_term(t, shapes[t.source], la.shape),
                         source_scales[t.source] / scale) for t in la.terms]
         bias = None if la.bias is None else la.bias.reshape(-1) / scale
-        layers.append(QuantLayer(la.name, la.shape, la.depth, syns, 1.0, bias, 0,
+        membrane = la.is_output and conversion is not None and conversion.readout == "membrane"
+        layers.append(QuantLayer(la.name, la.shape, la.depth, syns,
+                                 NEVER_FIRES if membrane else 1.0, bias, 0,
                                  la.is_output, 1.0, {"scale": 1.0}))
+    conversion = conversion or Conversion()
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
-                            profile_name, reset=check_reset(reset))
+                            profile_name, reset=check_reset(reset), conversion=conversion,
+                            input_levels=1 if conversion.coding == "poisson" else 0)

@@ -1,6 +1,6 @@
-"""The spiking network: the public names of :mod:`.network`, loaded on first use, so that
-importing a light submodule (``snn.neurons``'s registry, which the hardware profiles and
-the CLI's parser read) does not import torch before the command can handle Ctrl-C."""
+"""snn package: the public names of :mod:`.network`, loaded on first use, so that importing a
+light submodule (``snn.options``, which the CLI's parser reads for its choices) does not
+import torch before the command can handle Ctrl-C."""
 from __future__ import annotations
 
 _PUBLIC = ("Term", "SpikingLayer", "SpikingNetwork", "lower")

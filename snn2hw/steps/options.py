@@ -7,7 +7,7 @@ flags (:mod:`snn2hw.cli.flags`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,19 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class CalibrationOptions:
-    """Threshold balancing (:func:`snn2hw.calibrate.calibrate`)."""
+    """Threshold balancing (:func:`snn2hw.calibrate.calibrate`) and the conversion options.
+    ``preset`` (:mod:`snn2hw.steps.presets`) sets reset, percentile and the conversion
+    options (:class:`snn2hw.snn.options.Conversion`); each one given here overrides it."""
     method: str = "spike-norm"        # or "max-act"
     timesteps: int = 256
     samples: int = 256                # from the train split
     seed: int = 0                     # input spikes (calibration stream)
-    reset: str | None = None          # None: the default, "zero" (or a calibration's)
-    percentile: float = 100.0
+    reset: str | None = None          # None: the preset's, else "zero" (or a calibration's)
+    percentile: float | None = None   # None: the preset's, else 100
     junction: str | None = None       # None: the default, "per-source" (or a calibration's)
     rate_match: bool = True
+    preset: str | None = None         # None: "paper" (every default)
+    conversion: dict[str, object] = field(default_factory=dict)  # Conversion fields given
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,14 @@ class ReportOptions:
     samples: int = 100
     timesteps: int = 256
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """What ``sweep`` varies and measures (:mod:`snn2hw.steps.sweep`)."""
+    presets: tuple[str, ...] = ("paper", "fast")
+    methods: tuple[str, ...] = ("spike-norm", "max-act")
+    timesteps: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    eval_samples: int | None = None      # None: the whole test split
+    calib_timesteps: int | None = None   # None: the largest T
+    profile: str = "loihi2"              # whose [energy] figures estimate the energy

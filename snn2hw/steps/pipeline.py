@@ -14,8 +14,9 @@ from ..onnx.maxpool import accuracy_cost, check_recorded
 from .evaluate import Evaluation, evaluate, load_data, num_classes
 from .options import CalibrationOptions, DataOptions, EvaluationOptions
 from .progress import ProgressFactory, silent
-from .settings import (CALIBRATION_STREAM, EVALUATION_STREAM, junction_of, preprocess_for,
-                       reset_of)
+from ..snn.options import Conversion
+from .settings import (CALIBRATION_STREAM, EVALUATION_STREAM, conversion_of, junction_of,
+                       percentile_of, preprocess_for, reset_of)
 
 
 def run_calibration(net: snn.SpikingNetwork, x, opts: CalibrationOptions,
@@ -23,11 +24,14 @@ def run_calibration(net: snn.SpikingNetwork, x, opts: CalibrationOptions,
     """Threshold balancing of ``net`` on the samples ``x`` with the options' settings
     resolved (:mod:`.settings`)."""
     total = len(x) * opts.timesteps * len(net.layers)
+    conversion = conversion_of(opts)
+    extra = {} if conversion == Conversion() else {"conversion": conversion}
     with progress(total, f"calibrate {opts.method}") as bar:
         return calibrate(opts.method, net, x, timesteps=opts.timesteps, seed=opts.seed,
                          device=device, batch_size=64, progress=bar,
                          rate_match=opts.rate_match, reset=reset_of(opts),
-                         percentile=opts.percentile, junction=junction_of(opts))
+                         percentile=percentile_of(opts), junction=junction_of(opts),
+                         **extra)
 
 
 def calibration_report(net: snn.SpikingNetwork, cal: Calibration, ev: Evaluation,
@@ -84,7 +88,7 @@ def calibrate_model(model: str | Path, *, data_options: DataOptions = DataOption
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev,
                   list(evaluation.timesteps or [calibration.timesteps]), calibration.seed,
                   device, source_scales=cal.source_scales, reset=cal.reset,
-                  progress=progress)
+                  progress=progress, conversion=conversion_of(calibration))
     report = calibration_report(net, cal, ev, calibration.timesteps,
                                 ann_statistics(net, x_cal, device=device))
     report["warnings"] = list(cal.warnings) + quiet_layer_warnings(net, cal, ev)

@@ -12,7 +12,7 @@ from ..artifacts.export import ExportArtifact, load_export
 from ..errors import InputError
 from ..hardware import profiles
 from ..snn import simulate
-from ..snn.encoders import make_encoder
+from ..quantize.fixed import input_encoder
 from .evaluate import accuracy, prepare_network
 from .options import RunOptions
 from .settings import EVALUATION_STREAM
@@ -78,18 +78,21 @@ def run_export(path: str | Path | ExportArtifact,
     x, y = data.take(dataset.x_test, dataset.y_test, options.samples, "evaluation")
     seed = art.seed if options.seed is None else options.seed
     timesteps = options.timesteps
-    enc = make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
-                       stream=EVALUATION_STREAM)
+    enc = input_encoder(qnet, x, seed, EVALUATION_STREAM)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
     ref = simulate.simulate(prepare_network(qnet, options.device),
-                            make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
-                                         stream=EVALUATION_STREAM),
+                            input_encoder(qnet, x, seed, EVALUATION_STREAM),
                             timesteps, record=names)
     lava = backend.run(qnet, spikes, timesteps, timeout=options.timeout, profile=profile)
-    lava_pred, _ = simulate.decode(lava.spikes[qnet.output.name].sum(axis=1))
-    ref_acc, _ = accuracy(ref, y, timesteps)
+    out = qnet.output.name
     same = np.ones(len(x), dtype=bool)
+    if qnet.conversion.readout == "membrane":   # the output's v at the window's end
+        lava_pred, _ = simulate.decode(lava.potentials[out][:, -1])
+        same &= (lava.potentials[out][:, -1] == ref.potentials[timesteps]).all(axis=1)
+    else:
+        lava_pred, _ = simulate.decode(lava.spikes[out].sum(axis=1))
+    ref_acc, _ = accuracy(ref, y, timesteps)
     equal_counts = {}
     for name in names:
         same &= (lava.spikes[name] == ref.records[name]).all(axis=(1, 2))

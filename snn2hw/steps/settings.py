@@ -1,5 +1,6 @@
-"""The settings every step shares, resolved in one place: the neuron reset and junction rule
-(given, a calibration's, or the default), the preprocessing (the model's, a calibration's,
+"""The settings every step shares, resolved in one place: the neuron reset, percentile,
+junction rule and conversion options (given, else the preset's or a calibration's, else the
+default), the preprocessing (the model's, a calibration's,
 or the mean/std given) and the random streams of the seeds.
 
 Errors of the steps speak of options as ``name=value`` (``reset='subtract'``) and list the
@@ -15,16 +16,33 @@ from ..calibrate.junction import DEFAULT_JUNCTION
 from ..errors import InputError
 from ..ir import Graph
 from ..onnx.normalise import refuse_explicit
+from ..snn.options import Conversion
+from . import presets
 from .options import CalibrationOptions, DataOptions
 
 DEFAULT_RESET = "zero"            # the paper's and Loihi's stock LIF
+DEFAULT_PERCENTILE = 100.0        # the paper's: the maximum
 
-# Independent random streams of one seed (snn.encoding: one stream per purpose).
+# Independent random streams of one seed (snn.encoders: one stream per purpose).
 CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
 
 
+def _preset(opts: CalibrationOptions) -> tuple[Conversion, dict[str, object]]:
+    return presets.resolve(opts.preset, {**opts.conversion, "reset": opts.reset,
+                                         "percentile": opts.percentile})
+
+
+def conversion_of(opts: CalibrationOptions) -> Conversion:
+    """The conversion options: those given, else the preset's, else the defaults."""
+    return _preset(opts)[0]
+
+
 def reset_of(opts: CalibrationOptions) -> str:
-    return opts.reset if opts.reset is not None else DEFAULT_RESET
+    return str(_preset(opts)[1].get("reset", DEFAULT_RESET))
+
+
+def percentile_of(opts: CalibrationOptions) -> float:
+    return float(_preset(opts)[1].get("percentile", DEFAULT_PERCENTILE))
 
 
 def junction_of(opts: CalibrationOptions) -> str:
@@ -32,27 +50,49 @@ def junction_of(opts: CalibrationOptions) -> str:
 
 
 def check_calibration(opts: CalibrationOptions, cal: Calibration, where: str | Path) -> None:
-    """Refuse a reset mode or junction rule given explicitly that differs from the one the
-    calibration was made with (its thresholds hold only for that one)."""
-    if opts.reset is not None and opts.reset != cal.reset:
+    """Refuse a reset mode, junction rule or conversion option given (explicitly or by a
+    preset) that differs from the one the calibration was made with (its thresholds hold
+    only for that one)."""
+    reset = reset_of(opts) if opts.reset is not None or opts.preset else None
+    if reset is not None and reset != cal.reset:
         raise InputError(f"{where}: thresholds were calibrated for reset {cal.reset!r}, not "
-                         f"{opts.reset!r}; calibrate again with reset={opts.reset!r}",
+                         f"{reset!r}; calibrate again with reset={reset!r}",
                          options=("reset",))
     if opts.junction is not None and opts.junction != cal.junction:
         raise InputError(f"{where}: thresholds were calibrated with the {cal.junction!r} "
                          f"junction rule, not {opts.junction!r}; calibrate again with "
                          f"junction={opts.junction!r}", options=("junction",))
+    _check_conversion(opts, Conversion.from_params(cal.params), where)
+
+
+def _check_conversion(opts: CalibrationOptions, made: Conversion, where: str | Path,
+                      native: bool = False) -> None:
+    """Conversion options given (explicitly or by a preset) must be those the calibration
+    was made with (``native``: those of a spiking-network file's own neurons)."""
+    given = dict(opts.conversion)
+    if opts.preset is not None:
+        given = presets.resolve(opts.preset, given)[0].as_dict()
+    for name, value in given.items():
+        if value != getattr(made, name) and native:
+            raise InputError(f"{where}: its neurons and thresholds are those of {name} "
+                             f"{getattr(made, name)!r}, not {value!r}", options=(name,))
+        if value != getattr(made, name):
+            raise InputError(f"{where}: thresholds were calibrated with {name} "
+                             f"{getattr(made, name)!r}, not {value!r}; calibrate again with "
+                             f"{name}={value!r}", options=(name,))
 
 
 def check_native(opts: CalibrationOptions, cal: Calibration, where: str | Path) -> None:
-    """Refuse a reset mode or junction rule given explicitly that differs from the one of
-    the neurons a spiking-network file (NIR) defines."""
-    if opts.reset is not None and opts.reset != cal.reset:
-        raise InputError(f"{where}: its neurons reset {cal.reset!r}, not {opts.reset!r}",
+    """Refuse a reset mode, junction rule or conversion option given (explicitly or by a
+    preset) that differs from those of the neurons a spiking-network file (NIR) defines."""
+    reset = reset_of(opts) if opts.reset is not None or opts.preset else None
+    if reset is not None and reset != cal.reset:
+        raise InputError(f"{where}: its neurons reset {cal.reset!r}, not {reset!r}",
                          options=("reset",))
     if opts.junction is not None and opts.junction != cal.junction:
         raise InputError(f"{where}: its junctions follow the {cal.junction!r} rule, not "
                          f"{opts.junction!r}", options=("junction",))
+    _check_conversion(opts, Conversion.from_params(cal.params), where, native=True)
 
 
 def override(metadata: dict[str, str], base: data.Preprocess,

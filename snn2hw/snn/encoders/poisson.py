@@ -23,6 +23,8 @@ from .registry import EncoderSettings, register
 class PoissonEncoder:
     """The signed rate code above; one sample's input has ``shape``."""
 
+    constant = False
+
     def __init__(self, x: np.ndarray, input_scale: float, seed: int, stream: int = 0,
                  indices: np.ndarray | None = None) -> None:
         if not np.isfinite(input_scale) or input_scale <= 0:

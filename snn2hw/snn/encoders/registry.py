@@ -25,6 +25,7 @@ class Encoder(Protocol):
     """What the simulator and Spike-Norm use of an input encoder."""
 
     shape: tuple[int, ...]  # one sample's input shape
+    constant: bool          # the same values at every step (an analog input)
 
     def __len__(self) -> int:
         """The number of samples."""
@@ -39,9 +40,13 @@ class Encoder(Protocol):
     def full(self, start: int, stop: int, timesteps: int) -> np.ndarray:
         """``chunk(start, stop, 0, timesteps)``."""
 
+    # ``chunk`` gives int8 spikes (-1, 0, +1) or, for an analog coding, float32 values.
+
     def signs(self, start: int, stop: int) -> np.ndarray:
-        """The sign (-1, 0, +1, int8) that every value of a pixel carries, (B, *shape):
-        the input values are this sign times a 0/1 magnitude."""
+        """The sign (-1, 0, +1, int8) that every value of a pixel carries, (B, *shape).
+        For a spike code (``constant`` False) the values are this sign times a 0/1
+        magnitude; a ``constant`` code's values are the same at every step (an analog
+        input: Spike-Norm then stores one step of it)."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,15 @@ class EncoderSettings:
     """An encoder's settings. ``input_scale``: the input value that one unit of input
     stands for (the calibration's input scale); ``seed`` and ``stream`` select the random
     streams (stream 0 for calibration, 1 for evaluation, so the two never share noise);
-    ``indices``: each sample's index in its data set (its stream), default 0..N-1."""
+    ``indices``: each sample's index in its data set (its stream), default 0..N-1;
+    ``levels``: for an analog coding, the integer that a full-scale input becomes in a
+    quantised network (None: real values)."""
 
     input_scale: float
     seed: int = 0
     stream: int = 0
     indices: np.ndarray | None = None
+    levels: int | None = None
 
 
 EncoderFactory = Callable[[np.ndarray, EncoderSettings], Encoder]
@@ -85,7 +93,7 @@ def check_coding(name: str) -> str:
 
 
 def make_encoder(name: str, x, *, input_scale: float, seed: int = 0, stream: int = 0,
-                 indices: np.ndarray | None = None) -> Encoder:
+                 indices: np.ndarray | None = None, levels: int | None = None) -> Encoder:
     """The encoder registered as ``name`` over samples ``x`` (an array or lazy samples)."""
     factory = _ENCODERS[check_coding(name)]
-    return factory(x, EncoderSettings(input_scale, seed, stream, indices))
+    return factory(x, EncoderSettings(input_scale, seed, stream, indices, levels))

@@ -20,8 +20,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def float_neuron(threshold: float = 1.0, reset: str = "zero"):
+def float_neuron(threshold: float = 1.0, reset: str = "zero", v_init: float = 0.0):
     """The float IF neuron of the simulator and Spike-Norm."""
     from .dynamics import FloatArithmetic, Neuron
 
-    return Neuron(reset, FloatArithmetic(threshold))
+    return Neuron(reset, FloatArithmetic(threshold), v_init)

@@ -26,6 +26,9 @@ class Arithmetic(Protocol):
     def initial(self, shape, device, dtype, v0: float) -> torch.Tensor:
         """A fresh state for ``shape`` neurons with potential ``v0``."""
 
+    def potential_value(self, v: float) -> float:
+        """``v`` as this arithmetic can hold it (fixed point: rounded down)."""
+
     def potential(self, state: torch.Tensor) -> torch.Tensor:
         """The view of ``state`` that is v."""
 
@@ -52,6 +55,9 @@ class FloatArithmetic:
     def potential(self, state: torch.Tensor) -> torch.Tensor:
         return state
 
+    def potential_value(self, v: float) -> float:
+        return v
+
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
         return current
 
@@ -63,11 +69,14 @@ class FloatArithmetic:
 
 
 class Neuron:
-    """A layer's neurons: ``kind`` (a registered name) over ``arithmetic``."""
+    """A layer's neurons: ``kind`` (a registered name) over ``arithmetic``. Every sample
+    starts (and, between samples, is reset) at the kind's initial potential plus
+    ``v_init`` times the threshold (:class:`snn2hw.snn.options.Conversion` ``v_init``)."""
 
-    def __init__(self, kind: str, arithmetic: Arithmetic) -> None:
+    def __init__(self, kind: str, arithmetic: Arithmetic, v_init: float = 0.0) -> None:
         self.kind: NeuronKind = get(kind)
         self.arithmetic = arithmetic
+        self.v_init = float(v_init)
 
     @property
     def reset(self) -> str:
@@ -78,14 +87,19 @@ class Neuron:
         return self.arithmetic.threshold
 
     def initial(self, shape, device, dtype) -> torch.Tensor:
-        v0 = self.kind.initial_potential(self.arithmetic.threshold)
-        return self.arithmetic.initial(shape, device, dtype, v0)
+        return self.arithmetic.initial(shape, device, dtype, self.initial_potential)
+
+    @property
+    def initial_potential(self) -> float:
+        thr = self.arithmetic.threshold
+        v0 = self.kind.initial_potential(thr) + (self.v_init * thr if self.v_init else 0.0)
+        return self.arithmetic.potential_value(v0)
 
     def integrate(self, current: torch.Tensor, state: torch.Tensor, out: torch.Tensor,
-                  idle: int = 0) -> torch.Tensor:
+                  idle: int = 0, trace: torch.Tensor | None = None) -> torch.Tensor:
         """current (T, B, ...) -> spikes written to ``out`` (T, B, ...); ``state`` is updated
         in place and returned. The first ``idle`` steps are skipped: no integration, no
-        spikes."""
+        spikes. ``trace`` (T, B, ...), if given, receives v after every step."""
         arith, kind = self.arithmetic, self.kind
         drive = arith.drive(current, state, idle)
         v = arith.potential(state)
@@ -97,5 +111,7 @@ class Neuron:
             torch.gt(v, arith.threshold, out=fired)
             kind.reset(v, fired, arith.threshold, scratch)
             out[t] = fired
+            if trace is not None:
+                trace[t] = v
         arith.finish()
         return state
