@@ -126,6 +126,7 @@ def save_export(path: str | Path, art: ExportArtifact) -> None:
                 _write_synapse(syns.create_group(f"{j:04d}"), syn)
 
 
+
 def _read_layer(g: h5py.Group) -> QuantLayer:
     threshold = g.attrs["threshold"]
     threshold = int(threshold) if np.issubdtype(type(threshold), np.integer) else float(

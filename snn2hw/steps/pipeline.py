@@ -8,7 +8,8 @@ from .. import data, snn
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
 from ..calibrate.methods import ann_statistics
-from ..importer import file_hash, import_onnx
+from ..formats import import_model
+from ..importer import file_hash
 from ..onnx.maxpool import accuracy_cost, check_recorded
 from .evaluate import Evaluation, evaluate, load_data, num_classes
 from .options import CalibrationOptions, DataOptions, EvaluationOptions
@@ -77,7 +78,7 @@ def calibrate_model(model: str | Path, *, data_options: DataOptions = DataOption
                     ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
     device = data_options.device
-    graph = import_onnx(model, maxpool=data_options.maxpool)
+    graph = import_model(model, data_options.maxpool)
     preprocess = preprocess_for(graph, data_options)
     dataset = load_data(graph, data_options.spec, preprocess)
     net = snn.lower(graph)

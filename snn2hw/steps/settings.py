@@ -93,17 +93,34 @@ def check_calibration(opts: CalibrationOptions, cal: Calibration, where: str | P
     _check_conversion(opts, Conversion.from_params(cal.params), where)
 
 
-def _check_conversion(opts: CalibrationOptions, made: Conversion, where: str | Path) -> None:
+def _check_conversion(opts: CalibrationOptions, made: Conversion, where: str | Path,
+                      native: bool = False) -> None:
     """Conversion options given (explicitly or by a preset) must be those the calibration
-    was made with."""
+    was made with (``native``: those of a spiking-network file's own neurons)."""
     given = dict(opts.conversion)
     if opts.preset is not None:
         given = presets.resolve(opts.preset, given)[0].as_dict()
     for name, value in given.items():
+        if value != getattr(made, name) and native:
+            raise InputError(f"{where}: its neurons and thresholds are those of {name} "
+                             f"{getattr(made, name)!r}, not {value!r}", options=(name,))
         if value != getattr(made, name):
             raise InputError(f"{where}: thresholds were calibrated with {name} "
                              f"{getattr(made, name)!r}, not {value!r}; calibrate again with "
                              f"{name}={value!r}", options=(name,))
+
+
+def check_native(opts: CalibrationOptions, cal: Calibration, where: str | Path) -> None:
+    """Refuse a reset mode, junction rule or conversion option given (explicitly or by a
+    preset) that differs from those of the neurons a spiking-network file (NIR) defines."""
+    reset = reset_of(opts) if opts.reset is not None or opts.preset else None
+    if reset is not None and reset != cal.reset:
+        raise InputError(f"{where}: its neurons reset {cal.reset!r}, not {reset!r}",
+                         options=("reset",))
+    if opts.junction is not None and opts.junction != cal.junction:
+        raise InputError(f"{where}: its junctions follow the {cal.junction!r} rule, not "
+                         f"{opts.junction!r}", options=("junction",))
+    _check_conversion(opts, Conversion.from_params(cal.params), where, native=True)
 
 
 def override(metadata: dict[str, str], base: data.Preprocess,
