@@ -41,7 +41,7 @@ def write_folder(root: Path, images: int, side: int, seed: int) -> None:
 def measure(root: Path, size: int) -> dict:
     """Peak RSS growth while reading the test split as an evaluation does."""
     from snn2hw import data
-    from snn2hw.snn.encoding import PoissonEncoder
+    from snn2hw.snn.encoders import make_encoder
 
     shape = (3, size, size)
     ds = data.load(str(root), shape, CLASSES, data.Preprocess((0.5,) * 3, (0.5,) * 3))
@@ -50,7 +50,7 @@ def measure(root: Path, size: int) -> dict:
     checksum = 0.0
     for start in range(0, len(x), 256):   # the ANN's batches
         checksum += float(np.asarray(x[start:start + 256]).sum())
-    encoder = PoissonEncoder(x, 1.0, seed=0, stream=1)
+    encoder = make_encoder("poisson", x, input_scale=1.0, seed=0, stream=1)
     for start in range(0, len(x), 64):    # the simulator's batches
         encoder.reset()
         checksum += float(encoder.chunk(start, min(len(x), start + 64), 0, 1).sum())

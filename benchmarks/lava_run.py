@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from snn2hw.hardware import profiles
     from snn2hw.snn import simulate
     from snn2hw.steps.deploy import prepare_network
-    from snn2hw.snn.encoding import PoissonEncoder
+    from snn2hw.snn.encoders import make_encoder
     from snn2hw.artifacts.export import load_export
     from snn2hw.exporters.lava.watchdog import run_lava
 
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ds = data.load("digits", q.input_shape, q.output.size,
                    data.Preprocess.from_json(art.preprocess))
     x = ds.x_test[:args.samples]
-    spikes = PoissonEncoder(x, q.input_scale, args.seed, 1).full(0, len(x), args.timesteps)
+    spikes = make_encoder("poisson", x, input_scale=q.input_scale, seed=args.seed,
+                          stream=1).full(0, len(x), args.timesteps)
     spikes = spikes.reshape(len(x), args.timesteps, -1)
     steps = len(x) * args.timesteps
     neurons = sum(la.size for la in q.layers)
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.timesteps} steps = {steps} Lava steps per run")
 
     start = time.perf_counter()
-    ref = simulate.simulate(prepare_network(q), PoissonEncoder(x, q.input_scale, args.seed, 1),
+    enc = make_encoder("poisson", x, input_scale=q.input_scale, seed=args.seed, stream=1)
+    ref = simulate.simulate(prepare_network(q), enc,
                             args.timesteps, record=[la.name for la in q.layers])
     ref_seconds = time.perf_counter() - start
     print(f"{'reference fixed-point':>22}: {steps / ref_seconds:9.1f} steps/s "

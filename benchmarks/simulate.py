@@ -32,15 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     from snn2hw.snn import simulate
     from snn2hw import snn
     from snn2hw.calibrate import max_act
-    from snn2hw.snn.encoding import PoissonEncoder
+    from snn2hw.snn.encoders import make_encoder
     from snn2hw.importer import import_onnx
-    from snn2hw.steps.pipeline import load_data, resolve_preprocess
+    from snn2hw.steps.evaluate import load_data
+    from snn2hw.steps.settings import model_preprocess
 
     if not Path(args.model).is_file():
         print(f"{args.model} not found: run `make demo` first (it trains the demo network)")
         return 2
     graph = import_onnx(args.model)
-    dataset = load_data(graph, "digits", resolve_preprocess(graph, None, None))
+    dataset = load_data(graph, "digits", model_preprocess(graph))
     x = dataset.x_test[:args.samples]
     net = snn.lower(graph)
     scales = max_act(net, dataset.x_train[:256]).scales
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     for batch in args.batch:
         figures, counts = {}, {}
         for label, chunk in (("layer-wise", None), ("step-by-step", 1)):
-            enc = PoissonEncoder(x, scales[net.input], args.seed, 1)
+            enc = make_encoder("poisson", x, input_scale=scales[net.input], seed=args.seed,
+                               stream=1)
             start = time.perf_counter()
             res = simulate.simulate(prep, enc, args.timesteps, batch_size=batch,
                                     time_chunk=chunk)

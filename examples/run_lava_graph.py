@@ -36,7 +36,7 @@ import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401,E
 
 from snn2hw import data  # noqa: E402
 from snn2hw.hardware import profiles
-from snn2hw.snn.encoding import PoissonEncoder  # noqa: E402
+from snn2hw.snn.encoders import make_encoder  # noqa: E402
 from snn2hw.errors import InputError, Snn2hwError  # noqa: E402
 from snn2hw.artifacts.export import load_export  # noqa: E402
 from snn2hw.exporters.lava.backend import check_network, synapse_matrix  # noqa: E402
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     steps, seed = args.timesteps, art.seed if args.seed is None else args.seed
 
     # Input: (N, T, pixels) spikes of -1/0/+1 -> one column per Lava step, sample after sample.
-    spikes = PoissonEncoder(x, net.input_scale, seed, EVALUATION_STREAM).full(0, len(x), steps)
+    spikes = make_encoder("poisson", x, input_scale=net.input_scale, seed=seed,
+                          stream=EVALUATION_STREAM).full(0, len(x), steps)
     columns = spikes.reshape(len(x), steps, -1).transpose(2, 0, 1).reshape(-1, len(x) * steps)
     neurons, source = build(net, profile, columns, steps)
     sink = Sink(shape=(net.output.size,), buffer=len(x) * steps)

@@ -27,6 +27,20 @@ and runs, Lava step by Lava step, with NumPy int32 registers as Lava's CPU model
   for ``LIFResetSubtract``, v -= effective threshold.
 * Output: the spikes of every step, sample-major; steps t < depth of each sample are
   reported silent, as the backend does.
+
+The conversion options (``qnet.conversion``), as the backend maps them onto Lava
+(exporters/lava/conversion.py, procs/init_lif.py), written here again from Lava's source:
+
+* direct coding: the RingBuffer holds integers in [-L, L] instead of spikes; the first
+  Sparse is graded, so they multiply the weights (sparse/models.py:96-99).
+* v_init: the periodic reset sets v = floor(v_init * (vth << 6)) instead of 0 (0 for the
+  output layer of a membrane read-out).
+* membrane read-out: a Monitor reads the output layer's v after each step's spike and
+  reset (monitor/models.py:34-47, post-management phase); in the fill window the steps
+  before the layer's depth (the previous sample's tail) are reported as 0.
+* pipelined window: N*T + D steps (D the deepest layer; zero input after the last sample);
+  layer ``depth`` d's window for sample k is steps k*T + d .. k*T + d + T - 1 (0-based),
+  nothing is reported silent.
 """
 from __future__ import annotations
 
@@ -101,7 +115,7 @@ class LifResetModel:
     """LIFReset fixed_pt with du, dv, vth, bias_mant, bias_exp, reset interval/offset."""
 
     def __init__(self, size, du, dv, vth, bias_mant, bias_exp, interval, offset,
-                 subtract: bool) -> None:
+                 subtract: bool, v_init: int = 0) -> None:
         self.u = np.zeros(size, dtype=np.int32)
         self.v = np.zeros(size, dtype=np.int32)
         self.du, self.dv, self.vth = du, dv, vth
@@ -109,6 +123,7 @@ class LifResetModel:
         self.bias_exp = np.full(size, bias_exp, dtype=np.int16)
         self.interval, self.offset = interval, offset % interval
         self.subtract = subtract
+        self.v_init = int(v_init)
 
     @staticmethod
     def _decay(x: np.ndarray, keep: int) -> np.ndarray:
@@ -118,7 +133,7 @@ class LifResetModel:
     def step(self, ts: int, a_in: np.ndarray) -> np.ndarray:
         if ts % self.interval == self.offset:
             self.u[:] = 0
-            self.v[:] = 0
+            self.v[:] = self.v_init
         bias = np.left_shift(self.bias_mant.astype(np.int32), self.bias_exp)
         vth = np.left_shift(np.int32(self.vth), SHIFT)
         curr = self._decay(self.u, (1 << DECAY_SHIFT) - (self.du + 1))
@@ -136,17 +151,34 @@ class LifResetModel:
         return spikes
 
 
+def _v_init(qnet, la) -> int:
+    """floor(fraction * (vth << 6)), 0 for the membrane read-out's output layer."""
+    conv = getattr(qnet, "conversion", None)
+    if conv is None or (la.is_output and conv.readout == "membrane"):
+        return 0
+    return (int(conv.v_init * 2) * (int(la.threshold) << SHIFT)) // 2   # v_init is 0 or 1/2
+
+
 def run_model(qnet, spikes: np.ndarray, du: int = 4095, dv: int = 0,
-              hidden_graded: bool = True) -> dict[str, np.ndarray]:
-    """Every layer's spikes (N, T, size) int8 for input spikes (N, T, in_size) of -1/0/+1,
-    all samples back to back in one run, as the backend's Lava graph computes them."""
+              hidden_graded: bool = True, potentials: dict | None = None
+              ) -> dict[str, np.ndarray]:
+    """Every layer's spikes (N, T, size) int8 for the input (N, T, in_size) of -1/0/+1
+    spikes (or graded integers: direct coding), all samples back to back in one run, as
+    the backend's Lava graph computes them. With the membrane read-out, ``potentials``
+    (a dict) receives the output layer's v (N, T, size) after each step of its window."""
+    conv = getattr(qnet, "conversion", None)
+    pipelined = conv is not None and conv.window == "pipelined"
     n, t, in_size = spikes.shape
-    data = spikes.reshape(n * t, in_size).T.astype(np.int32)   # column k*T + j
+    extra = max(int(la.depth) for la in qnet.layers) if pipelined else 0
+    total = n * t + extra
+    data = np.zeros((in_size, total), dtype=np.int32)
+    data[:, :n * t] = spikes.reshape(n * t, in_size).T      # column k*T + j
     lifs = {la.name: LifResetModel(la.size, du, dv, int(la.threshold),
                                    np.zeros(la.size) if la.bias_mant is None
                                    else np.asarray(la.bias_mant).reshape(-1),
                                    int(la.bias_exp), t, int(la.depth) + 1,
-                                   qnet.reset == "subtract") for la in qnet.layers}
+                                   qnet.reset == "subtract", _v_init(qnet, la))
+            for la in qnet.layers}
     chains = []   # (source, target, [Sparse, relay, ...])
     for la in qnet.layers:
         for syn in la.synapses:
@@ -155,23 +187,33 @@ def run_model(qnet, spikes: np.ndarray, du: int = 4095, dv: int = 0,
             chain += [SparseModel(np.eye(la.size, dtype=np.int64), True)
                       for _ in range(int(syn.lag) - 1)]
             chains.append((syn.source, la.name, chain))
-    out = {la.name: np.zeros((n * t, la.size), dtype=np.int8) for la in qnet.layers}
-    for ts in range(1, n * t + 1):
+    out = {la.name: np.zeros((total, la.size), dtype=np.int8) for la in qnet.layers}
+    trace = np.zeros((total, qnet.output.size), dtype=np.int64)
+    for ts in range(1, total + 1):
         sent = [[proc.send() for proc in chain] for _, _, chain in chains]
         a_in = {la.name: np.zeros(la.size, dtype=np.int32) for la in qnet.layers}
         for (_, target, _), outs in zip(chains, sent):
             a_in[target] = a_in[target] + outs[-1]
-        fired = {qnet.input: data[:, (ts - 1) % (n * t)]}
+        fired = {qnet.input: data[:, ts - 1]}
         for la in qnet.layers:
             fired[la.name] = lifs[la.name].step(ts, a_in[la.name])
             out[la.name][ts - 1] = fired[la.name]
+        trace[ts - 1] = lifs[qnet.output.name].v        # what the Monitor reads
         for (source, _, chain), outs in zip(chains, sent):
             chain[0].receive(fired[source])
             for relay, upstream in zip(chain[1:], outs[:-1]):
                 relay.receive(upstream)
     result = {}
     for la in qnet.layers:
-        s = out[la.name].reshape(n, t, la.size)
-        s[:, :min(int(la.depth), t)] = 0
+        start = int(la.depth) if pipelined else 0
+        cols = [k * t + start + j for k in range(n) for j in range(t)]
+        s = out[la.name][cols].reshape(n, t, la.size)
+        if not pipelined:
+            s[:, :min(int(la.depth), t)] = 0
         result[la.name] = s
+        if la.is_output and potentials is not None:
+            v = trace[cols].reshape(n, t, la.size).astype(np.float64)
+            if not pipelined:   # reported as the backend does: 0 before the layer's depth
+                v[:, :min(int(la.depth), t)] = 0
+            potentials[la.name] = v
     return result

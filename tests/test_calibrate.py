@@ -17,7 +17,7 @@ from snn2hw.calibrate import spikestore, streaming
 from snn2hw.snn import simulate
 from snn2hw.calibrate import spikestore
 from snn2hw.data import digits
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.importer import graph_from_nodes as build
 
 
@@ -313,7 +313,8 @@ def test_spike_norm_snn_accuracy_close_to_ann_on_digits():
     assert ann_acc > 0.9
     cal = calibrate.calibrate("spike-norm", net, x_cal, timesteps=256, seed=0)
     prep = simulate.prepare_float(net, cal.scales)
-    res = simulate.simulate(prep, PoissonEncoder(x_te, cal.scales["input"], 0, stream=1), 256,
+    res = simulate.simulate(prep, make_encoder("poisson", x_te, input_scale=cal.scales["input"],
+                                               seed=0, stream=1), 256,
                             checkpoints=[32])
     pred, _ = res.predictions(256)
     snn_acc = float((pred == y_te).mean())
@@ -353,8 +354,9 @@ def test_spike_store_round_trips_packed_trains_and_signed_input():
     x = rng.uniform(-1, 1, (5, 2, 3)).astype(np.float32)
     x[0, 0, 0] = 0
     store = spikestore.SpikeStore()
-    store.put_input("in", PoissonEncoder(x, 1.0, seed=4), 7, batch=2)
-    want = np.moveaxis(PoissonEncoder(x, 1.0, seed=4).full(0, 5, 7), 1, 0)  # (T, N, ...)
+    store.put_input("in", make_encoder("poisson", x, input_scale=1.0, seed=4), 7, batch=2)
+    want = np.moveaxis(make_encoder("poisson", x, input_scale=1.0, seed=4).full(0, 5, 7), 1,
+                       0)  # (T, N, ...)
     assert set(np.unique(want)) == {-1, 0, 1}
     assert torch.equal(store.window("in", 0, 5, 0, 7, "cpu", torch.float32),
                        torch.from_numpy(want).float())

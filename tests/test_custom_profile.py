@@ -21,7 +21,7 @@ from snn2hw import data
 from snn2hw.snn import simulate
 from snn2hw.cli import main
 from snn2hw.steps.deploy import prepare_network
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.artifacts.export import load_export
 from snn2hw.exporters.lava.settings import Messages
 from snn2hw.steps.pipeline import EVALUATION_STREAM
@@ -267,8 +267,9 @@ def test_custom_profile_runs_on_lava_spike_for_spike(model, tmp_path, capsys):
     ds = data.load("digits", q.input_shape, q.output.size,
                    data.Preprocess.from_json(art.preprocess))
     x, _ = data.take(ds.x_test, ds.y_test, 6, "evaluation")
-    ref = simulate.simulate(prepare_network(q), PoissonEncoder(x, q.input_scale, art.seed,
-                                                               EVALUATION_STREAM), 32,
+    enc = make_encoder("poisson", x, input_scale=q.input_scale, seed=art.seed,
+                       stream=EVALUATION_STREAM)
+    ref = simulate.simulate(prepare_network(q), enc, 32,
                             record=[la.name for la in q.layers])
     assert all(r.sum() > 0 for r in ref.records.values())
 

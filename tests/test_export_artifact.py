@@ -15,7 +15,7 @@ from snn2hw.snn import simulate
 from snn2hw.artifacts.calibration import CalibrationArtifact, save_calibration
 from snn2hw.calibrate import Calibration
 from snn2hw.steps.deploy import prepare_network
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.errors import ArtifactError
 from snn2hw.artifacts.export import ExportArtifact, load_export, save_export
 from snn2hw.importer import graph_from_nodes as build
@@ -125,7 +125,8 @@ def test_loaded_export_simulates_like_the_original(tmp_path):
     back = load_export(tmp_path / "net.h5")
     x = np.random.default_rng(2).uniform(0, 1, size=(4, 1, 8, 8)).astype(np.float32)
     names = [la.name for la in art.qnet.layers]
-    runs = [simulate.simulate(prepare_network(a.qnet), PoissonEncoder(x, 1.0, 0, 1), 24,
+    runs = [simulate.simulate(prepare_network(a.qnet), make_encoder("poisson", x, input_scale=1.0,
+                                                                    seed=0, stream=1), 24,
                               record=names) for a in (art, back)]
     assert runs[0].records["r1"].any()
     for name in names:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.quantize.fixed import prepare_fixed, saturation
 from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from snn2hw.snn.simulate import simulate
@@ -109,10 +109,11 @@ def runs():
     qnet = hand_built()
     rng = np.random.default_rng(11)
     x = rng.uniform(-1, 1, size=(5, 1, 8, 8)).astype(np.float32)
-    s_in = PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T)
+    s_in = make_encoder("poisson", x, input_scale=1.0, seed=3, stream=1).full(0, len(x), T)
     ref, sat, wrapped, not_modulo = reference(qnet, s_in)
     prep = prepare_fixed(qnet)
-    res = simulate(prep, PoissonEncoder(x, 1.0, 3, 1), T, record=["input", "a", "b"],
+    res = simulate(prep, make_encoder("poisson", x, input_scale=1.0, seed=3, stream=1), T,
+                   record=["input", "a", "b"],
                    batch_size=2, time_chunk=7)
     return qnet, s_in, ref, sat, (wrapped, not_modulo), prep, res
 
@@ -149,7 +150,8 @@ def test_fixed_simulator_counts_clipped_steps_like_the_reference(runs):
 def test_time_chunking_and_batching_do_not_change_spikes(runs):
     qnet, _, ref, *_ = runs
     x = np.random.default_rng(11).uniform(-1, 1, size=(5, 1, 8, 8)).astype(np.float32)
-    res = simulate(prepare_fixed(qnet), PoissonEncoder(x, 1.0, 3, 1), T, record=["a", "b"])
+    res = simulate(prepare_fixed(qnet), make_encoder("poisson", x, input_scale=1.0, seed=3,
+                                                     stream=1), T, record=["a", "b"])
     for name in ("a", "b"):
         assert np.array_equal(res.records[name], ref[name])
 
@@ -158,11 +160,14 @@ def test_reset_by_subtraction_matches_integer_reference():
     qnet = hand_built()
     qnet.reset = "subtract"
     x = np.random.default_rng(12).uniform(-1, 1, size=(4, 1, 8, 8)).astype(np.float32)
-    ref, *_ = reference(qnet, PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T))
-    res = simulate(prepare_fixed(qnet), PoissonEncoder(x, 1.0, 3, 1), T, record=["a", "b"],
+    ref, *_ = reference(qnet, make_encoder("poisson", x, input_scale=1.0, seed=3,
+                                           stream=1).full(0, len(x), T))
+    res = simulate(prepare_fixed(qnet), make_encoder("poisson", x, input_scale=1.0, seed=3,
+                                                     stream=1), T, record=["a", "b"],
                    batch_size=3, time_chunk=9)
     qnet.reset = "zero"
-    zero, *_ = reference(qnet, PoissonEncoder(x, 1.0, 3, 1).full(0, len(x), T))
+    zero, *_ = reference(qnet, make_encoder("poisson", x, input_scale=1.0, seed=3,
+                                            stream=1).full(0, len(x), T))
     assert not np.array_equal(zero["a"], ref["a"])  # the reset mode matters here
     for name in ("a", "b"):
         assert np.array_equal(res.records[name].astype(np.int64), ref[name]), name

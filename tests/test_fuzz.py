@@ -433,7 +433,7 @@ def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
     from snn2hw import snn
     from snn2hw.calibrate import calibrate
     from snn2hw.steps.deploy import first_mismatch, prepare_network
-    from snn2hw.snn.encoding import PoissonEncoder
+    from snn2hw.snn.encoders import make_encoder
     from snn2hw.exporters.lava.watchdog import run_lava
     from snn2hw.quantize import quantize
 
@@ -448,9 +448,11 @@ def check_reference_matches_lava(model: onnx.ModelProto, ops: list[str],
     profile = profiles.load("loihi_sim")
     qnet = quantize(net, cal.scales, profile, cal.source_scales, reset)
     names = [la.name for la in qnet.layers]
-    spikes = PoissonEncoder(x, qnet.input_scale, 0, 1).full(0, len(x), timesteps)
-    spikes = spikes.reshape(len(x), timesteps, -1)
-    ref = simulate.simulate(prepare_network(qnet), PoissonEncoder(x, qnet.input_scale, 0, 1),
+    enc = make_encoder("poisson", x, input_scale=qnet.input_scale, seed=0, stream=1)
+    spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
+    ref = simulate.simulate(prepare_network(qnet),
+                            make_encoder("poisson", x, input_scale=qnet.input_scale, seed=0,
+                                         stream=1),
                             timesteps, record=names)
     assert sum(int(np.abs(r).sum()) for r in ref.records.values()) > 0, f"silent: {ops}"
     lava = run_lava(qnet, spikes, timesteps, profile=profile)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from snn2hw import data
 from snn2hw.data import imagefolder
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.errors import DataError
 from snn2hw.data.samples import LazySamples
 
@@ -171,8 +171,8 @@ def test_lazy_and_in_memory_samples_give_the_same_spikes(tmp_path):
     make_split(tmp_path, per_class=12)
     ds = data.load(str(tmp_path), (1, 6, 6), 2, data.Preprocess((0.1,), (1.0,)))
     x = np.asarray(ds.x_test)
-    lazy = PoissonEncoder(ds.x_test, 0.8, seed=3, stream=1)
-    eager = PoissonEncoder(x, 0.8, seed=3, stream=1)
+    lazy = make_encoder("poisson", ds.x_test, input_scale=0.8, seed=3, stream=1)
+    eager = make_encoder("poisson", x, input_scale=0.8, seed=3, stream=1)
     for t0, t1 in ((0, 5), (5, 9)):
         np.testing.assert_array_equal(lazy.chunk(0, len(x), t0, t1),
                                       eager.chunk(0, len(x), t0, t1))

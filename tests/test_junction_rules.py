@@ -118,8 +118,9 @@ def test_simulated_junction_spikes_equal_a_per_step_loop_with_the_delay(setup):
     scales = {"input": float(np.abs(x).max()), "j0": 2.0, "r1": 1.5, "r2": 1.25,
               "j1": 2.5, "out": 2.0}
     prep = simulate.prepare_float(net, scales, dtype=torch.float64)
-    from snn2hw.snn.encoding import PoissonEncoder
-    res = simulate.simulate(prep, PoissonEncoder(x, scales["input"], SEED, stream=0), T,
+    from snn2hw.snn.encoders import make_encoder
+    res = simulate.simulate(prep, make_encoder("poisson", x, input_scale=scales["input"],
+                                               seed=SEED, stream=0), T,
                             record=["j0", "r2", "j1"])
     spikes = {name: res.records[name].astype(np.float64) for name in ("j0", "r2")}
     units = {"j0": scales["j0"], "r2": scales["r2"]}

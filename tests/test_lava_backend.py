@@ -234,13 +234,31 @@ def group_gone(pgid, wait=5.0):
 # Tests without Lava
 # --------------------------------------------------------------------------------------
 
-def test_conv_csr_matches_intsynapse_matrix():
-    rng = np.random.default_rng(5)
-    syn = IntSynapse("x", 1, (4, 7, 6), (6, 3, 3), "conv",
-                     weight=rng.integers(-9, 10, size=(6, 2, 3, 2)), stride=(2, 2),
-                     padding=(1, 0, 0, 1), dilation=(1, 2), groups=2)
-    ours = lava_backend.conv_csr(syn, np.int64)
-    assert (ours != sp.csr_matrix(syn.matrix(), dtype=np.int64)).nnz == 0
+def conv_synapse(weight) -> IntSynapse:
+    return IntSynapse("x", 1, (4, 7, 6), (6, 3, 3), "conv", weight=weight, stride=(2, 2),
+                      padding=(1, 0, 0, 1), dilation=(1, 2), groups=2)
+
+
+def probed_np_conv(syn, dtype) -> np.ndarray:
+    """The conv's matrix: np_conv (above) applied to every unit vector."""
+    eye = np.eye(syn.in_size, dtype=dtype).reshape(-1, *syn.in_shape)
+    out = np_conv(eye, np.asarray(syn.weight, dtype), syn.stride, syn.padding, syn.dilation,
+                  syn.groups)
+    return out.reshape(syn.in_size, -1).T
+
+
+def test_fixed_pt_synapse_matrix_of_a_conv_is_the_exact_int32_conv():
+    syn = conv_synapse(np.random.default_rng(5).integers(-9, 10, size=(6, 2, 3, 2)))
+    ours = lava_backend.synapse_matrix(syn, "fixed_pt")
+    assert ours.dtype == np.int32
+    np.testing.assert_array_equal(ours.toarray(), probed_np_conv(syn, np.int64))
+
+
+def test_floating_pt_synapse_matrix_of_a_conv_keeps_float_weights():
+    syn = conv_synapse(np.random.default_rng(6).normal(size=(6, 2, 3, 2)) / 7)
+    ours = lava_backend.synapse_matrix(syn, "floating_pt")
+    assert ours.dtype == np.float64
+    np.testing.assert_array_equal(ours.toarray(), probed_np_conv(syn, np.float64))
 
 
 def test_input_packing_is_sample_major():

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lava_model  # noqa: E402
 
-from snn2hw.snn.encoding import PoissonEncoder  # noqa: E402
+from snn2hw.snn.encoders import make_encoder  # noqa: E402
 from snn2hw.quantize.fixed import prepare_fixed  # noqa: E402
 from snn2hw.quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer  # noqa: E402
 from snn2hw.snn.simulate import simulate  # noqa: E402
@@ -38,10 +38,11 @@ def matrix(source: str, lag: int, in_size: int, dense: np.ndarray) -> IntSynapse
 def reference_spikes(qnet: QuantizedNetwork, x: np.ndarray, timesteps: int,
                      du: int = 4095, dv: int = 0, time_chunk: int | None = None):
     """(input spikes (N, T, in), {layer: reference spikes (N, T, size)})."""
-    enc = PoissonEncoder(x, 1.0, 3, 1)
+    enc = make_encoder("poisson", x, input_scale=1.0, seed=3, stream=1)
     spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
     names = [la.name for la in qnet.layers]
-    res = simulate(prepare_fixed(qnet, du=du, dv=dv), PoissonEncoder(x, 1.0, 3, 1),
+    res = simulate(prepare_fixed(qnet, du=du, dv=dv), make_encoder("poisson", x, input_scale=1.0,
+                                                                   seed=3, stream=1),
                    timesteps, record=names, time_chunk=time_chunk)
     return spikes, {k: v.astype(np.int8) for k, v in res.records.items()}
 

@@ -18,7 +18,7 @@ from snn2hw.hardware import profiles
 from snn2hw.snn import simulate
 from snn2hw.cli import main
 from snn2hw.steps.deploy import prepare_network
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.artifacts.export import load_export
 from snn2hw.exporters.lava.watchdog import run_lava
 from snn2hw.steps.pipeline import EVALUATION_STREAM
@@ -68,15 +68,17 @@ def test_example_matches_snn2hw_run_on_a_subtract_reset_export(subtract_export):
     ds = data.load(str(npz), q.input_shape, q.output.size,
                    data.Preprocess.from_json(art.preprocess))
     x, _ = data.take(ds.x_test, ds.y_test, SAMPLES, "evaluation")
-    enc = PoissonEncoder(x, q.input_scale, art.seed, EVALUATION_STREAM)
+    enc = make_encoder("poisson", x, input_scale=q.input_scale, seed=art.seed,
+                       stream=EVALUATION_STREAM)
     spikes = enc.full(0, SAMPLES, STEPS).reshape(SAMPLES, STEPS, -1)
     profile = profiles.load_stored(art.profile_toml, str(export))
     lava = run_lava(q, spikes, STEPS, profile=profile).spikes[q.output.name].sum(axis=1)
 
     def reference(reset: str) -> np.ndarray:
         q.reset = reset
-        res = simulate.simulate(prepare_network(q), PoissonEncoder(
-            x, q.input_scale, art.seed, EVALUATION_STREAM), STEPS, record=[q.output.name])
+        enc = make_encoder("poisson", x, input_scale=q.input_scale, seed=art.seed,
+                           stream=EVALUATION_STREAM)
+        res = simulate.simulate(prepare_network(q), enc, STEPS, record=[q.output.name])
         return res.records[q.output.name].sum(axis=1)
 
     subtract, zero = reference("subtract"), reference("zero")

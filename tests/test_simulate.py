@@ -12,7 +12,8 @@ import torch
 
 from snn2hw import ir, snn
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
+from snn2hw.snn.neurons import float_neuron
 from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes as build
 
@@ -89,12 +90,13 @@ def naive_run(layers, s_in: np.ndarray, timesteps: int, reset: str = "zero"
 
 def run_sim(graph, scales, x, timesteps, seed=3, reset="zero", **kw):
     prep = simulate.prepare_float(snn.lower(graph), scales, dtype=F64, reset=reset)
-    enc = PoissonEncoder(x, scales["input"], seed, stream=1)
+    enc = make_encoder("poisson", x, input_scale=scales["input"], seed=seed, stream=1)
     return simulate.simulate(prep, enc, timesteps, **kw)
 
 
 def input_spikes(x, scale, timesteps, seed=3):
-    return PoissonEncoder(x, scale, seed, stream=1).full(0, len(x), timesteps)
+    return make_encoder("poisson", x, input_scale=scale, seed=seed, stream=1).full(0, len(x),
+                                                                                   timesteps)
 
 
 def rng_normal(rng, *shape, scale=1.0):
@@ -225,7 +227,8 @@ def test_float32_simulator_agrees_with_naive_loop_nearly_everywhere():
     g, scales, layers = dense_net(rng)
     x = rng.uniform(-1, 1, (6, 12)).astype(np.float32)
     prep = simulate.prepare_float(snn.lower(g), scales)  # float32
-    res = simulate.simulate(prep, PoissonEncoder(x, 1.0, 3, stream=1), 40, record=["r1", "d2"])
+    res = simulate.simulate(prep, make_encoder("poisson", x, input_scale=1.0, seed=3, stream=1),
+                            40, record=["r1", "d2"])
     ref = naive_run(layers(scales), input_spikes(x, 1.0, 40), 40)
     for name in ("r1", "d2"):
         agree = (res.records[name] == ref[name].reshape(6, 40, -1)).mean()
@@ -299,10 +302,10 @@ def test_if_neuron_reset_modes_by_hand():
     for reset, want in (("zero", [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]),
                         ("subtract", [0, 1, 1, 0, 1, 1, 1, 0, 1, 1])):
         out = torch.empty_like(current)
-        simulate.IFNeuron(1.0, reset).integrate(current, torch.zeros((1, 1), dtype=F64), out)
+        float_neuron(1.0, reset).integrate(current, torch.zeros((1, 1), dtype=F64), out)
         assert out.reshape(-1).tolist() == want, reset
     with pytest.raises(InputError, match="unknown reset mode 'soft'; known: zero, subtract"):
-        simulate.IFNeuron(1.0, "soft")
+        float_neuron(1.0, "soft")
 
 
 def test_residual_input_shortcut_matches_naive_loop():
@@ -374,10 +377,10 @@ def test_bias_is_a_current_every_step_and_threshold_is_strict():
 
 def test_encoder_same_seed_identical_different_seed_differs():
     x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 5)).astype(np.float32)
-    a = PoissonEncoder(x, 1.0, seed=7).full(0, 4, 50)
-    b = PoissonEncoder(x, 1.0, seed=7).full(0, 4, 50)
-    c = PoissonEncoder(x, 1.0, seed=8).full(0, 4, 50)
-    d = PoissonEncoder(x, 1.0, seed=7, stream=1).full(0, 4, 50)
+    a = make_encoder("poisson", x, input_scale=1.0, seed=7).full(0, 4, 50)
+    b = make_encoder("poisson", x, input_scale=1.0, seed=7).full(0, 4, 50)
+    c = make_encoder("poisson", x, input_scale=1.0, seed=8).full(0, 4, 50)
+    d = make_encoder("poisson", x, input_scale=1.0, seed=7, stream=1).full(0, 4, 50)
     np.testing.assert_array_equal(a, b)
     assert (a != c).any() and (a != d).any()
     assert a.dtype == np.int8 and a.shape == (4, 50, 3, 5)
@@ -385,7 +388,8 @@ def test_encoder_same_seed_identical_different_seed_differs():
 
 def test_encoder_follows_documented_per_sample_generator():
     x = np.random.default_rng(1).uniform(-2, 2, (3, 6)).astype(np.float32)
-    enc = PoissonEncoder(x, 1.5, seed=5, stream=1, indices=np.array([10, 4, 7]))
+    enc = make_encoder("poisson", x, input_scale=1.5, seed=5, stream=1, indices=np.array([10, 4,
+                                                                                          7]))
     got = enc.full(0, 3, 30)
     for row, index in enumerate([10, 4, 7]):
         u = np.random.default_rng([5, 1, index]).random((30, 6), dtype=np.float32)
@@ -395,7 +399,8 @@ def test_encoder_follows_documented_per_sample_generator():
 
 def test_encoder_rate_matches_magnitude_over_scale():
     x = np.array([[0.0, 0.1, 0.5, -0.3, -0.9, 1.0, 2.0, -3.0]], dtype=np.float32)
-    spikes = PoissonEncoder(x, 2.0, seed=1).full(0, 1, 20000)[0].astype(np.float64)
+    spikes = make_encoder("poisson", x, input_scale=2.0, seed=1).full(0, 1,
+                                                                      20000)[0].astype(np.float64)
     rate = np.abs(spikes).mean(axis=0)
     want = np.minimum(np.abs(x[0]) / 2.0, 1.0)
     np.testing.assert_allclose(rate, want, atol=0.02)
@@ -404,7 +409,7 @@ def test_encoder_rate_matches_magnitude_over_scale():
 
 def test_encoder_negative_inputs_give_negative_spikes():
     x = np.array([[0.4, -0.4, -1.0, 0.0]], dtype=np.float32)
-    spikes = PoissonEncoder(x, 1.0, seed=2).full(0, 1, 500)[0]
+    spikes = make_encoder("poisson", x, input_scale=1.0, seed=2).full(0, 1, 500)[0]
     assert set(np.unique(spikes[:, 0])) == {0, 1}
     assert set(np.unique(spikes[:, 1])) == {0, -1}
     assert (spikes[:, 2] == -1).all() and (spikes[:, 3] == 0).all()
@@ -412,19 +417,19 @@ def test_encoder_negative_inputs_give_negative_spikes():
 
 def test_encoder_chunked_draws_equal_one_full_draw():
     x = np.random.default_rng(3).uniform(-1, 1, (5, 2, 3, 3)).astype(np.float32)
-    full = PoissonEncoder(x, 1.0, seed=9).full(0, 5, 23)
-    enc = PoissonEncoder(x, 1.0, seed=9)
+    full = make_encoder("poisson", x, input_scale=1.0, seed=9).full(0, 5, 23)
+    enc = make_encoder("poisson", x, input_scale=1.0, seed=9)
     parts = [enc.chunk(0, 5, t0, t1) for t0, t1 in [(0, 1), (1, 8), (8, 15), (15, 23)]]
     np.testing.assert_array_equal(np.concatenate(parts, axis=1), full)
     # a sub-batch gets the same spikes as in the full batch
-    enc2 = PoissonEncoder(x, 1.0, seed=9)
+    enc2 = make_encoder("poisson", x, input_scale=1.0, seed=9)
     np.testing.assert_array_equal(np.concatenate([enc2.chunk(2, 4, 0, 10),
                                                   enc2.chunk(2, 4, 10, 23)], axis=1),
                                   full[2:4])
 
 
 def test_encoder_refuses_out_of_order_steps():
-    enc = PoissonEncoder(np.ones((1, 2), np.float32), 1.0, seed=0)
+    enc = make_encoder("poisson", np.ones((1, 2), np.float32), input_scale=1.0, seed=0)
     with pytest.raises(ValueError):
         enc.chunk(0, 1, 3, 5)
     enc.chunk(0, 1, 0, 4)

@@ -20,7 +20,7 @@ from snn2hw.snn import simulate
 from snn2hw.analysis import sparsity
 from snn2hw.calibrate import calibrate
 from snn2hw.cli import main
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
 from snn2hw.importer import graph_from_nodes as build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -142,7 +142,7 @@ def analyse_and_count(graph, timesteps=24, n=7, seed=5):
     per_sample = timesteps * sum(int(np.prod(s)) for s in shapes.values())
     rep = sparsity.analyze(net, scales, x, timesteps, seed, record_budget=3 * per_sample)
     prep = simulate.prepare_float(net, scales)
-    enc = PoissonEncoder(x, scales[net.input], seed, stream=1)
+    enc = make_encoder("poisson", x, input_scale=scales[net.input], seed=seed, stream=1)
     res = simulate.simulate(prep, enc, timesteps, record=list(shapes))
     expected = {}
     for la in net.layers:

@@ -39,6 +39,12 @@ simulator treats as idle: those steps are reported as silent. Spikes emitted the
 leak into the current sample, because every downstream layer is reset when they would
 arrive (depth(target) >= depth(source) + lag, checked in :func:`check_network`).
 
+Conversion options (``qnet.conversion``; :mod:`.conversion`): direct input coding sends
+graded integer values through the same RingBuffer and Sparse; an initial potential makes
+the layers :class:`snn2hw.exporters.lava.procs.init_lif.LIFResetInit` (the reset between
+samples restores it); the membrane read-out adds a ``Monitor`` of the output layer's v;
+the pipelined window runs N*T + depth steps and reads every layer from its own window.
+
 Importing this module imports no Lava (Lava's runtime sets the multiprocessing start
 method on import); Lava is imported inside the functions that run it, normally only in
 the child process :mod:`snn2hw.exporters.lava.worker`.
@@ -46,7 +52,7 @@ the child process :mod:`snn2hw.exporters.lava.worker`.
 from __future__ import annotations
 
 # The implementation lives in these modules; this one keeps the names other code imports.
-from .checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes, conv_csr,
+from .checks import (DEFAULT_PROFILES, TAGS, check_network, check_spikes,
                      estimate_step_cost, layer_sizes, pack_input, resolve_profile,
                      synapse_matrix, unpack_output)
 from .graph import DELAY, EXTRACTOR_BUFFER, READER, Graph, build_graph
@@ -54,7 +60,7 @@ from .limits import LAVA_FIXED, check_profile
 from .runtime import END_GRACE, LavaRun, run_graph, run_network
 from .watchdog import LavaResult, run_lava
 
-__all__ = ["DEFAULT_PROFILES", "TAGS", "check_network", "check_spikes", "conv_csr",
+__all__ = ["DEFAULT_PROFILES", "TAGS", "check_network", "check_spikes",
            "estimate_step_cost", "layer_sizes", "pack_input", "resolve_profile",
            "synapse_matrix", "unpack_output", "DELAY", "EXTRACTOR_BUFFER", "READER", "Graph",
            "build_graph", "LAVA_FIXED", "check_profile", "END_GRACE", "LavaRun", "run_graph",

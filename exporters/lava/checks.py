@@ -12,11 +12,15 @@ from snn2hw.hardware import profiles
 from snn2hw.errors import HardwareLimitError, InputError
 from snn2hw.hardware.profiles import FixedPoint, Profile
 
+from .conversion import check_conversion, check_values, input_dtype
 from .limits import check_profile
 from .settings import TAGS
 
 # The profile of a run when none is given (hand-built networks, tests, benchmarks).
 DEFAULT_PROFILES = {"fixed_pt": "loihi_sim", "floating_pt": "loihi_float"}
+# The neuron kinds (snn2hw.snn.neurons) the graph builds: Lava's LIFReset, and our
+# LIFResetSubtract (procs/subtract_lif.py), chosen in graph._neurons.
+NEURON_KINDS = ("zero", "subtract")
 
 
 def resolve_profile(tag: str | None = None, profile: Profile | str | None = None,
@@ -54,9 +58,7 @@ def _is_integral(values: np.ndarray) -> bool:
 
 
 def _synapse_values(syn) -> np.ndarray:
-    if syn.kind == "conv":
-        return np.asarray(syn.weight).reshape(-1)
-    return np.asarray(syn.csr.data)
+    return np.asarray(syn.values())
 
 
 def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
@@ -70,10 +72,15 @@ def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
     profile = resolve_profile(tag, profile, limits)
     _check_structure(qnet, record)
     check_profile(profile)
+    if qnet.reset not in NEURON_KINDS:
+        raise HardwareLimitError(f"the Lava backend builds no neuron with reset "
+                                 f"{qnet.reset!r}; it builds: {', '.join(NEURON_KINDS)}",
+                                 field="neuron.reset")
     if qnet.reset not in profile.resets:
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{qnet.reset!r}; it supports: {', '.join(profile.resets)}",
                                  field="neuron.reset")
+    check_conversion(qnet, profile)
     if profile.fixed is not None:
         _check_numbers(qnet, profile)
         _check_fixed(qnet, profile.fixed)
@@ -162,7 +169,8 @@ def _check_fixed(qnet, limits: FixedPoint) -> None:
 
 
 def check_spikes(qnet, spikes: np.ndarray, timesteps: int) -> np.ndarray:
-    """Validate the input spike array (N, T, in_size) and return it as int8."""
+    """Validate the input array (N, T, in_size) and return it as int8 spikes (int32 values
+    of an analog coding: :mod:`.conversion`)."""
     in_size = layer_sizes(qnet)[qnet.input]
     spikes = np.asarray(spikes)
     if spikes.ndim != 3 or spikes.shape[1] != timesteps or spikes.shape[2] != in_size:
@@ -170,9 +178,8 @@ def check_spikes(qnet, spikes: np.ndarray, timesteps: int) -> np.ndarray:
                          f"{spikes.shape}")
     if spikes.shape[0] < 1 or timesteps < 1:
         raise ValueError("need at least one sample and one time step")
-    if spikes.size and not np.isin(spikes, (-1, 0, 1)).all():
-        raise ValueError("input spikes must be -1, 0 or +1")
-    return spikes.astype(np.int8)
+    check_values(qnet, spikes)
+    return spikes.astype(input_dtype(qnet))
 
 
 def pack_input(spikes: np.ndarray, dtype=np.int32) -> np.ndarray:
@@ -190,55 +197,11 @@ def unpack_output(data: np.ndarray, n: int, t: int, depth: int) -> np.ndarray:
     return out
 
 
-def conv_csr(syn, dtype=np.float64) -> sp.csr_matrix:
-    """The exact matrix (out_size, in_size) of a conv synapse (torch layout and semantics:
-    cross-correlation, padding (top, left, bottom, right)), built by index arithmetic in
-    numpy, so float weights stay unrounded. Integer weights give the same matrix as
-    :meth:`IntSynapse.matrix`."""
-    w = np.asarray(syn.weight)
-    c_out, c_in_g, kh, kw = w.shape
-    c_in, h, wid = syn.in_shape
-    _, ho, wo = syn.out_shape
-    sh, sw = syn.stride
-    top, left, _, _ = syn.padding
-    dh, dw = syn.dilation
-    groups = syn.groups
-    c_out_g = c_out // groups
-    co = np.arange(c_out)[:, None, None]
-    oy = np.arange(ho)[None, :, None]
-    ox = np.arange(wo)[None, None, :]
-    rows_all, cols_all, vals_all = [], [], []
-    row = np.broadcast_to(co * ho * wo + oy * wo + ox, (c_out, ho, wo))
-    for cil in range(c_in_g):
-        ci = (co // c_out_g) * c_in_g + cil
-        for ky in range(kh):
-            iy = oy * sh - top + ky * dh
-            for kx in range(kw):
-                ix = ox * sw - left + kx * dw
-                val = np.broadcast_to(w[:, cil, ky, kx][:, None, None], (c_out, ho, wo))
-                ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < wid) & (val != 0)
-                ok = np.broadcast_to(ok, (c_out, ho, wo))
-                col = np.broadcast_to(ci * h * wid + iy * wid + ix, (c_out, ho, wo))
-                rows_all.append(row[ok])
-                cols_all.append(col[ok])
-                vals_all.append(val[ok])
-    mat = sp.csr_matrix((np.concatenate(vals_all).astype(dtype),
-                         (np.concatenate(rows_all), np.concatenate(cols_all))),
-                        shape=(syn.out_size, syn.in_size))
-    mat.sum_duplicates()
-    mat.sort_indices()
-    return mat
-
-
 def synapse_matrix(syn, tag: str) -> sp.csr_matrix:
-    """CSR weights (out_size, in_size) for the Lava Sparse process: exact int32 for
-    fixed_pt (:meth:`IntSynapse.matrix`), float64 for floating_pt."""
-    if tag == "fixed_pt":
-        mat = sp.csr_matrix(syn.matrix())
-        return sp.csr_matrix(mat, dtype=np.int32)
-    if syn.kind == "conv":
-        return conv_csr(syn, np.float64)
-    return sp.csr_matrix(syn.csr, dtype=np.float64)
+    """CSR weights (out_size, in_size) for the Lava Sparse process
+    (:meth:`IntSynapse.matrix`, :mod:`snn2hw.quantize.chain`): exact int32 for fixed_pt,
+    float64 (weights unrounded) for floating_pt."""
+    return syn.matrix(np.int32 if tag == "fixed_pt" else np.float64)
 
 
 def estimate_step_cost(qnet) -> float:
@@ -249,7 +212,7 @@ def estimate_step_cost(qnet) -> float:
     nnz = 0
     for layer in qnet.layers:
         for syn in layer.synapses:
-            if syn.kind == "conv":
+            if syn.is_conv:
                 nnz += int(np.count_nonzero(syn.weight)) * int(np.prod(syn.out_shape[1:]))
             else:
                 nnz += int(syn.csr.nnz)

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from snn2hw.hardware.profiles import Profile
 
 from .checks import pack_input, resolve_profile, synapse_matrix
+from .conversion import extra_steps, initial_potential
 from .limits import weight_representation
 
 # Message bits come from the profile (``[messages]``). For synapses fed by LIF layers
@@ -37,6 +38,9 @@ class Graph:
     readers: dict[str, Any]       # name -> Extractor or sink RingBuffer
     reader: str                   # "extractor" or "sink"
     num_steps: int
+    monitor: Any = None           # membrane read-out: a Monitor of the output layer's v
+    monitored: str = ""           # ... and that layer's name
+    trace: Any = None             # after the run: the monitored v, (num_steps, size)
 
 
 def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Profile,
@@ -113,10 +117,13 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
     decays; each reset when the next sample's first spikes reach it."""
     from lava.proc.lif.process import LIFReset
 
-    if qnet.reset == "subtract":
+    if qnet.reset == "subtract":  # the kinds of checks.NEURON_KINDS, checked before
         from .procs.subtract_lif import LIFResetSubtract as LIFReset
 
     fixed = profile.settings.tag == "fixed_pt"
+    v_init = {la.name: initial_potential(qnet, la, fixed) for la in qnet.layers}
+    if any(v_init.values()):
+        from .procs.init_lif import LIFResetInit
     number = int if fixed else float
     neurons: dict[str, Any] = {}
     for layer in sorted(qnet.layers, key=lambda la: la.depth):
@@ -125,11 +132,16 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
         else:
             bias = np.asarray(layer.bias_mant).reshape(-1).astype(
                 np.int32 if fixed else np.float64)
-        neurons[layer.name] = LIFReset(
-            shape=(layer.size,), du=number(profile.neuron_du), dv=number(profile.neuron_dv),
-            vth=number(layer.threshold), bias_mant=bias,
-            bias_exp=int(layer.bias_exp) if fixed else 0, reset_interval=t,
-            reset_offset=(int(layer.depth) + 1) % t, name=f"lif:{layer.name}")
+        kwargs = dict(shape=(layer.size,), du=number(profile.neuron_du),
+                      dv=number(profile.neuron_dv), vth=number(layer.threshold),
+                      bias_mant=bias, bias_exp=int(layer.bias_exp) if fixed else 0,
+                      reset_interval=t, reset_offset=(int(layer.depth) + 1) % t,
+                      name=f"lif:{layer.name}")
+        if v_init[layer.name]:
+            neurons[layer.name] = LIFResetInit(v_init=v_init[layer.name],
+                                               subtract=qnet.reset == "subtract", **kwargs)
+        else:
+            neurons[layer.name] = LIFReset(**kwargs)
     return neurons
 
 
@@ -150,8 +162,11 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     if hidden_message_bits is None:
         hidden_message_bits = msg.hidden_bits
     n, t, _ = spikes.shape
-    num_steps = n * t
+    extra = extra_steps(qnet)         # the pipelined window's tail after the last sample
+    num_steps = n * t + extra
     data = pack_input(spikes, np.int32 if tag == "fixed_pt" else np.float64)
+    if extra:
+        data = np.concatenate([data, np.zeros((data.shape[0], extra), data.dtype)], axis=1)
     source = SourceBuffer(data=data)
     neurons = _neurons(qnet, profile, t)
     outports = {qnet.input: source.s_out} | {k: p.s_out for k, p in neurons.items()}
@@ -179,7 +194,13 @@ def build_graph(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
             readers[name] = Extractor(shape=shape,
                                       buffer_size=max(1, min(num_steps, EXTRACTOR_BUFFER)))
             neurons[name].s_out.connect(readers[name].in_port)
-    return Graph(source, neurons, synapses, readers, reader, num_steps)
+    graph = Graph(source, neurons, synapses, readers, reader, num_steps)
+    if qnet.conversion.readout == "membrane":
+        from lava.proc.monitor.process import Monitor
+
+        graph.monitor, graph.monitored = Monitor(), qnet.output.name
+        graph.monitor.probe(neurons[graph.monitored].v, num_steps)
+    return graph
 
 
 EXTRACTOR_BUFFER = 64

@@ -12,7 +12,8 @@ import numpy as np
 from snn2hw.errors import BackendError
 from snn2hw.hardware.profiles import Profile
 
-from .checks import check_network, check_spikes, unpack_output
+from .checks import check_network, check_spikes
+from .conversion import unpack_window, window_offsets, window_potentials
 from .graph import DELAY, READER, Graph, build_graph
 
 @dataclass
@@ -20,6 +21,8 @@ class LavaRun:
     """What one Lava execution produced (in the process that ran Lava)."""
     spikes: dict[str, np.ndarray]            # name -> (N, T, size) int8
     timing: dict[str, float] = field(default_factory=dict)
+    # membrane read-out: output layer name -> (N, T, size) v after each step of its window
+    potentials: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 
@@ -145,6 +148,9 @@ def run_graph(graph: Graph, tag: str, poll: float = 0.05, stop_timeout: float = 
             data = {name: buf.T for name, (_, buf) in streams.items()}
         else:
             data = {name: np.asarray(sink.data.get()) for name, sink in graph.readers.items()}
+        if graph.monitor is not None:   # membrane read-out (see .conversion)
+            lif = graph.neurons[graph.monitored]
+            graph.trace = np.asarray(graph.monitor.get_data()[lif.name]["v"])
         timing["read_seconds"] = time.perf_counter() - t2
         ok = True
     finally:
@@ -178,5 +184,11 @@ def run_network(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None
     data, timing = run_graph(graph, profile.settings.tag)
     timing["build_seconds"] = build_seconds
     depth = {la.name: int(la.depth) for la in qnet.layers}
-    out = {name: unpack_output(arr, n, t, depth[name]) for name, arr in data.items()}
-    return LavaRun(out, timing)
+    offsets = window_offsets(qnet)
+    out = {name: unpack_window(arr, n, t, offsets[name], depth[name])
+           for name, arr in data.items()}
+    potentials = {}
+    if graph.trace is not None:
+        potentials[graph.monitored] = window_potentials(
+            graph.trace, n, t, offsets[graph.monitored], depth[graph.monitored])
+    return LavaRun(out, timing, potentials)

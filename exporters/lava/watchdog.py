@@ -39,6 +39,9 @@ class LavaResult:
     seconds: float                           # wall-clock of the whole run_lava call
     steps_per_second: float                  # Lava steps per second of the run itself
     timing: dict[str, float] = field(default_factory=dict)
+    # membrane read-out (qnet.conversion.readout): output layer -> (N, T, size) float64 v
+    # after each step of its window, as a Monitor reads it (exporters/lava/conversion.py)
+    potentials: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def default_timeout(qnet, samples: int, timesteps: int) -> float:
@@ -81,7 +84,8 @@ def _worker_error(job_dir: str) -> str:
     return "no error message"
 
 
-def _read_result(job_dir: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def _read_result(job_dir: str) -> tuple[dict[str, np.ndarray], dict[str, float],
+                                        dict[str, np.ndarray]]:
     import json
 
     path = os.path.join(job_dir, "result.npz")
@@ -90,10 +94,12 @@ def _read_result(job_dir: str) -> tuple[dict[str, np.ndarray], dict[str, float]]
             names = json.loads(str(npz["names"]))
             timing = json.loads(str(npz["timing"]))
             spikes = {name: np.array(npz[f"layer_{i}"]) for i, name in enumerate(names)}
+            potentials = {name: np.array(npz[f"potential_{i}"]) for i, name
+                          in enumerate(json.loads(str(npz["potential_names"])))}
     except (OSError, KeyError, ValueError) as exc:
         raise BackendError(f"Lava worker finished but its result is unreadable: {exc}") \
             from None
-    return spikes, timing
+    return spikes, timing, potentials
 
 
 def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
@@ -169,10 +175,10 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
             group_shm = shm_mapped_by(group_members(proc.pid))
             kill_group(proc)
             raise BackendError(f"Lava worker failed ({_status(rc)}): {_worker_error(job_dir)}")
-        out, timing = _read_result(job_dir)
+        out, timing, potentials = _read_result(job_dir)
         ok = True
         return LavaResult(out, time.monotonic() - t0,
-                          float(timing.get("steps_per_second", 0.0)), timing)
+                          float(timing.get("steps_per_second", 0.0)), timing, potentials)
     except BaseException:
         # KeyboardInterrupt (or anything else) while the worker runs: take it down too.
         if proc is not None and not group_shm:

@@ -11,7 +11,9 @@ group), so the parent can kill it together with every process Lava forks. ``JOB_
 * ``spikes.npy`` -- input spikes (N, T, in_size) int8.
 
 On success the worker writes ``result.npz`` atomically (``layer_0``, ``layer_1``, ... in
-the order of ``names``; ``names`` and ``timing`` as JSON strings) and exits 0. On failure
+the order of ``names``; ``names`` and ``timing`` as JSON strings; for a membrane read-out
+``potential_0`` (float64 v of the output layer, named in ``potential_names``)) and
+exits 0. On failure
 it writes a one-line ``error.txt`` (traceback on stderr) and exits 1.
 
 Import order matters: :mod:`snn2hw.exporters.lava` first (installs the Python 3.11 fix), then
@@ -100,6 +102,9 @@ def run_job(job_dir: str) -> None:
                                    **kwargs)
     names = list(run.spikes)
     arrays = {f"layer_{i}": run.spikes[name] for i, name in enumerate(names)}
+    for i, v in enumerate(run.potentials.values()):  # membrane read-out: the output's v
+        arrays[f"potential_{i}"] = v
+    arrays["potential_names"] = np.array(json.dumps(list(run.potentials)))
     arrays["names"] = np.array(json.dumps(names))
     arrays["timing"] = np.array(json.dumps(run.timing))
     _write_atomic(os.path.join(job_dir, "result.npz"), lambda fh: np.savez(fh, **arrays))

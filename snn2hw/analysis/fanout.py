@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import ann, ir
+from ..quantize import chain
 from ..snn import Term
 
 
@@ -71,13 +72,8 @@ def _reach_counts(ind, in_shape, widest: int, budget_bytes: float = 64e6) -> np.
     n = int(np.prod(in_shape))
     block = max(1, int(budget_bytes // (8 * max(widest, n))))
     counts = np.empty(n, dtype=np.int64)
-    with torch.no_grad():
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            basis = torch.zeros((stop - start, n), dtype=torch.float64)
-            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            out = _apply_indicator(ind, basis.reshape(stop - start, *in_shape))
-            counts[start:stop] = (out.reshape(stop - start, -1) > 0).sum(dim=1).numpy()
+    for start, out in chain.probe_blocks(lambda x: _apply_indicator(ind, x), in_shape, block):
+        counts[start:start + len(out)] = (out > 0).sum(dim=1).numpy()
     return counts
 
 

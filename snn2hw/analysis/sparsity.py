@@ -39,9 +39,9 @@ import math
 import numpy as np
 
 from ..snn import simulate
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import make_encoder
 from .fanout import fan_out, op_macs, op_pool_adds, unique_ops
-from ..steps.pipeline import EVALUATION_STREAM  # pipeline.evaluate's input spikes: same seed, same
+from ..steps.settings import EVALUATION_STREAM  # steps.evaluate's input spikes: same seed, same
 from ..snn import SpikingNetwork  # spikes
 
 SOP_CONVENTION = ("synaptic operations: every spike a layer integrates within the window "
@@ -97,7 +97,7 @@ def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timest
             batch_size: int = 64, record_budget: float = 64e6, progress=None,
             source_scales: dict[str, float] | None = None, reset: str = "zero") -> dict:
     """Run the float SNN on ``x`` for ``timesteps`` steps (input spikes as in
-    :func:`snn2hw.steps.pipeline.evaluate`) and return the per-layer sparsity report (a dict of
+    :func:`snn2hw.steps.evaluate.evaluate`) and return the per-layer sparsity report (a dict of
     plain ints, floats, strings, lists and ``None``; see the module docstring)."""
     if len(x) == 0:
         raise ValueError("no samples to analyse")
@@ -116,8 +116,8 @@ def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timest
     chunk = _record_batch(list(size.values()), timesteps, record_budget)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        enc = PoissonEncoder(x[start:stop], scales[net.input], seed, EVALUATION_STREAM,
-                             indices=np.arange(start, stop))
+        enc = make_encoder("poisson", x[start:stop], input_scale=scales[net.input], seed=seed,
+                           stream=EVALUATION_STREAM, indices=np.arange(start, stop))
         res = simulate.simulate(prep, enc, timesteps, batch_size=min(batch_size, chunk),
                                 record=names, progress=progress)
         for name, st in res.stats.items():

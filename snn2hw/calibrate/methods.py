@@ -23,59 +23,21 @@ exports (the scales embody the junction rule, so export and simulation need noth
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .annstats import ann_statistics
-from ..snn.encoding import PoissonEncoder
+from .result import Calibration, input_scale, record_params, thresholds  # noqa: F401
+from ..snn.encoders import make_encoder
 from ..errors import InputError
 from .junction import DEFAULT_JUNCTION, check_junction, fan_in_groups, group_of
-from ..hardware.profiles import check_reset
-from ..snn.simulate import IFNeuron, idle_steps, layer_current, prepare_float_layer
+from ..snn.neurons import check_reset, float_neuron
+from ..snn.simulate import idle_steps, layer_current, prepare_float_layer
 from ..snn import SpikingNetwork
+from ..snn.options import Conversion
 from .spikestore import BATCH_BYTES, SpikeStore, block_steps, layer_batch  # noqa: F401
 from .streaming import CurrentHistogram
-
-
-@dataclass
-class Calibration:
-    method: str
-    scales: dict[str, float]
-    params: dict[str, object] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    rate_scales: dict[str, float] | None = None  # measured source scales (rate matching)
-
-    @property
-    def reset(self) -> str:
-        """The neurons' reset mode the thresholds were chosen for (older files: zero)."""
-        return str(self.params.get("reset", "zero"))
-
-    @property
-    def junction(self) -> str:
-        """The junction rule (snn2hw.calibrate.junction); files without it: per-source, the rule
-        that every release before the option used."""
-        return str(self.params.get("junction", DEFAULT_JUNCTION))
-
-    @property
-    def source_scales(self) -> dict[str, float]:
-        """What one spike per step of each spike train stands for (see snn2hw.snn)."""
-        return self.rate_scales if self.rate_scales is not None else self.scales
-
-
-def input_scale(x: np.ndarray) -> float:
-    """The input value that fires a pixel at every step: the largest magnitude seen."""
-    top = float(np.max(np.abs(x))) if len(x) else 0.0
-    return top if top > 0 else 1.0
-
-
-def thresholds(net: SpikingNetwork, scales: dict[str, float],
-               source_scales: dict[str, float] | None = None) -> dict[str, float]:
-    """Per-layer threshold in the paper's units (relative to the first source's scale)."""
-    source_scales = scales if source_scales is None else source_scales
-    return {layer.name: scales[layer.name] / source_scales[layer.terms[0].source]
-            for layer in net.layers}
 
 
 def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
@@ -99,27 +61,16 @@ def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
         for members in fan_in_groups(net):
             shared = max(scales[m] for m in members)
             scales.update({m: shared for m in members})
-    return Calibration("max-act", scales, _params(len(x), reset, percentile, junction),
+    return Calibration("max-act", scales, record_params(len(x), reset, percentile, junction),
                        warnings)
-
-
-def _params(samples: int, reset: str, percentile: float, junction: str,
-            **extra: object) -> dict[str, object]:
-    """The recorded options; percentile and junction only where they differ from the
-    defaults, so that files made with the defaults stay as they were."""
-    params: dict[str, object] = {**extra, "samples": samples, "reset": check_reset(reset)}
-    if percentile < 100:
-        params["percentile"] = percentile
-    if junction != DEFAULT_JUNCTION:
-        params["junction"] = junction
-    return params
 
 
 def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                batch_size: int = 64, device: str = "cpu", rate_match: bool = True,
                percentile: float = 100.0, reset: str = "zero",
                junction: str = DEFAULT_JUNCTION,
-               progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
+               progress: Callable[[float], None] | None = None,
+               conversion: Conversion | None = None, **_: object) -> Calibration:
     """Sengupta et al.'s Spike-Norm, layer by layer. With ``rate_match`` (default) each
     balanced layer's *source scale* is then measured on the calibration set: the mean ANN
     activation divided by the mean spike rate (steps after the layer's idle steps). An IF
@@ -134,7 +85,7 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     al. 2017's percentile normalisation): the maximum of a Poisson-driven current is a rare
     coincidence of input spikes, and a threshold set by it makes deep layers fire so rarely
     that little information arrives within T steps. ``reset`` is the neuron's reset mode
-    (see :class:`snn2hw.snn.simulate.IFNeuron`); the calibration runs the neurons it will
+    (see :mod:`snn2hw.snn.neurons`); the calibration runs the neurons it will
     deploy. ``junction`` is the rule for residual junctions (:mod:`snn2hw.calibrate.junction`).
     Measured on ResNet-20 (``examples/deep_digits.py``), the paper's rule (maximum,
     reset to zero) leaves the last stage almost silent, while the 99.9th percentile with
@@ -148,8 +99,10 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     sources = dict(scales)  # source scales: what one spike per step stands for
     stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
     store = SpikeStore()
-    store.put_input(net.input, PoissonEncoder(x, scales[net.input], seed), timesteps,
-                    batch_size)
+    conversion = conversion or Conversion()
+    store.put_input(net.input, make_encoder(conversion.coding, x,
+                                            input_scale=scales[net.input], seed=seed),
+                    timesteps, batch_size)
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
     groups = group_of(fan_in_groups(net)) if junction == "shared" else {}
@@ -168,15 +121,16 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             # Provisional threshold 1: the currents come out in ANN units.
             ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, torch.float32,
                                             sources)
-            top = _largest_current(ann_units, store, blocks, percentile, dev)
+            top = _largest_current(ann_units, store, blocks, percentile, dev,
+                                   conversion.window)
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
             fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, n, dev,
-                           progress)
+                           progress, conversion)
             if rate_match and not layer.is_output:
-                first = min(layer.depth, timesteps - 1)  # rates count steps after idle ones
+                first = _first_step(layer, timesteps, conversion)
                 rate = fired / max((timesteps - first) * n * layer.size, 1)
                 if rate > 0 and stats[layer.name]["mean"] > 0:
                     sources[layer.name] = stats[layer.name]["mean"] / rate
@@ -186,19 +140,20 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             for src in store.names():  # free spike trains no later layer reads
                 if last_use.get(src, -1) <= index and src != layer.name:
                     store.drop(src)
-    params = _params(n, reset, percentile, junction, timesteps=timesteps, seed=seed,
+    params = record_params(n, reset, percentile, junction, timesteps=timesteps, seed=seed,
                      rate_match=rate_match)
     return Calibration("spike-norm", scales, params, warnings,
                        sources if rate_match or groups else None)
 
 
-def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev) -> float:
+def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev,
+                     window: str = "fill") -> float:
     """The layer's largest input current over the calibration run (ANN units), or the
     ``percentile`` of its positive currents where that is lower."""
     top = float("-inf")
     hist = CurrentHistogram() if percentile < 100 else None
     for block in blocks:
-        current = _current(ann_units, store, *block, dev)
+        current = _current(ann_units, store, *block, dev, window)
         top = max(top, float(current.max()))
         if hist is not None:
             hist.add(current)
@@ -207,16 +162,23 @@ def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, de
     return top
 
 
+def _first_step(layer, timesteps: int, conversion: Conversion) -> int:
+    """The first step rates count: after the idle steps (``fill`` window); 0 for the
+    ``pipelined`` window, whose trains are stored from each layer's window start."""
+    return 0 if conversion.window == "pipelined" else min(layer.depth, timesteps - 1)
+
+
 def _spike(layer, ann_units, store: SpikeStore, blocks, top: float, reset: str,
-           timesteps: int, n: int, dev, progress) -> float:
+           timesteps: int, n: int, dev, progress, conversion: Conversion) -> float:
     """Run the layer's IF neurons with threshold ``top``, store its spikes; returns how
     many it fired after its idle steps."""
     store.new_binary(layer.name, timesteps, n, layer.shape)
-    neuron = IFNeuron(1.0, reset)
-    first = min(layer.depth, timesteps - 1)
+    neuron = float_neuron(1.0, reset, conversion.layer_v_init(layer.is_output))
+    first = _first_step(layer, timesteps, conversion)
     fired, v = 0.0, None
     for start, stop, t0, t1 in blocks:
-        current = _current(ann_units, store, start, stop, t0, t1, dev).div_(top)
+        current = _current(ann_units, store, start, stop, t0, t1, dev,
+                           conversion.window).div_(top)
         if t0 == 0:
             v = neuron.initial((stop - start, *layer.shape), dev, current.dtype)
         out = torch.empty_like(current)
@@ -244,8 +206,16 @@ def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timest
     return max(sources[t.source] for t in layer.terms)
 
 
-def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev):
-    """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1)."""
+def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev,
+             window: str = "fill"):
+    """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1).
+    ``pipelined``: every train is stored from its layer's window start (step = depth), and
+    a synapse's lag is exactly the depth between its ends (lowering aligns every term), so
+    window step j reads window step j of each source and no step is idle."""
+    if window == "pipelined":
+        inputs = [store.window(s.source, start, stop, t0, t1, dev, torch.float32)
+                  for s in layer.synapses]
+        return layer_current(layer, inputs)
     inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, torch.float32)
               for s in layer.synapses]
     current = layer_current(layer, inputs)

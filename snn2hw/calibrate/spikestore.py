@@ -3,7 +3,9 @@
 Spike-Norm balances one layer at a time from the stored spikes of the layers before it.
 Every train is kept on the CPU bit-packed along the neurons (one bit per neuron-step); the
 input's signed spikes are kept as their 0/1 magnitude plus each pixel's sign, which is
-fixed for a sample (a pixel's spikes carry the sign of its value, :mod:`snn2hw.snn.encoding`).
+fixed for a sample (a pixel's spikes carry the sign of its value,
+:meth:`snn2hw.snn.encoders.Encoder.signs`). An analog input (direct coding) is the same at
+every step: one step of its values is kept.
 A layer's current is computed block by block, ``(steps, batch, neurons)`` at a time, so
 that no float tensor exceeds ``BLOCK_BYTES`` (one step of one batch where that is larger).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..snn.encoding import PoissonEncoder
+from ..snn.encoders import Encoder
 
 BATCH_BYTES = 1 << 30   # a (T, batch, neurons) float32 tensor: caps the samples per batch
 BLOCK_BYTES = 64 << 20  # a (steps, batch, neurons) float32 block: caps the steps per block
@@ -36,9 +38,11 @@ class SpikeStore:
 
     def __init__(self) -> None:
         self._trains: dict[str, tuple[np.ndarray, tuple[int, ...], np.ndarray | None]] = {}
+        # an analog input (a ``constant`` encoder): (N, size) float32 values, every step
+        self._constant: dict[str, tuple[np.ndarray, tuple[int, ...], int]] = {}
 
     def names(self) -> list[str]:
-        return list(self._trains)
+        return list(self._trains) + list(self._constant)
 
     def new_binary(self, name: str, timesteps: int, n: int, shape: tuple[int, ...],
                    sign: np.ndarray | None = None) -> None:
@@ -46,11 +50,19 @@ class SpikeStore:
         self._trains[name] = (np.zeros((timesteps, n, (size + 7) // 8), np.uint8),
                               tuple(shape), sign)
 
-    def put_input(self, name: str, encoder: PoissonEncoder, timesteps: int,
+    def put_input(self, name: str, encoder: Encoder, timesteps: int,
                   batch: int) -> None:
         """Draw the input spikes of every sample of ``encoder``, ``batch`` samples at a
-        time, and keep their magnitude packed and their sign per pixel."""
-        n, shape = len(encoder), tuple(encoder.x.shape[1:])
+        time, and keep their magnitude packed and their sign per pixel; of an analog
+        input (``encoder.constant``), the values of one step, which every step repeats."""
+        n, shape = len(encoder), tuple(encoder.shape)
+        if getattr(encoder, "constant", False):
+            values = np.empty((n, int(np.prod(shape))), dtype=np.float32)
+            for start in range(0, n, batch):
+                stop = min(n, start + batch)
+                values[start:stop] = encoder.chunk(start, stop, 0, 1).reshape(stop - start, -1)
+            self._constant[name] = (values, shape, timesteps)
+            return
         sign = np.empty((n, int(np.prod(shape))), dtype=np.int8)
         self.new_binary(name, timesteps, n, shape, sign)
         for start in range(0, n, batch):
@@ -70,6 +82,8 @@ class SpikeStore:
                dtype) -> torch.Tensor:
         """Spikes of samples [start, stop) at steps [t0, t1) as (t1 - t0, batch, *shape);
         steps before 0 (a delayed synapse's first steps) are zeros."""
+        if name in self._constant:
+            return self._constant_window(name, start, stop, t0, t1, dev, dtype)
         data, shape, sign = self._trains[name]
         size = int(np.prod(shape))
         out = torch.zeros((t1 - t0, stop - start, size), dtype=dtype, device=dev)
@@ -82,5 +96,15 @@ class SpikeStore:
                 part.mul_(torch.from_numpy(sign[start:stop]).to(dev, dtype))
         return out.reshape(t1 - t0, stop - start, *shape)
 
+    def _constant_window(self, name: str, start: int, stop: int, t0: int, t1: int, dev,
+                         dtype) -> torch.Tensor:
+        values, shape, timesteps = self._constant[name]
+        out = torch.zeros((t1 - t0, stop - start, values.shape[1]), dtype=dtype, device=dev)
+        first, last = max(t0, 0), min(t1, timesteps)
+        if first < last:
+            out[first - t0:last - t0] = torch.from_numpy(values[start:stop]).to(dev, dtype)
+        return out.reshape(t1 - t0, stop - start, *shape)
+
     def drop(self, name: str) -> None:
-        del self._trains[name]
+        self._trains.pop(name, None)
+        self._constant.pop(name, None)

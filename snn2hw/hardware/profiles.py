@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import backends
-from ..errors import HardwareLimitError, InputError, ProfileError
+from ..errors import HardwareLimitError, ProfileError
+from ..snn import neurons
+from ..snn.neurons import check_reset  # noqa: F401  (re-exported)
 from .profile_fields import get as _get
 from .profile_fields import int_field as _int_field
 from .profile_fields import str_field as _str_field
@@ -147,14 +149,8 @@ def default_fixed() -> FixedPoint:
     return load(DEFAULT_FIXED_PROFILE).fixed
 
 
-RESETS = ("zero", "subtract")  # neuron reset after a spike: v = 0, or v -= threshold
-
-
-def check_reset(reset: str) -> str:
-    """``reset`` if it is a known mode, else an InputError listing the known ones."""
-    if reset not in RESETS:
-        raise InputError(f"unknown reset mode {reset!r}; known: {', '.join(RESETS)}")
-    return reset
+# The reset modes are the registered neuron kinds (snn/neurons: zero, subtract).
+RESETS = neurons.names()
 
 
 def _resets(doc: dict, where: str) -> tuple[str, ...]:

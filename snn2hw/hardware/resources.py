@@ -22,7 +22,7 @@ def _row_counts(syn: IntSynapse) -> np.ndarray:
     """Non-zero synapses into each target neuron (the row nnz of ``syn.matrix()``). A conv
     entry is one kernel tap, so the counts are the indicator kernel applied to all-ones
     input: exact at padded borders, without building the matrix."""
-    if syn.kind == "conv":
+    if syn.is_conv:
         mask = replace(syn, weight=(np.asarray(syn.weight) != 0).astype(np.float64))
         ones = torch.ones((1, *syn.in_shape), dtype=torch.float64)
         return np.rint(mask.apply(ones).reshape(-1).numpy()).astype(np.int64)

@@ -41,7 +41,7 @@ def row_sums(syn: IntSynapse, signed_source: bool) -> tuple[np.ndarray, np.ndarr
     both are the sum of |w|). Exact for integer weights (float64 sums of integers)."""
     import torch
 
-    if syn.kind == "conv":
+    if syn.is_conv:
         w = np.asarray(syn.weight, dtype=np.float64)
         pos = replace(syn, weight=np.maximum(w, 0))
         neg = replace(syn, weight=np.maximum(-w, 0))
@@ -53,8 +53,8 @@ def row_sums(syn: IntSynapse, signed_source: bool) -> tuple[np.ndarray, np.ndarr
         csr = syn.csr.astype(np.float64)
         p = np.asarray(csr.maximum(0).sum(axis=1)).reshape(-1)
         n = np.asarray((-csr).maximum(0).sum(axis=1)).reshape(-1)
-    if signed_source:
-        p = n = p + n
+    if signed_source:  # True, or the largest input magnitude (an analog input's levels)
+        p = n = (p + n) * float(signed_source)
     return p, n
 
 

@@ -35,11 +35,14 @@ exactly in float64; synapse products run in float32 when every partial sum stays
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from ..hardware.profiles import check_reset
 from .qnet import QuantizedNetwork
+from ..snn.encoders import Encoder, make_encoder
+from ..snn.neurons import Neuron
 from ..snn.simulate import Prepared, PreparedLayer, Synapse
 
 REGISTER_BITS = 32   # Lava's CPU LIF keeps a_in, u and v in np.int32
@@ -71,18 +74,18 @@ def lava_decay(x: torch.Tensor, keep: int) -> torch.Tensor:
 DECAY_UNITY = 4096   # Lava's 12-bit decays: du, dv in 0..4095 (lif/models.py:94-105)
 
 
-class FixedIFNeuron:
-    """Lava's bit-accurate LIF (see the module docstring) on integer values held exactly in
-    float64; the state is (u, v):
+class LavaFixedArithmetic:
+    """Lava's bit-accurate LIF arithmetic (see the module docstring) on integer values held
+    exactly in float64; the state is (u, v), and per step
         u = lava_wrap(decay(u, 4096 - du - 1) + (a << shift));
         v = clip(decay(v, 4096 - dv) + u + bias_v, +-v_max);
-        s = v > thr << shift;  then v = 0 (``zero``) or v -= thr << shift (``subtract``).
-    du = 4095, dv = 0 (the default) is the IF neuron: u = wrapped a << shift, no leak."""
+    the spike test ``v > thr << shift`` and the reset are the neuron kind's
+    (:class:`snn2hw.snn.neurons.Neuron`). du = 4095, dv = 0 (the default) is the IF neuron:
+    u = wrapped a << shift, no leak."""
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
                  shift: int, device, threshold_shift: int | None = None,
-                 reset: str = "zero", du: int = 4095, dv: int = 0) -> None:
-        self.reset = check_reset(reset)
+                 du: int = 4095, dv: int = 0) -> None:
         if not (0 <= du < DECAY_UNITY and 0 <= dv < DECAY_UNITY):
             raise ValueError(f"du = {du}, dv = {dv}: Lava's decays are 12-bit (0..4095)")
         self.keep_u, self.keep_v = DECAY_UNITY - (du + 1), DECAY_UNITY - dv
@@ -94,12 +97,25 @@ class FixedIFNeuron:
         self.v_max = float((1 << (state_bits - 1)) - 1)
         self.shift = shift
         self.saturated = 0  # neuron-steps where v hit the clip limit
+        self._magnitude = self._over = torch.empty(0)
 
-    def initial(self, shape, device, dtype) -> torch.Tensor:
-        return torch.zeros((2, *shape), device=device, dtype=torch.float64)  # u, v
+    def initial(self, shape, device, dtype, v0: float) -> torch.Tensor:
+        state = torch.zeros((2, *shape), device=device, dtype=torch.float64)  # u, v
+        if v0:
+            state[1] = v0
+        return state
 
-    def _drive(self, current: torch.Tensor, u: torch.Tensor, idle: int) -> torch.Tensor:
+    def potential(self, state: torch.Tensor) -> torch.Tensor:
+        return state[1]
+
+    def potential_value(self, v: float) -> float:
+        return float(math.floor(v))
+
+    def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
         """u + bias for every step (u carries over only if du < 4095)."""
+        u = state[0]
+        self._magnitude = torch.empty_like(u)
+        self._over = torch.zeros(u.shape, dtype=torch.float64, device=u.device)
         a_shifted = current.double() * float(1 << self.shift)
         if self.keep_u == 0:  # du = 4095: u does not depend on its past
             drive = lava_wrap(a_shifted, self.state_bits)
@@ -112,41 +128,59 @@ class FixedIFNeuron:
             u.copy_(drive[-1])
         return drive if self.bias is None else drive + self.bias
 
-    def integrate(self, current: torch.Tensor, state: torch.Tensor, out: torch.Tensor,
-                  idle: int = 0) -> torch.Tensor:
-        u, v = state[0], state[1]
-        drive = self._drive(current, u, idle)
-        fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
-        magnitude = torch.empty_like(v)
-        over = torch.zeros(v.shape, dtype=torch.float64, device=v.device)
-        out[:idle] = 0
-        for t in range(idle, current.shape[0]):
-            if self.keep_v != DECAY_UNITY:
-                v.copy_(lava_decay(v, self.keep_v))
-            v.add_(drive[t])
-            torch.abs(v, out=magnitude)
-            over.add_(magnitude.gt_(self.v_max))  # counts the steps v is clipped
-            v.clamp_(-self.v_max, self.v_max)
-            torch.gt(v, self.threshold, out=fired)
-            if self.reset == "zero":
-                v.masked_fill_(fired, 0)
-            else:  # v -= threshold << shift where fired (exact in float64)
-                v.sub_(magnitude.copy_(fired), alpha=self.threshold)
-            out[t] = fired
-        self.saturated += int(over.sum())
-        return state
+    def charge(self, v: torch.Tensor, drive: torch.Tensor) -> None:
+        if self.keep_v != DECAY_UNITY:
+            v.copy_(lava_decay(v, self.keep_v))
+        v.add_(drive)
+        torch.abs(v, out=self._magnitude)
+        self._over.add_(self._magnitude.gt_(self.v_max))  # counts the steps v is clipped
+        v.clamp_(-self.v_max, self.v_max)
+
+    def finish(self) -> None:
+        self.saturated += int(self._over.sum())
+
+
+class FixedIFNeuron(Neuron):
+    """The neuron kind ``reset`` over :class:`LavaFixedArithmetic` (same arguments)."""
+
+    def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
+                 shift: int, device, threshold_shift: int | None = None,
+                 reset: str = "zero", du: int = 4095, dv: int = 0,
+                 v_init: float = 0.0) -> None:
+        super().__init__(reset, LavaFixedArithmetic(threshold, bias_v, shape, state_bits,
+                                                    shift, device, threshold_shift, du, dv),
+                         v_init)
+
+    @property
+    def saturated(self) -> int:
+        return self.arithmetic.saturated
 
 
 def _needs_float64(qnet: QuantizedNetwork) -> bool:
-    """True if some layer's one-step input can reach 2**24 (float32 would round it)."""
+    """True if some layer's one-step input can reach 2**24 (float32 would round it); an
+    input synapse's sums grow with the input's levels (direct coding)."""
     from .budget import layer_input
 
+    levels = max(1, int(qnet.input_levels))
     for la in qnet.layers:
-        pos, neg = layer_input(la.synapses, [s.source == qnet.input for s in la.synapses],
-                               la.size)
+        pos, neg = np.zeros(la.size), np.zeros(la.size)
+        for syn in la.synapses:
+            is_input = syn.source == qnet.input
+            p, n = layer_input([syn], [is_input], la.size)
+            pos, neg = pos + p * (levels if is_input else 1), neg + n * (levels if is_input else 1)
         if max(float(pos.max(initial=0)), float(neg.max(initial=0))) >= _FLOAT32_EXACT:
             return True
     return False
+
+
+def input_encoder(qnet: QuantizedNetwork, x, seed: int, stream: int,
+                  indices: np.ndarray | None = None) -> Encoder:
+    """The input of ``qnet`` for samples ``x``: its coding's encoder with its input scale
+    and, for an analog coding, its integer levels (what the fixed-point simulator adds and
+    the backend sends; real values where ``input_levels`` is 0, a float network)."""
+    return make_encoder(qnet.conversion.coding, x, input_scale=qnet.input_scale, seed=seed,
+                        stream=stream, indices=indices,
+                        levels=int(qnet.input_levels) or None)
 
 
 def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
@@ -154,18 +188,20 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
     """The reference simulator of ``qnet`` on Lava's fixed-point LIF with decays ``du``,
     ``dv`` (default: the IF neuron every export uses)."""
     dev = torch.device(device)
+    conversion = qnet.conversion
     layers = []
     for la in qnet.layers:
         syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
                                qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
-                               du, dv)
+                               du, dv, conversion.layer_v_init(la.is_output))
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth))
     # Spike buffers and synapse products in float32 where that is exact (every export that
     # passes `snn2hw verify`: inputs stay below 2**17), else float64; v always in float64.
     dtype = torch.float64 if _needs_float64(qnet) else torch.float32
-    return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype)
+    return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype, conversion.window,
+                    conversion.readout)
 
 
 def saturation(prep: Prepared) -> dict[str, int]:

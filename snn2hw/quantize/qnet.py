@@ -24,13 +24,15 @@ either, which is what the Lava backend connects.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..hardware.profiles import default_fixed
+from ..snn.options import Conversion
+from . import chain
 
 if TYPE_CHECKING:  # torch is imported lazily (see IntSynapse.apply)
     import torch
@@ -42,7 +44,7 @@ class IntSynapse:
     lag: int                       # 1 + delay: one hop plus alignment delay
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    kind: str                      # "conv" or "matrix"
+    kind: str                      # "conv" or "matrix" (chain.KINDS)
     weight: np.ndarray | None = None            # conv: int (C_out, C_in/groups, kH, kW)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
@@ -59,13 +61,18 @@ class IntSynapse:
     def out_size(self) -> int:
         return int(np.prod(self.out_shape))
 
+    @property
+    def is_conv(self) -> bool:
+        """Stored as a convolution (``weight`` and geometry), else as a matrix (``csr``)."""
+        return self.kind == chain.CONV
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """(M, *in_shape) integer-valued -> (M, *out_shape), exact: quantisation bounds every
         partial sum by 2**17 weight units, far inside float32's exact integer range."""
         import torch  # imported lazily: the Lava worker unpickles networks without torch
         import torch.nn.functional as F
 
-        if self.kind == "conv":
+        if self.is_conv:
             w = self._cached("conv", lambda: torch.as_tensor(self.weight), x)
             if self.pool != (1, 1):
                 x = F.avg_pool2d(x, self.pool, self.pool, divisor_override=1)
@@ -91,14 +98,30 @@ class IntSynapse:
             cache[full] = make().to(dtype=like.dtype, device=like.device)
         return cache[full]
 
-    def matrix(self) -> sp.csr_matrix:
-        """The synapse as an integer CSR matrix (out_size, in_size)."""
-        if self.kind == "matrix":
-            return self.csr
-        return conv_matrix(self)
+    def matrix(self, dtype=np.int32) -> sp.csr_matrix:
+        """The synapse as a CSR matrix (out_size, in_size) of ``dtype``: exact integers by
+        default; ``np.float64`` keeps the weights of a float network unrounded."""
+        if self.is_conv:
+            return chain.conv_matrix(self.weight, self.in_shape, self.out_shape, self.stride,
+                                     self.padding, self.dilation, self.groups, self.pool,
+                                     dtype)
+        return sp.csr_matrix(self.csr, dtype=dtype)
 
     def values(self) -> np.ndarray:
-        return self.weight.reshape(-1) if self.kind == "conv" else self.csr.data
+        """The stored weights, flat (a conv's kernel, a matrix's non-zero entries)."""
+        return self.weight.reshape(-1) if self.is_conv else self.csr.data
+
+    def with_values(self, values: np.ndarray, prune: bool = False) -> IntSynapse:
+        """A copy with the stored weights replaced by ``values`` (same order and count as
+        :meth:`values`); ``prune`` drops a matrix's entries that became zero."""
+        values = np.asarray(values)
+        if self.is_conv:
+            return replace(self, weight=values.reshape(self.weight.shape))
+        csr = sp.csr_matrix((values, self.csr.indices.copy(), self.csr.indptr.copy()),
+                            shape=self.csr.shape)
+        if prune:
+            csr.eliminate_zeros()
+        return replace(self, csr=csr)
 
 
 DENSE_LIMIT = 1 << 24  # matrices up to this many entries are applied as dense products
@@ -113,30 +136,6 @@ def _torch_csr(csr: sp.csr_matrix) -> torch.Tensor:
                                        torch.as_tensor(csr.indices, dtype=torch.int64),
                                        torch.as_tensor(csr.data, dtype=torch.float64),
                                        size=csr.shape)
-
-
-def conv_matrix(syn: IntSynapse, block: int = 512) -> sp.csr_matrix:
-    """Exact sparse matrix of a conv synapse, built by applying it to blocks of basis
-    vectors (integer arithmetic in float64)."""
-    import torch
-
-    rows, cols, vals = [], [], []
-    n_in = syn.in_size
-    with torch.no_grad():
-        for start in range(0, n_in, block):
-            stop = min(n_in, start + block)
-            basis = torch.zeros((stop - start, n_in), dtype=torch.float64)
-            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            out = syn.apply(basis.reshape(stop - start, *syn.in_shape)).reshape(stop - start, -1)
-            nz = torch.nonzero(out, as_tuple=True)
-            cols.append((nz[0] + start).numpy())
-            rows.append(nz[1].numpy())
-            vals.append(out[nz].numpy())
-    data = np.rint(np.concatenate(vals)).astype(np.int32) if vals else np.zeros(0, np.int32)
-    mat = sp.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(syn.out_size, n_in), dtype=np.int32)
-    mat.sort_indices()
-    return mat
 
 
 @dataclass
@@ -176,6 +175,11 @@ class QuantizedNetwork:
     threshold_shift: int = field(default_factory=lambda: default_fixed().threshold_shift)
     current_shift: int = field(default_factory=lambda: default_fixed().current_shift)
     reset: str = "zero"            # "zero" or "subtract" (see the module docstring)
+    # The conversion options it was made with (input coding, v_init, read-out, window) and
+    # the integer a full-scale input becomes (1: spikes of +-1; direct coding: its levels;
+    # 0: the real values of an analog input on a float network).
+    conversion: Conversion = field(default_factory=Conversion)
+    input_levels: int = 1
 
     @property
     def output(self) -> QuantLayer:

@@ -18,84 +18,37 @@ runs) and ``theta`` is lowered until it holds ("<bits>-bit state after rounding"
 limit other than the weight range decides ``theta``, the report says which. Clipping
 can then only come from rounding at the range ends and is counted per layer.
 
-Average pooling, flatten and dense/conv chains are folded into one synapse: a convolution
-when the chain is ``[AvgPool k (stride k)] -> Conv`` or ``Conv`` (the pooled conv is a
-sum-pool followed by a conv with weights ``W / k^2``, i.e. the conv with kernel
-``kron(W, ones(k, k)) / k^2`` and stride ``k * s``), otherwise an exact sparse matrix; no
-extra neurons or time steps.
+Each term's chain of linear ops is folded into one synapse by :mod:`snn2hw.quantize.chain`
+(a convolution where the chain allows, else an exact sparse matrix); no extra neurons or
+time steps.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-from .. import ann, ir
-from . import budget
+from . import budget, chain
 from ..errors import HardwareLimitError
-from ..hardware.profiles import FixedPoint, Profile, check_reset
+from ..hardware.profiles import FixedPoint, Profile
+from ..snn.neurons import check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
 from ..snn import SpikingLayer, SpikingNetwork, Term
+from ..snn.encoders import direct
+from ..snn.options import Conversion
 
-
-def _foldable_conv(term: Term, in_shape) -> IntSynapse | None:
-    """A float conv synapse for [Conv] or [AvgPool(k, stride k, no pad)] + Conv."""
-    ops = term.ops
-    if len(ops) == 1 and isinstance(ops[0], ir.Conv):
-        c = ops[0]
-        return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), c.shape, "conv",
-                          np.asarray(c.weight, dtype=np.float64), c.stride, c.padding,
-                          c.dilation, c.groups)
-    if len(ops) == 2 and isinstance(ops[0], ir.AvgPool) and isinstance(ops[1], ir.Conv):
-        pool, c = ops
-        kh, kw = pool.kernel
-        _, h, w = in_shape
-        if pool.stride != pool.kernel or any(pool.padding) or h % kh or w % kw:
-            return None
-        # avgpool(k) then conv(W) == sum-pool(k) then conv(W / k^2): after scaling and
-        # rounding, the same integers as the folded conv kron(W, ones(k, k)) / k^2.
-        return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), c.shape, "conv",
-                          np.asarray(c.weight, dtype=np.float64) / (kh * kw), c.stride,
-                          c.padding, c.dilation, c.groups, pool=(kh, kw))
-    return None
-
-
-def _matrix(term: Term, in_shape, out_shape, block: int = 256) -> IntSynapse:
-    """Exact float matrix of a linear chain, from its response to basis vectors."""
-    n_in = int(np.prod(in_shape))
-    rows, cols, vals = [], [], []
-    with torch.no_grad():
-        for start in range(0, n_in, block):
-            stop = min(n_in, start + block)
-            basis = torch.zeros((stop - start, n_in), dtype=torch.float64)
-            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            x = basis.reshape(stop - start, *in_shape)
-            for op in term.ops:
-                x = ann.apply_linear(op, x, with_bias=False)
-            out = x.reshape(stop - start, -1)
-            nz = torch.nonzero(out, as_tuple=True)
-            cols.append((nz[0] + start).numpy())
-            rows.append(nz[1].numpy())
-            vals.append(out[nz].numpy())
-    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(int(np.prod(out_shape)), n_in), dtype=np.float64)
-    mat.sort_indices()
-    return IntSynapse(term.source, 1 + term.delay, tuple(in_shape), tuple(out_shape), "matrix",
-                      csr=mat)
+NEVER_FIRES = 3.0e38  # a float threshold above any potential (finite: 0 * it is 0)
 
 
 def fold_term(term: Term, in_shape, out_shape) -> IntSynapse:
-    """One term's chain as a single float synapse (conv if possible, else matrix)."""
-    return _foldable_conv(term, in_shape) or _matrix(term, in_shape, out_shape)
+    """One term's chain as a single float synapse (conv if possible, else matrix; see
+    :mod:`snn2hw.quantize.chain`)."""
+    return IntSynapse(term.source, 1 + term.delay, tuple(in_shape),
+                      **chain.fold(term.ops, in_shape, out_shape))
 
 
 def _scaled(syn: IntSynapse, factor: float) -> IntSynapse:
-    if syn.kind == "conv":
-        return replace(syn, weight=syn.weight * factor)
-    return replace(syn, csr=syn.csr * factor)
+    return syn.with_values(syn.values() * factor)
 
 
 def _choose_scale(fp: FixedPoint, syns: list[IntSynapse], bias: np.ndarray | None,
@@ -147,12 +100,7 @@ def _to_int(syn: IntSynapse, fp: FixedPoint) -> tuple[IntSynapse, int]:
     vals = np.rint(syn.values())
     clipped = int(np.sum((vals < fp.weight_min) | (vals > fp.weight_max)))
     vals = np.clip(vals, fp.weight_min, fp.weight_max).astype(np.int32)
-    if syn.kind == "conv":
-        return replace(syn, weight=vals.reshape(syn.weight.shape)), clipped
-    csr = sp.csr_matrix((vals, syn.csr.indices.copy(), syn.csr.indptr.copy()),
-                        shape=syn.csr.shape)
-    csr.eliminate_zeros()
-    return replace(syn, csr=csr), clipped
+    return syn.with_values(vals, prune=True), clipped
 
 
 def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: FixedPoint,
@@ -195,13 +143,16 @@ def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray 
 def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
                    fp: FixedPoint, input_name: str,
                    source_scales: dict[str, float] | None = None,
-                   du: float = 4095) -> QuantLayer:
+                   du: float = 4095, input_levels: int = 1) -> QuantLayer:
+    """``input_levels``: the largest input magnitude (1 for +-1 spikes; an analog
+    input's integer levels), for the budget of the synapses it feeds."""
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
                     source_scales[t.source] / scale) for t in layer.terms]
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
-    signed = [t.source == input_name for t in layer.terms]
+    signed = [(input_levels if input_levels > 1 else True) if t.source == input_name
+              else False for t in layer.terms]
     theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du)
     int_syns, clipped, bias_mant, bias_exp = ints
     n_weights = int(sum(s.values().size for s in int_syns))
@@ -218,24 +169,37 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
 
 def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
              source_scales: dict[str, float] | None = None,
-             reset: str = "zero") -> QuantizedNetwork:
-    """Integer network for a fixed-point profile; the float SNN is left unchanged."""
+             reset: str = "zero", conversion: Conversion | None = None) -> QuantizedNetwork:
+    """Integer network for a fixed-point profile; the float SNN is left unchanged.
+    ``conversion``: direct input coding quantises the input to ``direct.LEVELS`` integer
+    levels (one level stands for input_scale / LEVELS); the membrane read-out gives the
+    output layer the largest threshold, so that it integrates without firing."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
+    conversion = conversion or Conversion()
     fp = profile.fixed
+    levels = direct.LEVELS if conversion.coding == "direct" else 1
+    sources = dict(scales if source_scales is None else source_scales)
+    sources[net.input] = sources[net.input] / levels
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
-    layers = [quantize_layer(la, scales, shapes, fp, net.input, source_scales,
-                             profile.neuron_du) for la in net.layers]
+    layers = [quantize_layer(la, scales, shapes, fp, net.input, sources,
+                             profile.neuron_du, levels) for la in net.layers]
+    if conversion.readout == "membrane":
+        out = next(la for la in layers if la.is_output)
+        out.threshold = fp.threshold_max
+        out.report["readout_threshold"] = fp.threshold_max
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
-                            check_reset(reset))
+                            check_reset(reset), conversion, levels)
 
 
 def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: str,
                   source_scales: dict[str, float] | None = None,
-                  reset: str = "zero") -> QuantizedNetwork:
+                  reset: str = "zero", conversion: Conversion | None = None
+                  ) -> QuantizedNetwork:
     """The same graph without quantisation (threshold 1, float weights and bias), for
-    floating-point backends."""
+    floating-point backends; an analog input stays real (levels 1), and the membrane
+    read-out's output layer a threshold no potential reaches (``NEVER_FIRES``)."""
     source_scales = scales if source_scales is None else source_scales
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
     layers = []
@@ -244,7 +208,11 @@ def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: s
         syns = [_scaled(fold_term(t, shapes[t.source], la.shape),
                         source_scales[t.source] / scale) for t in la.terms]
         bias = None if la.bias is None else la.bias.reshape(-1) / scale
-        layers.append(QuantLayer(la.name, la.shape, la.depth, syns, 1.0, bias, 0,
+        membrane = la.is_output and conversion is not None and conversion.readout == "membrane"
+        layers.append(QuantLayer(la.name, la.shape, la.depth, syns,
+                                 NEVER_FIRES if membrane else 1.0, bias, 0,
                                  la.is_output, 1.0, {"scale": 1.0}))
+    conversion = conversion or Conversion()
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
-                            profile_name, reset=check_reset(reset))
+                            profile_name, reset=check_reset(reset), conversion=conversion,
+                            input_levels=1 if conversion.coding == "poisson" else 0)

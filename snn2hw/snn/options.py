@@ -21,7 +21,9 @@ files read as the defaults they were made with) and carried into exports and ont
 - ``window``: the meaning of T. ``fill`` (the paper's and every release before the option):
   T counts every step from the first input step, so a layer ``depth`` hops deep integrates
   T - depth steps. ``pipelined``: every layer integrates a full window of T steps per sample,
-  as on Loihi with samples streamed back to back; the latency is then T + depth - 1.
+  as on Loihi with samples streamed back to back: a layer ``depth`` hops deep integrates
+  steps depth .. T + depth - 1 (0-based) of a sample, so its result is there after
+  T + depth steps (:meth:`Conversion.latency`; the last step's index is T + depth - 1).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import InputError
 
-CODINGS = ("poisson", "direct")
+CODINGS = ("poisson", "direct")   # the encoder registry's names (snn/encoders)
 READOUTS = ("spikes", "membrane")
 WINDOWS = ("fill", "pipelined")
 V_INITS = (0.0, 0.5)
@@ -74,3 +76,22 @@ class Conversion:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def layer_v_init(self, is_output: bool) -> float:
+        """A layer's initial potential (fraction of its threshold): ``v_init``, but 0 for
+        the output layer of the membrane read-out, which never fires and whose potential
+        is the read-out (an offset there would only bring v nearer its clip)."""
+        return 0.0 if is_output and self.readout == "membrane" else self.v_init
+
+    def window_offset(self, depth: int) -> int:
+        """The step (0-based, from the sample's first input step) at which a layer
+        ``depth`` hops deep starts its window of T steps: 0 for ``fill``, ``depth`` for
+        ``pipelined``."""
+        return depth if self.window == "pipelined" else 0
+
+    def latency(self, timesteps: int, depth: int) -> int:
+        """Steps from a sample's first input step to the end of the output layer's
+        window (``depth``: the output layer's hops from the input, one step each): T for
+        ``fill``; T + depth for ``pipelined``, where the output's window (steps depth ..
+        T + depth - 1, 0-based) ends at step T + depth - 1."""
+        return timesteps + self.window_offset(depth)

@@ -21,9 +21,12 @@ import numpy as np
 import torch
 
 from .. import ann, ir
-from .encoding import PoissonEncoder
-from ..hardware.profiles import check_reset
+from .encoders import Encoder
 from .network import SpikingNetwork
+from .neurons import Neuron, float_neuron
+from .options import Conversion
+from .results import LayerStats, SimResult, decode  # noqa: F401  (their historical home)
+from .timechunks import CPU_CHUNK_BYTES, Buffers, auto_time_chunk, chunks  # noqa: F401
 
 SynapseFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -35,45 +38,13 @@ class Synapse:
     apply: SynapseFn    # (M, *source_shape) -> (M, *layer_shape)
 
 
-class IFNeuron:
-    """Float IF neuron: v += a; spike where v > threshold; then reset: to zero (``zero``,
-    the paper's and Loihi's stock neuron) or by subtracting the threshold (``subtract``,
-    which keeps the charge above threshold for the next spike, as in Rueckauer et al.
-    2017)."""
-
-    def __init__(self, threshold: float = 1.0, reset: str = "zero") -> None:
-        self.threshold = threshold
-        self.reset = check_reset(reset)
-
-    def initial(self, shape, device, dtype) -> torch.Tensor:
-        return torch.zeros(shape, device=device, dtype=dtype)
-
-    def integrate(self, current: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                  idle: int = 0) -> torch.Tensor:
-        """current (T, B, ...) -> spikes written to ``out`` (T, B, ...); returns the final
-        membrane potential (``v`` is updated in place). The first ``idle`` steps are
-        skipped: no integration, no spikes."""
-        fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
-        spikes = None if self.reset == "zero" else torch.empty_like(v)  # fired, as numbers
-        out[:idle] = 0
-        for t in range(idle, current.shape[0]):
-            v.add_(current[t])
-            torch.gt(v, self.threshold, out=fired)
-            if spikes is None:
-                v.masked_fill_(fired, 0)
-            else:
-                v.sub_(spikes.copy_(fired), alpha=self.threshold)
-            out[t] = fired
-        return v
-
-
 @dataclass
 class PreparedLayer:
     name: str
     shape: tuple[int, ...]
     synapses: list[Synapse]
     bias: torch.Tensor | None   # current added every step, shape = layer shape
-    neuron: object
+    neuron: Neuron
     is_output: bool = False
     depth: int = 1              # synapse hops from the input; idle for steps t < depth
 
@@ -85,6 +56,8 @@ class Prepared:
     layers: list[PreparedLayer]
     device: torch.device
     dtype: torch.dtype
+    window: str = "fill"        # Conversion.window: what T means (see run_steps)
+    readout: str = "spikes"     # Conversion.readout: spike counts or the output's v
 
     @property
     def output(self) -> PreparedLayer:
@@ -102,6 +75,18 @@ class Prepared:
     @property
     def max_lag(self) -> int:
         return max(s.lag for layer in self.layers for s in layer.synapses)
+
+    def offset(self, layer: PreparedLayer) -> int:
+        """The step at which ``layer``'s window of T steps starts: 0 for the ``fill``
+        window (T counts from the first input step; the layer is idle before its depth),
+        its depth for the ``pipelined`` window (every layer integrates T steps)."""
+        return layer.depth if self.window == "pipelined" else 0
+
+    def run_steps(self, timesteps: int) -> int:
+        """Steps simulated for a window of ``timesteps``: T (``fill``), or T + the deepest
+        layer's depth (``pipelined``: the input's last step reaches it that much later;
+        the latency of one sample)."""
+        return timesteps + max(self.offset(la) for la in self.layers)
 
 
 def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
@@ -124,9 +109,12 @@ def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
 
 def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
                         dtype: torch.dtype, source_scales: dict[str, float] | None = None,
-                        reset: str = "zero") -> PreparedLayer:
+                        reset: str = "zero", conversion: Conversion | None = None
+                        ) -> PreparedLayer:
     """One float layer, threshold normalised to 1: gains source_scale(source)/scale(layer)
-    (``source_scales`` defaults to ``scales``; see :mod:`snn2hw.snn`)."""
+    (``source_scales`` defaults to ``scales``; see :mod:`snn2hw.snn`). With the membrane
+    read-out the output layer never fires (threshold +inf): its v accumulates."""
+    conversion = conversion or Conversion()
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syn = [Synapse(t.source, 1 + t.delay,
@@ -134,8 +122,11 @@ def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
            for t in layer.terms]
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
-    return PreparedLayer(layer.name, layer.shape, syn, bias, IFNeuron(1.0, reset),
-                         layer.is_output, layer.depth)
+    membrane = layer.is_output and conversion.readout == "membrane"
+    neuron = (float_neuron(float("inf"), "zero") if membrane
+              else float_neuron(1.0, reset, conversion.layer_v_init(layer.is_output)))
+    return PreparedLayer(layer.name, layer.shape, syn, bias, neuron, layer.is_output,
+                         layer.depth)
 
 
 def idle_steps(depth: int, t0: int, steps: int) -> int:
@@ -147,12 +138,15 @@ def idle_steps(depth: int, t0: int, steps: int) -> int:
 def prepare_float(net: SpikingNetwork, scales: dict[str, float], device: str = "cpu",
                   dtype: torch.dtype = torch.float32,
                   source_scales: dict[str, float] | None = None,
-                  reset: str = "zero") -> Prepared:
-    """Float SNN with thresholds normalised to 1 (see :mod:`snn2hw.snn`)."""
+                  reset: str = "zero", conversion: Conversion | None = None) -> Prepared:
+    """Float SNN with thresholds normalised to 1 (see :mod:`snn2hw.snn`), with the
+    ``conversion``'s initial potential, read-out and window (default: the paper's)."""
+    conversion = conversion or Conversion()
     dev = torch.device(device)
-    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset)
+    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset, conversion)
               for layer in net.layers]
-    return Prepared(net.input, net.input_shape, layers, dev, dtype)
+    return Prepared(net.input, net.input_shape, layers, dev, dtype, conversion.window,
+                    conversion.readout)
 
 
 def delayed(window: torch.Tensor, lag: int) -> torch.Tensor:
@@ -173,130 +167,129 @@ def layer_current(layer: PreparedLayer, inputs: list[torch.Tensor]) -> torch.Ten
     return total
 
 
-@dataclass
-class LayerStats:
-    spikes: float = 0.0
-    max_current: float = float("-inf")
-    neuron_steps: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        """Spikes per neuron per time step."""
-        return self.spikes / self.neuron_steps if self.neuron_steps else 0.0
-
-
-@dataclass
-class SimResult:
-    counts: dict[int, np.ndarray]             # checkpoint T -> (N, classes) output spikes
-    stats: dict[str, LayerStats]
-    records: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, T, size) int8
-
-    def predictions(self, timesteps: int) -> tuple[np.ndarray, int]:
-        return decode(self.counts[timesteps])
-
-
-def decode(counts: np.ndarray) -> tuple[np.ndarray, int]:
-    """Class = argmax of output spike counts; ties go to the lowest class index.
-    Returns the predictions and how many samples had a tie for the maximum."""
-    pred = counts.argmax(axis=1)
-    ties = int(((counts == counts.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum())
-    return pred, ties
-
-
-def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
-    for start in range(0, total, size):
-        yield start, min(total, start + size)
-
-
-CPU_CHUNK_BYTES = 4e6  # widest layer's current per chunk on a CPU: stays cache-friendly
-
-
-def auto_time_chunk(prep: Prepared, batch: int, timesteps: int, budget_bytes: float) -> int:
-    """Steps per chunk. On a GPU: as many as the memory budget allows (fewer, larger
-    kernels). On a CPU: enough that (steps x batch) images make one efficient product, but
-    the widest layer's chunk stays near ``CPU_CHUNK_BYTES``; larger chunks spill out of
-    the caches and the IF loop becomes memory-bound (measured: benchmarks/simulate.py)."""
-    sizes = [int(np.prod(prep.input_shape))] + [int(np.prod(la.shape)) for la in prep.layers]
-    item = torch.tensor([], dtype=prep.dtype).element_size()
-    per_step = batch * (sum(sizes) + 2 * max(sizes)) * item
-    steps = budget_bytes // max(per_step, 1)
-    if prep.device.type == "cpu":
-        steps = min(steps, CPU_CHUNK_BYTES // max(batch * max(sizes) * item, 1))
-    return int(max(1, min(timesteps, steps)))
-
-
-class _Buffers:
-    """Per spike train, ``lag + chunk`` steps: history in front, the current chunk after."""
-
-    def __init__(self, prep: Prepared, batch: int, chunk: int) -> None:
-        self.lag = prep.max_lag
-        self.buf = {name: torch.zeros((self.lag + chunk, batch, *prep.shape_of(name)),
-                                      dtype=prep.dtype, device=prep.device)
-                    for name in [prep.input] + [la.name for la in prep.layers]}
-
-    def window(self, name: str, steps: int, lag: int = 0) -> torch.Tensor:
-        return self.buf[name][self.lag - lag:self.lag - lag + steps]
-
-    def advance(self, steps: int) -> None:
-        for b in self.buf.values():
-            b[:self.lag] = b[steps:steps + self.lag].clone()
-
-
-def simulate(prep: Prepared, encoder: PoissonEncoder, timesteps: int,
+def simulate(prep: Prepared, encoder: Encoder, timesteps: int,
              checkpoints: Iterable[int] = (), batch_size: int = 64,
              time_chunk: int | None = None, record: Iterable[str] = (),
              memory_budget: float = 256e6, progress: Callable[[int], None] | None = None
              ) -> SimResult:
-    """Run the SNN on every sample of ``encoder`` for ``timesteps`` steps."""
+    """Run the SNN on every sample of ``encoder`` for a window of ``timesteps`` steps
+    (``prep.window``: see :meth:`Prepared.offset`). Records, counts and potentials are
+    indexed by the step of each layer's window; ``progress`` gets simulated steps."""
     checkpoints = sorted(set(checkpoints) | {timesteps})
     if checkpoints[0] <= 0 or checkpoints[-1] > timesteps:
         raise ValueError(f"checkpoints must lie in 1..{timesteps}")
-    record = set(record)
     n = len(encoder)
-    out_layer = prep.output
-    classes = int(np.prod(out_layer.shape))
-    counts = {cp: np.zeros((n, classes), dtype=np.int64) for cp in checkpoints}
-    stats = {layer.name: LayerStats() for layer in prep.layers}
-    records = {name: np.zeros((n, timesteps, int(np.prod(prep.shape_of(name)))),
-                              dtype=np.int8) for name in record}
+    classes = int(np.prod(prep.output.shape))
+    potentials = {cp: np.zeros((n, classes)) for cp in checkpoints} \
+        if prep.readout == "membrane" else {}
+    res = SimResult({cp: np.zeros((n, classes), dtype=np.int64) for cp in checkpoints},
+                    {layer.name: LayerStats() for layer in prep.layers},
+                    {name: np.zeros((n, timesteps, int(np.prod(prep.shape_of(name)))),
+                                    dtype=_record_dtype(prep, name, encoder))
+                     for name in set(record)},
+                    potentials, prep.readout)
+    steps = prep.run_steps(timesteps)
     with torch.no_grad():
-        for start, stop in _chunks(n, batch_size):
-            b = stop - start
-            tc = time_chunk or auto_time_chunk(prep, b, timesteps, memory_budget)
-            encoder.reset()
-            bufs = _Buffers(prep, b, tc)
-            v = {layer.name: layer.neuron.initial((b, *layer.shape), prep.device, prep.dtype)
-                 for layer in prep.layers}
-            running = torch.zeros((b, classes), dtype=torch.int64, device=prep.device)
-            for t0, t1 in _chunks(timesteps, tc):
-                steps = t1 - t0
-                spikes = np.moveaxis(encoder.chunk(start, stop, t0, t1), 1, 0)
-                bufs.window(prep.input, steps).copy_(torch.from_numpy(spikes))
-                if prep.input in record:
-                    records[prep.input][start:stop, t0:t1] = np.moveaxis(spikes, 0, 1).reshape(
-                        b, steps, -1)
-                for layer in prep.layers:
-                    inputs = [bufs.window(s.source, steps, s.lag) for s in layer.synapses]
-                    current = layer_current(layer, inputs)
-                    idle = idle_steps(layer.depth, t0, steps)
-                    st = stats[layer.name]
-                    if idle < steps:
-                        st.max_current = max(st.max_current, float(current[idle:].max()))
-                    out = bufs.window(layer.name, steps)
-                    v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle)
-                    st.spikes += float(out.sum())
-                    st.neuron_steps += out.numel()
-                    if layer.name in record:
-                        records[layer.name][start:stop, t0:t1] = (
-                            out.reshape(steps, b, -1).movedim(0, 1).to(torch.int8).cpu()
-                            .numpy())
-                cum = torch.cumsum(bufs.window(out_layer.name, steps).reshape(steps, b, classes),
-                                   dim=0).to(torch.int64)
-                for cp in checkpoints:
-                    if t0 < cp <= t1:
-                        counts[cp][start:stop] = (running + cum[cp - t0 - 1]).cpu().numpy()
-                running = running + cum[-1]
-                bufs.advance(steps)
-                if progress:
-                    progress(b * steps)
-    return SimResult(counts, stats, records)
+        for start, stop in chunks(n, batch_size):
+            tc = time_chunk or auto_time_chunk(prep, stop - start, steps, memory_budget)
+            _run_batch(prep, encoder, res, (start, stop), timesteps, tc, progress)
+    return res
+
+
+def _record_dtype(prep: Prepared, name: str, encoder: Encoder) -> type:
+    """int8 spikes, but an analog input (a ``constant`` encoder) is recorded as float32."""
+    analog = name == prep.input and getattr(encoder, "constant", False)
+    return np.float32 if analog else np.int8
+
+
+def _input_chunk(encoder: Encoder, start: int, stop: int, t0: int, t1: int,
+                 timesteps: int) -> np.ndarray:
+    """(steps, B, ...) input of steps [t0, t1); zero after the window's ``timesteps``."""
+    b = stop - start
+    if t1 <= timesteps:
+        return np.moveaxis(encoder.chunk(start, stop, t0, t1), 1, 0)
+    out = np.zeros((t1 - t0, b, *encoder.shape), dtype=np.float32)
+    if t0 < timesteps:
+        out[:timesteps - t0] = np.moveaxis(encoder.chunk(start, stop, t0, timesteps), 1, 0)
+    return out
+
+
+def _record(res: SimResult, name: str, rows: slice, t0: int, offset: int,
+            values: torch.Tensor | np.ndarray, timesteps: int) -> None:
+    """Store steps [t0, t0 + len) of a train (steps, B, ...) at its window's indices."""
+    lo, hi = max(t0 - offset, 0), min(t0 - offset + values.shape[0], timesteps)
+    if lo < hi:
+        part = values[lo + offset - t0:hi + offset - t0]
+        if isinstance(part, torch.Tensor):
+            part = part.to(torch.int8).cpu().numpy()
+        else:
+            part = part.astype(res.records[name].dtype, copy=False)
+        res.records[name][rows, lo:hi] = np.moveaxis(part, 0, 1).reshape(
+            part.shape[1], hi - lo, -1)
+
+
+def _run_batch(prep: Prepared, encoder: Encoder, res: SimResult, rows: tuple[int, int],
+               timesteps: int, tc: int, progress: Callable[[int], None] | None) -> None:
+    """Samples [start, stop) for the window of ``timesteps`` steps, ``tc`` simulated steps
+    at a time, into ``res``."""
+    start, stop = rows
+    b, out_layer, sel = stop - start, prep.output, slice(*rows)
+    classes = int(np.prod(out_layer.shape))
+    out_offset = prep.offset(out_layer)
+    encoder.reset()
+    bufs = Buffers(prep, b, tc)
+    v = {layer.name: layer.neuron.initial((b, *layer.shape), prep.device, prep.dtype)
+         for layer in prep.layers}
+    running = torch.zeros((b, classes), dtype=torch.int64, device=prep.device)
+    for t0, t1 in chunks(prep.run_steps(timesteps), tc):
+        steps = t1 - t0
+        spikes = _input_chunk(encoder, start, stop, t0, t1, timesteps)
+        bufs.window(prep.input, steps).copy_(torch.from_numpy(spikes))
+        if prep.input in res.records:
+            _record(res, prep.input, sel, t0, 0, spikes, timesteps)
+        trace = None
+        for layer in prep.layers:
+            inputs = [bufs.window(s.source, steps, s.lag) for s in layer.synapses]
+            current = layer_current(layer, inputs)
+            idle = idle_steps(layer.depth, t0, steps)
+            out = bufs.window(layer.name, steps)
+            if layer is out_layer and res.potentials:
+                trace = torch.zeros(current.shape, dtype=torch.float64,
+                                    device=current.device)
+            v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle,
+                                                   trace if layer is out_layer else None)
+            _layer_stats(res.stats[layer.name], current, out, idle,
+                         _window_part(prep, layer, t0, steps, timesteps))
+            if layer.name in res.records:
+                _record(res, layer.name, sel, t0, prep.offset(layer), out, timesteps)
+        cum = torch.cumsum(bufs.window(out_layer.name, steps).reshape(steps, b, classes),
+                           dim=0).to(torch.int64)
+        for cp, counts in res.counts.items():
+            end = out_offset + cp           # the checkpoint's last step is end - 1
+            if t0 < end <= t1:
+                counts[sel] = (running + cum[end - t0 - 1]).cpu().numpy()
+                if trace is not None:
+                    res.potentials[cp][sel] = trace[end - t0 - 1].reshape(b, classes).cpu()
+        running = running + cum[-1]
+        bufs.advance(steps)
+        if progress:
+            progress(b * steps)
+
+
+def _window_part(prep: Prepared, layer: PreparedLayer, t0: int, steps: int,
+                 timesteps: int) -> slice:
+    """The steps of this chunk that the layer's statistics count: all of them for the
+    ``fill`` window (as always), those inside the layer's window for ``pipelined``."""
+    if prep.window != "pipelined":
+        return slice(0, steps)
+    lo = min(max(layer.depth - t0, 0), steps)
+    return slice(lo, min(max(layer.depth + timesteps - t0, lo), steps))
+
+
+def _layer_stats(st: LayerStats, current: torch.Tensor, out: torch.Tensor, idle: int,
+                 part: slice) -> None:
+    if idle < current.shape[0]:
+        st.max_current = max(st.max_current, float(current[idle:].max()))
+    counted = out[part]
+    st.spikes += float(counted.sum())
+    st.neuron_steps += counted.numel()

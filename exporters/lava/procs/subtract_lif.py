@@ -9,8 +9,8 @@ being set to zero,
     fixed_pt:     v[s] -= vth << 6       (the effective threshold the model compares with)
     floating_pt:  v[s] -= vth
 
-which is what :class:`snn2hw.quantize.fixed.FixedIFNeuron` and :class:`snn2hw.snn.simulate.IFNeuron` do
-with ``reset="subtract"``. v stays inside the 24-bit range: it was clipped before the spike
+which is what the neuron kind ``subtract`` (:mod:`snn2hw.snn.neurons.integrate_fire`) does
+in both of our simulators. v stays inside the 24-bit range: it was clipped before the spike
 test and the subtraction moves it towards zero.
 """
 from __future__ import annotations

@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.samples import LazySamples
+from ...data.samples import LazySamples
+from .registry import EncoderSettings, register
 
 
 class PoissonEncoder:
+    """The signed rate code above; one sample's input has ``shape``."""
+
+    constant = False
+
     def __init__(self, x: np.ndarray, input_scale: float, seed: int, stream: int = 0,
                  indices: np.ndarray | None = None) -> None:
         if not np.isfinite(input_scale) or input_scale <= 0:
             raise ValueError(f"input_scale must be positive, got {input_scale}")
         self.x = x if isinstance(x, LazySamples) else np.asarray(x, dtype=np.float32)
+        self.shape = tuple(self.x.shape[1:])
         self.input_scale = np.float32(input_scale)
         self._batch: tuple[int, int, np.ndarray, np.ndarray] | None = None
         self.seed = int(seed)
@@ -76,3 +82,9 @@ class PoissonEncoder:
     def full(self, start: int, stop: int, timesteps: int) -> np.ndarray:
         """The whole window for samples [start, stop)."""
         return self.chunk(start, stop, 0, timesteps)
+
+
+@register("poisson")
+def poisson(x, settings: EncoderSettings) -> PoissonEncoder:
+    return PoissonEncoder(x, settings.input_scale, settings.seed, settings.stream,
+                          settings.indices)

@@ -1,0 +1,46 @@
+"""The presets of ``--preset``: named sets of conversion settings, defined here only.
+
+``paper`` is every default (Sengupta et al. 2019: Poisson input, reset to zero, the
+maximum, spike counts, T counting the pipeline fill): a calibration made with it is the one
+snn2hw always made, byte for byte. ``fast`` is the low-latency combination (README,
+'Low latency'). A setting given explicitly (a flag, or a field of the options passed to a
+step) overrides the preset's.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from ..errors import InputError
+from ..snn.options import Conversion
+
+DEFAULT_PRESET = "paper"
+# Per preset: fields of snn.options.Conversion, plus "reset" and "percentile" (calibration).
+PRESETS: dict[str, dict[str, object]] = {
+    "paper": {},
+    "fast": {"coding": "direct", "v_init": 0.5, "per_channel": True,
+             "bias_calibration": True, "readout": "membrane", "window": "pipelined",
+             "reset": "subtract", "percentile": 99.9},
+}
+CALIBRATION_KEYS = ("reset", "percentile")
+CONVERSION_KEYS = tuple(f.name for f in fields(Conversion))
+
+
+def preset(name: str) -> dict[str, object]:
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}",
+                         options=("preset",))
+    return dict(PRESETS[name])
+
+
+def resolve(name: str | None, given: dict[str, object]) -> tuple[Conversion, dict[str, object]]:
+    """The conversion options and calibration settings (reset, percentile) of preset
+    ``name`` (None: the default), with every setting in ``given`` whose value is not None
+    in place of the preset's."""
+    settings = preset(name or DEFAULT_PRESET)
+    settings.update({k: v for k, v in given.items() if v is not None})
+    unknown = set(settings) - set(CONVERSION_KEYS) - set(CALIBRATION_KEYS)
+    if unknown:
+        raise ValueError(f"not a conversion setting: {sorted(unknown)}")
+    conversion = replace(Conversion(), **{k: settings[k] for k in CONVERSION_KEYS
+                                           if k in settings})
+    return conversion, {k: settings[k] for k in CALIBRATION_KEYS if k in settings}
