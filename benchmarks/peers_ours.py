@@ -25,7 +25,7 @@ import numpy as np
 
 from snn2hw.calibrate import Calibration
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders.poisson import PoissonEncoder
 from snn2hw.steps import pipeline
 
 CONFIGS: dict[str, dict] = {

@@ -16,7 +16,7 @@ import peers_torch
 from snn2hw import ann, data, snn
 from snn2hw.data.samples import materialize
 from snn2hw.importer import import_onnx
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders.poisson import PoissonEncoder
 from snn2hw.steps.pipeline import EVALUATION_STREAM, load_data, resolve_preprocess
 
 SJ_PERCENTILE, SINABS_PERCENTILE = 99.9, 99.99

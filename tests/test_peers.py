@@ -14,7 +14,7 @@ from snn2hw import ann, ir, snn
 from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes, import_onnx
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders.poisson import PoissonEncoder
 from snn2hw.steps.pipeline import load_data, resolve_preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
