@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                  + (f" ({ev.latency[t]})" if ev.latency else "") for t in steps]
         rows.append([label] + cells)
         ann = ev.ann_accuracy
-    from snn2hw.tables import table
+    from snn2hw.cli.tables import table
 
     print(table(head, rows))
     print(f"ANN accuracy {100 * ann:.2f} %; (n): latency in steps, pipelined window")

@@ -17,7 +17,8 @@ from snn2hw import ann, data, snn
 from snn2hw.data.samples import materialize
 from snn2hw.importer import import_onnx
 from snn2hw.snn.encoders.poisson import PoissonEncoder
-from snn2hw.steps.pipeline import EVALUATION_STREAM, load_data, resolve_preprocess
+from snn2hw.steps.pipeline import EVALUATION_STREAM, load_data
+from snn2hw.steps.settings import model_preprocess
 
 SJ_PERCENTILE, SINABS_PERCENTILE = 99.9, 99.99
 
@@ -40,7 +41,7 @@ class Context:
 
         graph = import_onnx(path)
         dataset = load_data(graph, peers_models.MODELS[args.model].data,
-                            resolve_preprocess(graph, None, None))
+                            model_preprocess(graph))
         x_cal = data.calibration_set(dataset, args.calib_samples)
         samples = args.samples or min(len(dataset.x_test), peers_models.MODELS[args.model].samples)
         x, y = data.take(dataset.x_test, dataset.y_test, samples, "evaluation")

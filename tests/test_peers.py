@@ -15,7 +15,8 @@ from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes, import_onnx
 from snn2hw.snn import simulate
 from snn2hw.snn.encoders.poisson import PoissonEncoder
-from snn2hw.steps.pipeline import load_data, resolve_preprocess
+from snn2hw.steps.pipeline import load_data
+from snn2hw.steps.settings import model_preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -195,7 +196,7 @@ def test_preset_options_expand_and_explicit_keys_win(monkeypatch):
 def tiny(tmp_path_factory):
     path = tiny_torch_onnx(tmp_path_factory.mktemp("peers") / "tiny.onnx")
     graph = import_onnx(path)
-    dataset = load_data(graph, "digits", resolve_preprocess(graph, None, None))
+    dataset = load_data(graph, "digits", model_preprocess(graph))
     return graph, dataset
 
 
