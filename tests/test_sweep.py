@@ -32,22 +32,22 @@ def _options(*flags: str):
 
 def test_without_a_preset_every_setting_is_the_papers():
     opts = _options()
-    assert settings.conversion_of(opts) == Conversion()
+    assert settings.requested_conversion(opts) == Conversion()
     assert (settings.reset_of(opts), settings.percentile_of(opts)) == ("zero", 100.0)
-    assert settings.conversion_of(_options("--preset", "paper")) == Conversion()
+    assert settings.requested_conversion(_options("--preset", "paper")) == Conversion()
 
 
 def test_the_fast_preset_and_explicit_flags_override_it():
     fast = _options("--preset", "fast")
-    assert settings.conversion_of(fast) == Conversion(**FAST)
+    assert settings.requested_conversion(fast) == Conversion(**FAST)
     assert (settings.reset_of(fast), settings.percentile_of(fast)) == ("subtract", 99.9)
     mixed = _options("--preset", "fast", "--coding", "poisson", "--no-per-channel",
                      "--reset", "zero", "--percentile", "99")
-    assert settings.conversion_of(mixed) == Conversion(**(FAST | {"coding": "poisson",
+    assert settings.requested_conversion(mixed) == Conversion(**(FAST | {"coding": "poisson",
                                                                   "per_channel": False}))
     assert (settings.reset_of(mixed), settings.percentile_of(mixed)) == ("zero", 99.0)
     alone = _options("--readout", "membrane", "--v-init", "0.5")
-    assert settings.conversion_of(alone) == Conversion(readout="membrane", v_init=0.5)
+    assert settings.requested_conversion(alone) == Conversion(readout="membrane", v_init=0.5)
 
 
 def test_every_conversion_field_has_a_flag_and_presets_live_in_one_module():

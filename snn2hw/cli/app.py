@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import distributed
 from ..errors import Interrupted, Snn2hwError
-from . import show, steps
+from . import launch, show, steps
 from .flags import as_flags
 from .parser import build_parser, float_list, int_list, percentile_value, positive_int
 from .printing import json_dump
@@ -39,10 +40,13 @@ def _interrupted(debug: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     """The subcommand's exit code; user errors as one line on stderr."""
     try:
-        return COMMANDS[args.command](args) or 0
+        with launch.session(args):  # one process, or one rank under torchrun
+            return COMMANDS[args.command](args) or 0
     except Snn2hwError as exc:
         if args.debug:
             raise
+        if not distributed.is_main():  # every rank meets a user error; rank 0 says it
+            return exc.exit_code
         print(f"error: {as_flags(exc)}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)

@@ -32,9 +32,12 @@ def calibrate_command(args: argparse.Namespace) -> int:
     calibration_tables(rep, f"{rep['method']}{robust}{shared}, reset {reset_of(cal)}: "
                        f"T = {args.timesteps}, {args.samples} calibration samples, seed "
                        f"{args.seed}, input scale {rep['input_scale']:.4g}")
-    save_calibration(args.output, art)
-    if args.report:
-        write_text(args.report, json_dump(rep) + "\n")
+    from .. import distributed
+
+    if distributed.is_main():  # under torchrun, rank 0 alone writes
+        save_calibration(args.output, art)
+        if args.report:
+            write_text(args.report, json_dump(rep) + "\n")
     print(f"wrote {args.output}")
     return 0
 

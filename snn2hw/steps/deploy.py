@@ -15,6 +15,7 @@ from ..ir import Graph
 from ..onnx import file_hash
 from ..onnx.maxpool import accuracy_cost, check_recorded
 from ..quantize import float_network, quantize
+from ..snn.options import Conversion
 from .evaluate import compare_float_fixed, load_data, prepare_network
 from .options import CalibrationOptions, DataOptions, EvaluationOptions
 from .pipeline import run_calibration
@@ -76,9 +77,11 @@ def export_model(model: str | Path, profile_name: str, *,
     if cal.reset not in profile.resets:
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{cal.reset!r}; it supports: {', '.join(profile.resets)}")
-    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset)
+    conversion = Conversion.from_params(cal.params)   # recorded by the calibration
+    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset, conversion)
             if profile.quantize
-            else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset))
+            else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset,
+                               conversion))
     report = {"profile": profile.name, "layers": {la.name: la.report for la in qnet.layers}}
     target = profiles.resources_for(profile) if profile.fixed is not None else None
     if target is not None:

@@ -25,7 +25,7 @@ def run_calibration(net: snn.SpikingNetwork, x, opts: CalibrationOptions,
     resolved (:mod:`.settings`)."""
     total = len(x) * opts.timesteps * len(net.layers)
     conversion = conversion_of(opts)
-    extra = {} if conversion == Conversion() else {"conversion": conversion}
+    extra = {} if conversion == Conversion() else {"conversion": conversion}  # as before
     with progress(total, f"calibrate {opts.method}") as bar:
         return calibrate(opts.method, net, x, timesteps=opts.timesteps, seed=opts.seed,
                          device=device, batch_size=64, progress=bar,
