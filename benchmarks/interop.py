@@ -121,7 +121,7 @@ def main() -> None:
 
 
 def netx_figures(graph, args, fnet: FloatNetwork, x, tmp: Path) -> None:
-    from snn2hw.exporters.netx.runner import run_netx
+    from snn2hw.exporters.lava.netx_runner import run_netx
     from snn2hw.hardware import profiles
     from snn2hw.quantize import quantize
 

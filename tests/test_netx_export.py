@@ -95,7 +95,7 @@ def test_file_holds_pytorch_layout_integers_and_if_neurons(pooled_export):
 
 @pytest.mark.lava
 def test_lava_dl_runs_the_file_spike_for_spike_like_the_fixed_reference(pooled_export):
-    from snn2hw.exporters.netx.runner import run_netx
+    from snn2hw.exporters.lava.netx_runner import run_netx
 
     path, art = pooled_export
     q, t = art.qnet, 12

@@ -1,6 +1,6 @@
 """Child process that loads a netx file with lava-dl's own loader and runs it on Lava's CPU
-backend: ``python -m snn2hw.exporters.netx.worker JOB_DIR`` (started by
-:func:`snn2hw.exporters.netx.runner.run_netx`, which kills it on a timeout).
+backend: ``python -m snn2hw.exporters.lava.netx_worker JOB_DIR`` (started by
+:func:`snn2hw.exporters.lava.netx_runner.run_netx`, which kills it on a timeout).
 
 ``JOB_DIR`` holds ``job.json`` (``path``, ``shape`` (C, H, W) or (F,), ``timesteps``,
 ``input_message_bits``) and ``spikes.npy`` (N, T, *shape) int8. The network is built by
@@ -66,7 +66,7 @@ def run_job(job_dir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or not os.path.isdir(argv[0]):
-        print("usage: python -m snn2hw.exporters.netx.worker JOB_DIR", file=sys.stderr)
+        print("usage: python -m snn2hw.exporters.lava.netx_worker JOB_DIR", file=sys.stderr)
         return 2
     try:
         run_job(argv[0])

@@ -1,5 +1,5 @@
 """Run a netx file in lava-dl's loader on Lava, in a child process under a timeout (the
-worker: :mod:`.worker`), and return every block's spikes as snn2hw's simulators give them.
+worker: :mod:`.netx_worker`), and return every block's spikes as snn2hw's simulators give them.
 
 Used by the tests to check a written file against snn2hw's fixed-point reference
 (:mod:`snn2hw.fixed`), and usable to check any netx file: nothing here imports Lava.
@@ -17,10 +17,10 @@ import numpy as np
 
 from snn2hw.errors import BackendError
 
-from ..lava.checks import unpack_output
-from ..lava.cleanup import cleanup_shm, group_members, kill_group, shm_mapped_by, shm_snapshot
+from .checks import unpack_output
+from .cleanup import cleanup_shm, group_members, kill_group, shm_mapped_by, shm_snapshot
 
-WORKER_MODULE = "snn2hw.exporters.netx.worker"
+WORKER_MODULE = "snn2hw.exporters.lava.netx_worker"
 
 
 def run_netx(path: str, spikes: np.ndarray, input_shape: tuple[int, ...], timesteps: int,
