@@ -16,6 +16,11 @@ from ..fileio import atomic_path
 
 CALIBRATION_FORMAT = "snn2hw-calibration"
 FORMAT_VERSION = 1
+# Version 2: a file with per-channel factors or bias offsets (groups "channel_factors",
+# "bias_offsets"; snn2hw.calibrate.channels). Files without them stay version 1, byte for
+# byte; a reader of version 1 only refuses a version 2 file instead of ignoring its groups.
+CHANNELS_VERSION = 2
+CHANNEL_GROUPS = ("channel_factors", "bias_offsets")
 
 
 def _ds(group: h5py.Group, name: str, data) -> None:
@@ -108,7 +113,8 @@ def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.attrs["format"] = CALIBRATION_FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["format_version"] = (CHANNELS_VERSION if _channel_data(art.calibration)
+                                         else FORMAT_VERSION)
             f.attrs["snn2hw_version"] = __version__
             f.attrs["onnx_sha256"] = art.onnx_sha256
             f.attrs["preprocess"] = art.preprocess
@@ -124,9 +130,40 @@ def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
             if art.calibration.rate_scales is not None:
                 _ds(scales, "source_values",
                     [art.calibration.rate_scales[n] for n in names])
+            for key, per_layer in _channel_data(art.calibration).items():
+                group = f.create_group(key, track_order=True)
+                group.attrs["names"] = json.dumps(list(per_layer))
+                for index, values in enumerate(per_layer.values()):
+                    _ds(group, f"{index:04d}", np.asarray(values, dtype=np.float64))
 
 
-def open_artifact(path: str | Path, fmt: str, version: int) -> h5py.File:
+def _channel_data(cal: Calibration) -> dict[str, dict[str, np.ndarray]]:
+    return {key: getattr(cal, key) for key in CHANNEL_GROUPS if getattr(cal, key)}
+
+
+def _read_channel_data(f: h5py.File, graph: ir.Graph) -> dict[str, dict[str, np.ndarray]]:
+    """The per-channel groups of a version 2 file, checked against the graph's layers."""
+    out = {}
+    for key in CHANNEL_GROUPS:
+        if key not in f:
+            continue
+        names = json.loads(f[key].attrs["names"])
+        out[key] = {n: np.asarray(f[key][f"{i:04d}"][()], dtype=np.float64)
+                    for i, n in enumerate(names)}
+        for name, values in out[key].items():
+            node = graph.nodes.get(name)
+            if node is None or values.shape != (int(node.shape[0]),):
+                raise ArtifactError(f"{key} of {name!r}: not one value per channel of a "
+                                    "layer of the graph")
+            if not np.all(np.isfinite(values)) or (key == "channel_factors"
+                                                   and np.any(values <= 0)):
+                raise ArtifactError(f"{key} of {name!r}: values must be finite"
+                                    + (" and positive" if key == "channel_factors" else ""))
+    return out
+
+
+def open_artifact(path: str | Path, fmt: str, version: int | tuple[int, ...]) -> h5py.File:
+    """Open a file of format ``fmt`` and one of the ``version`` (s) this snn2hw reads."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such file")
@@ -141,16 +178,18 @@ def open_artifact(path: str | Path, fmt: str, version: int) -> h5py.File:
         f.close()
         raise ArtifactError(f"{path}: not a {fmt} file (format {found!r})")
     got = f.attrs.get("format_version")
-    if got != version:
+    versions = version if isinstance(version, tuple) else (version,)
+    if got not in versions:
         f.close()
         raise ArtifactError(f"{path}: {fmt} format version {got}, this snn2hw reads version "
-                            f"{version}; recreate the file with this version")
+                            f"{' or '.join(map(str, versions))}; recreate the file with "
+                            "this version")
     return f
 
 
 def load_calibration(path: str | Path, expected_sha256: str | None = None
                      ) -> CalibrationArtifact:
-    f = open_artifact(path, CALIBRATION_FORMAT, FORMAT_VERSION)
+    f = open_artifact(path, CALIBRATION_FORMAT, (FORMAT_VERSION, CHANNELS_VERSION))
     with f:
         require(f, path, ("graph", "graph/nodes", "scales", "scales/values"), "calibration")
         try:
@@ -160,9 +199,11 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
             rate = None
             if "source_values" in f["scales"]:
                 rate = dict(zip(names, map(float, f["scales"]["source_values"][()])))
+            channel_data = (_read_channel_data(f, graph)
+                            if f.attrs["format_version"] == CHANNELS_VERSION else {})
             cal = Calibration(str(f.attrs["method"]), dict(zip(names, map(float, values))),
                               json.loads(f.attrs["params"]), json.loads(f.attrs["warnings"]),
-                              rate)
+                              rate, **channel_data)
             sha = str(f.attrs["onnx_sha256"])
             art = CalibrationArtifact(graph, cal, sha, str(f.attrs["preprocess"]),
                                       json.loads(f.attrs["report"]))

@@ -259,6 +259,7 @@ def report_command(args) -> int:
     from pathlib import Path
 
     from .. import data, snn
+    from ..calibrate.channels import calibrated_network
     from ..fileio import atomic_path
     from ..steps.pipeline import load_calibrated, load_data
     from ..progress import Progress
@@ -278,7 +279,7 @@ def report_command(args) -> int:
     graph = art.graph
     dataset = load_data(graph, args.data, preprocess)
     x, y = data.take(dataset.x_test, dataset.y_test, args.samples, "evaluation")
-    net = snn.lower(graph)
+    net = calibrated_network(snn.lower(graph), art.calibration)
     with Progress(len(x) * args.timesteps, "simulate") as bar:
         rep = analyze(net, art.calibration.scales, x, args.timesteps, args.seed, y=y,
                       device=args.device, progress=bar,

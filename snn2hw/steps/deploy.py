@@ -11,6 +11,7 @@ from .. import backends, data, snn
 from ..hardware import profiles
 from ..snn import simulate
 from ..artifacts.calibration import load_calibration
+from ..calibrate.channels import calibrated_network
 from ..snn.encoders import make_encoder
 from ..snn.neurons import float_neuron
 from ..errors import HardwareLimitError, InputError
@@ -92,6 +93,7 @@ def export_model(model: str | Path, profile_name: str, calibration: str | None =
         cal = run_calibration(net, x_cal, method, timesteps, seed, device,
                               reset=reset or "zero", percentile=percentile,
                               junction=junction or "per-source")
+    net = calibrated_network(net, cal)  # per-channel factors and bias offsets, if any
     if cal.reset not in profile.resets:
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{cal.reset!r}; it supports: {', '.join(profile.resets)}")

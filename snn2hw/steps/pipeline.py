@@ -11,6 +11,7 @@ from .. import ann, data, snn
 from ..snn import simulate
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
+from ..calibrate.channels import calibrated_network
 from ..calibrate.methods import ann_statistics
 from ..snn.encoders import make_encoder
 from ..errors import InputError
@@ -152,6 +153,7 @@ def calibrate_model(model: str | Path, data_spec: str, method: str, timesteps: i
                           rate_match=rate_match, reset=reset, percentile=percentile,
                           junction=junction)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, eval_samples, "evaluation")
+    net = calibrated_network(net, cal)  # per-channel factors and bias offsets, if any
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev, eval_timesteps or [timesteps], seed,
                   device, source_scales=cal.source_scales, reset=cal.reset)
     report = calibration_report(net, cal, ev, timesteps,
