@@ -24,7 +24,7 @@ Measured with ``--eval-samples 450`` (seed 0, 23.5 minutes on two CPU cores)::
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _example(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """``examples/<name>.py``, imported as the examples import each other (examples/ on
+    sys.path)."""
+    if str(ROOT / "examples") not in sys.path:
+        sys.path.insert(0, str(ROOT / "examples"))
+    return importlib.import_module(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from snn2hw.steps.deploy import export_model, run_export
+    from snn2hw.steps.options import (CalibrationOptions, DataOptions, EvaluationOptions,
+                                      RunOptions)
     from snn2hw.artifacts.export import save_export
-    from snn2hw.tables import percent, table
+    from snn2hw.cli.tables import percent, table
 
     start = time.monotonic()
     deep = _example("deep_digits")
@@ -82,13 +84,17 @@ def main(argv: list[str] | None = None) -> int:
                                                f"{net}.{method}.calib.h5").report
         print(f"\n== {net}: export (spike-norm thresholds) to loihi_sim, fixed-point at "
               f"T = {args.fixed_timesteps} on {args.eval_samples} test images")
-        art = export_model(model, "loihi_sim", str(args.workdir / f"{net}.spike-norm.calib.h5"),
-                           "digits", timesteps=args.fixed_timesteps, seed=args.seed,
-                           eval_samples=args.eval_samples)
+        art = export_model(model, "loihi_sim",
+                           calibration_file=args.workdir / f"{net}.spike-norm.calib.h5",
+                           data_options=DataOptions("digits"),
+                           calibration=CalibrationOptions(timesteps=args.fixed_timesteps,
+                                                          seed=args.seed),
+                           evaluation=EvaluationOptions(samples=args.eval_samples))
         exported = args.workdir / f"{net}.loihi_sim.h5"
         save_export(exported, art)
         print(f"== {net}: Lava on {args.lava_samples} test images, T = {args.lava_timesteps}")
-        run = run_export(exported, "digits", args.lava_samples, args.lava_timesteps)
+        run = run_export(exported, RunOptions("digits", args.lava_samples,
+                                              args.lava_timesteps))
         ev = reports["spike-norm"]["evaluation"]
         row = [net, percent(ev["ann_accuracy"])]
         for method in ("spike-norm", "max-act"):

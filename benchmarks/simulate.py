@@ -34,13 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     from snn2hw.calibrate import max_act
     from snn2hw.snn.encoders import make_encoder
     from snn2hw.importer import import_onnx
-    from snn2hw.steps.pipeline import load_data, resolve_preprocess
+    from snn2hw.steps.evaluate import load_data
+    from snn2hw.steps.settings import model_preprocess
 
     if not Path(args.model).is_file():
         print(f"{args.model} not found: run `make demo` first (it trains the demo network)")
         return 2
     graph = import_onnx(args.model)
-    dataset = load_data(graph, "digits", resolve_preprocess(graph, None, None))
+    dataset = load_data(graph, "digits", model_preprocess(graph))
     x = dataset.x_test[:args.samples]
     net = snn.lower(graph)
     scales = max_act(net, dataset.x_train[:256]).scales

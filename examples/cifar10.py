@@ -70,23 +70,13 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+import deep_digits  # a sibling script: examples/ is on sys.path
+
 NUM_CLASSES = 10
 INPUT_SHAPE = (3, 32, 32)
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "sgd": 5e-4}
 
-
-def _load(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deep_digits = _load("deep_digits")
 
 
 def add_arguments(p: argparse.ArgumentParser, *, archs: Sequence[str], epochs: int,

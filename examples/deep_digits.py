@@ -54,13 +54,11 @@ This file also holds the conversion and table helpers that ``examples/cifar10.py
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-HERE = Path(__file__).resolve().parent
 SIZE = 32
 METHODS = ("spike-norm", "max-act")
 # Per network: width multiplier, dropout, epochs and Adam learning rate that reach about
@@ -74,14 +72,6 @@ LABELS = {"vgg16": "VGG-16", "resnet20": "ResNet-20", "resnet34": "ResNet-34"}
 # (the paper's rule, --reset zero --percentile 100, fails on ResNet-20; see the docstring).
 RESET, PERCENTILE = "subtract", 99.9
 MAX_SHIFT = 3  # pixels at 32 x 32, about 3/4 of an original 8 x 8 pixel
-
-
-def load_example(name: str):
-    """Import ``examples/<name>.py`` (examples are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def add_neuron_options(p: argparse.ArgumentParser, reset: str, percentile: float) -> None:
@@ -144,6 +134,7 @@ def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
     evaluate at every T, save ``<model>.<method>.calib.h5`` in ``save_dir`` (default: beside
     the model); the reports by method, each with the seconds it took added."""
     from snn2hw.artifacts.calibration import save_calibration
+    from snn2hw.steps.options import CalibrationOptions, DataOptions, EvaluationOptions
     from snn2hw.steps.pipeline import calibrate_model
 
     model = Path(model)
@@ -152,10 +143,11 @@ def convert(model: str | Path, data_spec: str, *, methods: Sequence[str],
         start = time.monotonic()
         log(f"   {model.stem}: calibrate with {method} (T = {calib_timesteps}, "
             f"{calib_samples} samples), evaluate at T = {','.join(map(str, timesteps))} ...")
-        art, _ = calibrate_model(model, data_spec, method, calib_timesteps, calib_samples,
-                                 seed, eval_samples=eval_samples,
-                                 eval_timesteps=list(timesteps), device=device,
-                                 reset=reset, percentile=percentile, junction=junction)
+        art, _ = calibrate_model(
+            model, data_options=DataOptions(data_spec, device=device),
+            calibration=CalibrationOptions(method, calib_timesteps, calib_samples, seed,
+                                           reset, percentile, junction),
+            evaluation=EvaluationOptions(eval_samples, tuple(timesteps)))
         rule = "" if junction == "per-source" else f".{junction}"
         save_calibration(Path(save_dir or model.parent) / f"{model.stem}.{method}{rule}.calib.h5",
                          art)
@@ -186,7 +178,7 @@ def mean_rate(report: dict) -> float:
 def summary_table(rows: Sequence[tuple[str, dict, dict[str, dict]]],
                   timesteps: Sequence[int]) -> str:
     """One row per network and method: ``rows`` holds (label, network_info, reports)."""
-    from snn2hw.tables import percent, table
+    from snn2hw.cli.tables import percent, table
 
     body = []
     for label, info, reports in rows:
@@ -305,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.monotonic()
     import torch
 
-    dv = load_example("digits_vgg")
+    import digits_vgg as dv
     dv.THREADS = args.threads  # digits_vgg.train sets this thread count
     torch.set_num_threads(args.threads)
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import deep_digits as dd  # noqa: E402  (examples are scripts, not a package)
+import deep_digits as dd  # a sibling script: examples/ is on sys.path
+
 
 DATA = "fashion-mnist"
 SIZE = 28
@@ -132,7 +131,9 @@ def build(net: str, seed: int):
 
     s = NETS[net]
     if net == "vgg":
-        return dd.load_example("digits_vgg").build_model(SIZE, s["widths"], s["dropout"], seed)
+        import digits_vgg
+
+        return digits_vgg.build_model(SIZE, s["widths"], s["dropout"], seed)
     c0 = s["stages"][0][0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -171,17 +172,22 @@ def train_or_reuse(net: str, args, data, pre, dv) -> Path:
 def deploy(path: Path, calib: Path, args) -> dict:
     """Fixed-point accuracy (loihi_sim) and Lava agreement for one calibration."""
     from snn2hw.steps.deploy import export_model, run_export
+    from snn2hw.steps.options import (CalibrationOptions, DataOptions, EvaluationOptions,
+                                      RunOptions)
     from snn2hw.artifacts.export import save_export
 
-    art = export_model(path, "loihi_sim", str(calib), DATA, timesteps=args.fixed_timesteps,
-                       seed=args.seed, eval_samples=args.fixed_samples)
+    art = export_model(path, "loihi_sim", calibration_file=calib,
+                       data_options=DataOptions(DATA),
+                       calibration=CalibrationOptions(timesteps=args.fixed_timesteps,
+                                                      seed=args.seed),
+                       evaluation=EvaluationOptions(samples=args.fixed_samples))
     exported = calib.with_suffix("").with_suffix(".loihi_sim.h5")
     save_export(exported, art)
     ev = art.report["evaluation"]
     result = {"float": ev["float_accuracy"], "fixed": ev["exported_accuracy"], "lava": None,
               "mismatch": None}
     if args.lava_samples:
-        run = run_export(exported, DATA, args.lava_samples, args.lava_timesteps)
+        run = run_export(exported, RunOptions(DATA, args.lava_samples, args.lava_timesteps))
         result.update(lava=run.agreement, mismatch=run.first_mismatch)
     return result
 
@@ -189,16 +195,18 @@ def deploy(path: Path, calib: Path, args) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     # snn2hw's error convention: one "error:" line and its exit code, no traceback.
-    return dd.load_example("cifar10").run(lambda: _run(args))
+    import cifar10
+
+    return cifar10.run(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     import torch
 
-    from snn2hw.tables import percent, table
+    from snn2hw.cli.tables import percent, table
 
-    dv = dd.load_example("digits_vgg")
+    import digits_vgg as dv
     dv.THREADS = args.threads
     torch.set_num_threads(args.threads)
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -46,20 +46,9 @@ from typing import Sequence
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+import cifar10  # a sibling script: examples/ is on sys.path
+
 TEST_FRACTION = 0.25
-
-
-def _load(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cifar10 = _load("cifar10")
 
 
 def _chw_stack(a: np.ndarray, where: str) -> np.ndarray:

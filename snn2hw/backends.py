@@ -10,14 +10,21 @@ one-line :class:`~snn2hw.errors.ProfileError` (exit 2).
 
 ``backend = "none"`` is not a backend: such a profile describes hardware resources only
 (a fit check and core estimate) and cannot run.
+
+A backend may also write its own file format (NIR, lava-dl netx, ...): it lists
+:class:`Writer` objects in an optional ``writers`` attribute, registered with it under each
+writer's ``name`` (the output formats, :func:`output_formats`); the step that calls them is
+:func:`snn2hw.steps.write.write_network`. A writer may also be registered on its own
+(:func:`register_writer`), for a format that no runnable backend stands behind.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .errors import ProfileError
+from .errors import InputError, ProfileError
 
 if TYPE_CHECKING:
     from .hardware.profiles import Profile
@@ -61,7 +68,22 @@ class Backend(Protocol):
         spikes of every layer; never hangs (``timeout`` in seconds, None: its default)."""
 
 
+class Writer(Protocol):
+    """A writer of one output format. ``write`` writes atomically (``snn2hw.fileio``) and
+    raises InputError (the file would be read wrongly, exit 2) or HardwareLimitError (the
+    format cannot express the network, exit 3)."""
+
+    name: str      # the format's name (what a user asks for)
+    suffix: str    # the suffix of its files, e.g. ".nir"
+    needs: str     # "integer": the exported QuantizedNetwork; "float": the float SNN
+
+    def write(self, path: Path, network: Any, options: dict) -> list[str]:
+        """Write ``network`` to ``path``; return notes for the user (may be empty)."""
+
+
+NEEDS = ("integer", "float")
 _REGISTRY: dict[str, Backend] = {}
+_WRITERS: dict[str, Writer] = {}
 _SHIPPED_REGISTERED = False
 
 
@@ -70,8 +92,41 @@ def register(backend: Backend) -> Backend:
     name = backend.name
     if name == NONE or name in _REGISTRY:
         raise ValueError(f"backend name {name!r} is already taken")
+    writers = tuple(getattr(backend, "writers", ()))
+    for writer in writers:
+        _check_writer(writer)
     _REGISTRY[name] = backend
+    for writer in writers:
+        _WRITERS[writer.name] = writer
     return backend
+
+
+def _check_writer(writer: Writer) -> None:
+    if writer.name in _WRITERS:
+        raise ValueError(f"output format {writer.name!r} is already taken")
+    if writer.needs not in NEEDS:
+        raise ValueError(f"writer {writer.name!r}: needs must be one of {NEEDS}")
+
+
+def register_writer(writer: Writer) -> Writer:
+    """Add an output format that no registered backend brings with it."""
+    _check_writer(writer)
+    _WRITERS[writer.name] = writer
+    return writer
+
+
+def output_formats() -> list[str]:
+    """The names of the registered output formats."""
+    _register_shipped()
+    return sorted(_WRITERS)
+
+
+def writer(name: str) -> Writer:
+    """The writer of output format ``name`` (InputError, exit 2, if there is none)."""
+    if name not in output_formats():
+        raise InputError(f"unknown output format {name!r}; known formats: "
+                         f"{', '.join(output_formats()) or 'none'}")
+    return _WRITERS[name]
 
 
 def _register_shipped() -> None:

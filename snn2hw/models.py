@@ -77,17 +77,12 @@ snn2hw's commands read, and writes the file atomically.
 """
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
-from .data import Preprocess
-from .fileio import atomic_path
+from .onnx_export import export_onnx
 
 VGG16_CONFIG: tuple = (64, 64, "P", 128, 128, "P", 256, 256, 256, "P",
                        512, 512, 512, "P", 512, 512, 512, "P")
@@ -254,47 +249,6 @@ def resnet34(num_classes: int = 1000, in_channels: int = 3, input_size: int = 22
 
 
 BUILDERS = {"vgg16": vgg16, "resnet20": resnet20, "resnet34": resnet34}
-
-
-def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int],
-                preprocess: Preprocess | None = None, dataset: str | None = None) -> Path:
-    """Export ``model`` in eval mode to ONNX and write it atomically.
-
-    ``input_shape`` is one sample's shape, e.g. ``(3, 32, 32)``; the batch axis is dynamic.
-    ``preprocess`` (mean/std per channel) and ``dataset`` (``digits`` or a data file) are
-    stored as the ``snn2hw.preprocess`` and ``snn2hw.dataset`` metadata; ``None`` leaves
-    the key out. The model is left in eval mode, on its device.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    example = torch.zeros((1, *(int(d) for d in input_shape)), device=device)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # The legacy (TorchScript) exporter's deprecation notice is expected; it writes the
-        # same graph every time, which keeps the file byte-identical across runs.
-        warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                message=".*TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-        torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-    proto = onnx.load_from_string(buf.getvalue())
-    meta = {}
-    if preprocess is not None:
-        meta["snn2hw.preprocess"] = preprocess.to_json()
-    if dataset is not None:
-        meta["snn2hw.dataset"] = str(dataset)
-    kept = [p for p in proto.metadata_props if p.key not in meta]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(proto)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(proto.SerializeToString(deterministic=True))
-    return path
 
 
 __all__ = ["vgg16", "resnet20", "resnet34", "export_onnx", "BUILDERS", "VGG", "ResNet",

@@ -122,7 +122,8 @@ def probe(module: str) -> dict:
 
 
 def test_importing_snn2hw_installs_no_lava_hook():
-    got = probe("snn2hw.cli, snn2hw.steps.deploy, snn2hw.cli.commands, snn2hw.hardware.profiles")
+    got = probe("snn2hw.cli, snn2hw.steps.deploy, snn2hw.steps.run, snn2hw.cli.steps, "
+                "snn2hw.cli.show, snn2hw.hardware.profiles")
     assert got["hook"] is False and got["lava"] == []
 
 

@@ -267,10 +267,10 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
 def test_internal_bug_is_not_turned_into_a_user_error(models, monkeypatch):
     """Only Snn2hwError becomes `error: ...` and exit 2; a bug propagates (exit 1 with a
     traceback from the interpreter)."""
-    from snn2hw.cli import commands
+    from snn2hw.cli import show
 
     def broken(model, *options):
         raise ZeroDivisionError("bug")
-    monkeypatch.setattr(commands, "inspect_model", broken)
+    monkeypatch.setattr(show, "inspect_model", broken)
     with pytest.raises(ZeroDivisionError):
         main(["inspect", models["ok"]])

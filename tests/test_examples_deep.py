@@ -2,8 +2,9 @@
 tiny generated data with tiny networks, epochs and time windows."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,11 @@ TINY = ["--epochs", "1", "--batch-size", "16", "--timesteps", "6,12", "--calib-t
 
 
 def _example(name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``examples/<name>.py`` imported as its sibling scripts import it (examples/ on
+    sys.path)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    return importlib.import_module(name)
 
 
 def _run(name: str, argv: list[str]) -> int:

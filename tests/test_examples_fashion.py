@@ -2,7 +2,7 @@
 SNN2HW_DATA): few images, one epoch, a few time steps, one Lava image."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 import sys
 from pathlib import Path
@@ -22,9 +22,9 @@ TINY = ["--train-samples", "40", "--epochs", "1", "--eval-samples", "8", "--time
 
 
 def _main(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("_example_fashion", EXAMPLES / "fashion.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    if str(EXAMPLES) not in sys.path:   # as the examples import each other
+        sys.path.insert(0, str(EXAMPLES))
+    module = importlib.import_module("fashion")
     threads = torch.get_num_threads()
     try:
         with torch.random.fork_rng(devices=[]):

@@ -41,7 +41,7 @@ import numpy as np
 from ..snn import simulate
 from ..snn.encoders import make_encoder
 from .fanout import fan_out, op_macs, op_pool_adds, unique_ops
-from ..steps.pipeline import EVALUATION_STREAM  # pipeline.evaluate's input spikes: same seed, same
+from ..steps.settings import EVALUATION_STREAM  # steps.evaluate's input spikes: same seed, same
 from ..snn import SpikingNetwork  # spikes
 
 SOP_CONVENTION = ("synaptic operations: every spike a layer integrates within the window "
@@ -97,7 +97,7 @@ def analyze(net: SpikingNetwork, scales: dict[str, float], x: np.ndarray, timest
             batch_size: int = 64, record_budget: float = 64e6, progress=None,
             source_scales: dict[str, float] | None = None, reset: str = "zero") -> dict:
     """Run the float SNN on ``x`` for ``timesteps`` steps (input spikes as in
-    :func:`snn2hw.steps.pipeline.evaluate`) and return the per-layer sparsity report (a dict of
+    :func:`snn2hw.steps.evaluate.evaluate`) and return the per-layer sparsity report (a dict of
     plain ints, floats, strings, lists and ``None``; see the module docstring)."""
     if len(x) == 0:
         raise ValueError("no samples to analyse")

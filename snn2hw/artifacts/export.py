@@ -22,10 +22,10 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
-from .. import __version__, ir
-from .calibration import CORRUPT, _ds, open_artifact, read_graph, require, write_graph
+from .. import ir
 from ..errors import ArtifactError
-from ..fileio import atomic_path
+from .graph import read_graph, write_graph
+from .hdf5 import CORRUPT, dataset, open_artifact, require, write_artifact
 from ..hardware.profiles import RESETS
 from ..quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
 
@@ -60,12 +60,12 @@ def _write_synapse(g: h5py.Group, syn: IntSynapse) -> None:
         g.attrs[key] = _tuple_json(getattr(syn, key))
     g.attrs["groups"] = syn.groups
     if syn.is_conv:
-        _ds(g, "weight", syn.weight)
+        dataset(g, "weight", syn.weight)
     else:
         csr = syn.csr.tocsr()
         g.attrs["matrix_shape"] = _tuple_json(csr.shape)
         for key in ("data", "indices", "indptr"):
-            _ds(g, key, getattr(csr, key))
+            dataset(g, key, getattr(csr, key))
 
 
 def _read_synapse(g: h5py.Group) -> IntSynapse:
@@ -86,46 +86,42 @@ def _read_synapse(g: h5py.Group) -> IntSynapse:
 
 def save_export(path: str | Path, art: ExportArtifact) -> None:
     q = art.qnet
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs["format"] = EXPORT_FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["snn2hw_version"] = __version__
-            f.attrs["profile"] = q.profile
-            f.attrs["profile_toml"] = art.profile_toml
-            f.attrs["onnx_sha256"] = art.onnx_sha256
-            f.attrs["method"] = art.method
-            f.attrs["params"] = json.dumps(art.params, sort_keys=True)
-            f.attrs["seed"] = art.seed
-            f.attrs["preprocess"] = art.preprocess
-            f.attrs["input"] = q.input
-            f.attrs["input_shape"] = _tuple_json(q.input_shape)
-            f.attrs["input_scale"] = q.input_scale
-            for key in ("state_bits", "threshold_shift", "current_shift", "reset"):
-                f.attrs[key] = getattr(q, key)
-            f.attrs["report"] = json.dumps(art.report, sort_keys=True)
-            write_graph(f.create_group("graph"), art.graph)
-            scales = f.create_group("scales")
-            scales.attrs["names"] = json.dumps(list(art.scales))
-            _ds(scales, "values", list(art.scales.values()))
-            if art.source_scales is not None:
-                _ds(scales, "source_values", [art.source_scales[n] for n in art.scales])
-            layers = f.create_group("layers", track_order=True)
-            for i, la in enumerate(q.layers):
-                g = layers.create_group(f"{i:04d}")
-                g.attrs["name"] = la.name
-                g.attrs["shape"] = _tuple_json(la.shape)
-                g.attrs["depth"] = la.depth
-                g.attrs["threshold"] = la.threshold
-                g.attrs["bias_exp"] = la.bias_exp
-                g.attrs["is_output"] = la.is_output
-                g.attrs["scale"] = la.scale
-                g.attrs["report"] = json.dumps(la.report, sort_keys=True)
-                if la.bias_mant is not None:
-                    _ds(g, "bias_mant", la.bias_mant)
-                syns = g.create_group("synapses", track_order=True)
-                for j, syn in enumerate(la.synapses):
-                    _write_synapse(syns.create_group(f"{j:04d}"), syn)
+    with write_artifact(path, EXPORT_FORMAT, FORMAT_VERSION) as f:
+        f.attrs["profile"] = q.profile
+        f.attrs["profile_toml"] = art.profile_toml
+        f.attrs["onnx_sha256"] = art.onnx_sha256
+        f.attrs["method"] = art.method
+        f.attrs["params"] = json.dumps(art.params, sort_keys=True)
+        f.attrs["seed"] = art.seed
+        f.attrs["preprocess"] = art.preprocess
+        f.attrs["input"] = q.input
+        f.attrs["input_shape"] = _tuple_json(q.input_shape)
+        f.attrs["input_scale"] = q.input_scale
+        for key in ("state_bits", "threshold_shift", "current_shift", "reset"):
+            f.attrs[key] = getattr(q, key)
+        f.attrs["report"] = json.dumps(art.report, sort_keys=True)
+        write_graph(f.create_group("graph"), art.graph)
+        scales = f.create_group("scales")
+        scales.attrs["names"] = json.dumps(list(art.scales))
+        dataset(scales, "values", list(art.scales.values()))
+        if art.source_scales is not None:
+            dataset(scales, "source_values", [art.source_scales[n] for n in art.scales])
+        layers = f.create_group("layers", track_order=True)
+        for i, la in enumerate(q.layers):
+            g = layers.create_group(f"{i:04d}")
+            g.attrs["name"] = la.name
+            g.attrs["shape"] = _tuple_json(la.shape)
+            g.attrs["depth"] = la.depth
+            g.attrs["threshold"] = la.threshold
+            g.attrs["bias_exp"] = la.bias_exp
+            g.attrs["is_output"] = la.is_output
+            g.attrs["scale"] = la.scale
+            g.attrs["report"] = json.dumps(la.report, sort_keys=True)
+            if la.bias_mant is not None:
+                dataset(g, "bias_mant", la.bias_mant)
+            syns = g.create_group("synapses", track_order=True)
+            for j, syn in enumerate(la.synapses):
+                _write_synapse(syns.create_group(f"{j:04d}"), syn)
 
 
 def _read_layer(g: h5py.Group) -> QuantLayer:

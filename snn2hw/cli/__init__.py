@@ -1,4 +1,7 @@
-"""cli package: the public names of :mod:`.app`."""
-from .app import (positive_int, int_list, float_list, percentile_value, build_parser, cmd_inspect,
-                  cmd_ops, cmd_calibrate, cmd_profiles, cmd_export, cmd_verify, cmd_run, cmd_report,
-                  COMMANDS, main, json_dump)  # noqa: F401
+"""cli package: the ``snn2hw`` command (:mod:`.app`), its parser (:mod:`.parser`), the
+subcommands (:mod:`.show`, :mod:`.steps`) and what they print (:mod:`.printing`,
+:mod:`.tables`, :mod:`.progress`)."""
+from .app import COMMANDS, main  # noqa: F401
+from .parser import (build_parser, float_list, int_list, percentile_value,  # noqa: F401
+                     positive_int)
+from .printing import json_dump  # noqa: F401

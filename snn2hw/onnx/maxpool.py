@@ -81,14 +81,3 @@ def accuracy_cost(model: str | Path, graph: Graph, x: np.ndarray, y: np.ndarray,
     original = float((onnx_logits(model, _model_input(graph, x)).argmax(1) == y).mean())
     return {"replacement": "average pooling of the same window", "samples": int(len(x)),
             "ann_accuracy": ours, "original_ann_accuracy_onnxruntime": original}
-
-
-def summary(cost: dict) -> str:
-    from ..tables import percent
-
-    delta = 100 * (cost["ann_accuracy"] - cost["original_ann_accuracy_onnxruntime"])
-    original = cost["original_ann_accuracy_onnxruntime"]
-    return (f"MaxPool converted as average pooling (--maxpool avg): ANN accuracy "
-            f"{percent(cost['ann_accuracy'])}, original model with MaxPool "
-            f"{percent(original)} (onnxruntime, {cost['samples']} test samples): "
-            f"{delta:+.2f} points")

@@ -4,9 +4,12 @@ the paper's and Loihi's stock neuron), or the threshold is subtracted from it
 et al. 2017; on Lava, :mod:`snn2hw.exporters.lava.procs.subtract_lif`)."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .registry import NeuronKind, register
+
+if TYPE_CHECKING:  # torch only for the annotations: the CLI reads the names before torch
+    import torch
 
 
 @register("zero")

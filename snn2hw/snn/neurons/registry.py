@@ -13,9 +13,12 @@ names from it.
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ...errors import InputError
+
+if TYPE_CHECKING:  # torch only for the annotations: the CLI reads the names before torch
+    import torch
 
 
 class NeuronKind:

@@ -1,0 +1,91 @@
+"""The run step: an export on its backend next to the reference simulator, on the same input
+spikes, compared spike for spike (the CLI's ``snn2hw run``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import backends, data
+from ..artifacts.export import load_export
+from ..errors import InputError
+from ..hardware import profiles
+from ..snn import simulate
+from ..snn.encoders import make_encoder
+from .evaluate import accuracy, prepare_network
+from .options import RunOptions
+from .settings import EVALUATION_STREAM
+
+
+@dataclass
+class RunReport:
+    profile: str
+    samples: int
+    timesteps: int
+    lava_accuracy: float
+    reference_accuracy: float
+    agreement: float            # fraction of samples whose every spike train matches
+    identical: bool
+    first_mismatch: dict | None
+    lava_seconds: float
+    lava_steps_per_second: float
+    spike_counts_equal: dict[str, bool]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+                   order: list[str]) -> dict | None:
+    """The earliest step (then the first layer in depth order, sample, neuron) at which
+    Lava and the reference differ."""
+    best = None
+    for name in order:
+        diff = np.argwhere(lava[name] != ref[name])  # (sample, step, neuron)
+        if len(diff):
+            sample, step, neuron = diff[np.lexsort((diff[:, 2], diff[:, 0], diff[:, 1]))[0]]
+            if best is None or step < best["step"]:
+                best = {"layer": name, "sample": int(sample), "step": int(step),
+                        "neuron": int(neuron), "lava": int(lava[name][sample, step, neuron]),
+                        "reference": int(ref[name][sample, step, neuron])}
+    return best
+
+
+def run_export(path: str | Path, options: RunOptions = RunOptions()) -> RunReport:
+    """Run the export at ``path`` on its profile's backend and on the reference simulator."""
+    art = load_export(path)
+    profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")
+    if profile.backend == backends.NONE:
+        raise InputError(f"profile {profile.name} describes resources only and cannot run; "
+                         "export with profile=loihi_sim or profile=loihi_float",
+                         options=("profile",))
+    backend = backends.get(profile.backend)
+    qnet = art.qnet
+    backend.check(qnet, profile)  # what the backend cannot run fails before any work
+    preprocess = data.Preprocess.from_json(art.preprocess)
+    dataset = data.load(options.data, qnet.input_shape, qnet.output.size, preprocess)
+    x, y = data.take(dataset.x_test, dataset.y_test, options.samples, "evaluation")
+    seed = art.seed if options.seed is None else options.seed
+    timesteps = options.timesteps
+    enc = make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
+                       stream=EVALUATION_STREAM)
+    spikes = enc.full(0, len(x), timesteps).reshape(len(x), timesteps, -1)
+    names = [la.name for la in qnet.layers]
+    ref = simulate.simulate(prepare_network(qnet, options.device),
+                            make_encoder("poisson", x, input_scale=qnet.input_scale, seed=seed,
+                                         stream=EVALUATION_STREAM),
+                            timesteps, record=names)
+    lava = backend.run(qnet, spikes, timesteps, timeout=options.timeout, profile=profile)
+    lava_pred, _ = simulate.decode(lava.spikes[qnet.output.name].sum(axis=1))
+    ref_acc, _ = accuracy(ref, y, timesteps)
+    same = np.ones(len(x), dtype=bool)
+    equal_counts = {}
+    for name in names:
+        same &= (lava.spikes[name] == ref.records[name]).all(axis=(1, 2))
+        equal_counts[name] = bool(np.array_equal(lava.spikes[name].sum(axis=1),
+                                                 ref.records[name].sum(axis=1)))
+    mismatch = first_mismatch(lava.spikes, ref.records, names)
+    return RunReport(profile.name, len(x), timesteps, float((lava_pred == y).mean()), ref_acc,
+                     float(same.mean()), mismatch is None, mismatch, lava.seconds,
+                     lava.steps_per_second, equal_counts)
