@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import distributed
 from ..errors import Interrupted, Snn2hwError
-from . import launch, show, steps
+from . import show, steps
 from .flags import as_flags
 from .parser import build_parser, float_list, int_list, percentile_value, positive_int
 from .printing import json_dump
@@ -39,6 +38,9 @@ def _interrupted(debug: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The subcommand's exit code; user errors as one line on stderr."""
+    from .. import distributed  # torch: loaded once a command runs, not by the parser
+    from . import launch
+
     try:
         with launch.session(args):  # one process, or one rank under torchrun
             return COMMANDS[args.command](args) or 0

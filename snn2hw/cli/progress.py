@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import distributed
-
 
 class Progress:
     def __init__(self, total: float, label: str, delay: float = 2.0, stream=None) -> None:
+        from .. import distributed  # torch, loaded by the step that reports progress
+
         self.total, self.label, self.delay = max(total / distributed.world(), 1), label, delay
         self.stream = stream or sys.stderr
         self.done = 0.0

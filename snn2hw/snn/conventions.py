@@ -54,7 +54,8 @@ class SinabsIAF:
 
         return torch.zeros(shape, device=device, dtype=dtype)
 
-    def integrate(self, current, v, out, idle: int = 0):
+    def integrate(self, current, v, out, idle: int = 0, trace=None):
+        """As :meth:`snn2hw.snn.neurons.Neuron.integrate` (``trace`` receives v)."""
         import torch
 
         out[:idle] = 0
@@ -64,6 +65,8 @@ class SinabsIAF:
                                  torch.zeros_like(v))
             v.sub_(spikes * self.threshold).clamp_(min=-self.threshold)
             out[t] = spikes
+            if trace is not None:
+                trace[t] = v
         return v
 
 
