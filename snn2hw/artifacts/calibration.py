@@ -16,6 +16,11 @@ from .hdf5 import CORRUPT, dataset, open_artifact, require, write_artifact
 
 CALIBRATION_FORMAT = "snn2hw-calibration"
 FORMAT_VERSION = 1
+# Version 2: a file with per-channel factors or bias offsets (groups "channel_factors",
+# "bias_offsets"; snn2hw.calibrate.channels). Files without them stay version 1, byte for
+# byte; a reader of version 1 only refuses a version 2 file instead of ignoring its groups.
+CHANNELS_VERSION = 2
+CHANNEL_GROUPS = ("channel_factors", "bias_offsets")
 
 
 @dataclass
@@ -28,7 +33,8 @@ class CalibrationArtifact:
 
 
 def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
-    with write_artifact(path, CALIBRATION_FORMAT, FORMAT_VERSION) as f:
+    version = CHANNELS_VERSION if _channel_data(art.calibration) else FORMAT_VERSION
+    with write_artifact(path, CALIBRATION_FORMAT, version) as f:
         f.attrs["onnx_sha256"] = art.onnx_sha256
         f.attrs["preprocess"] = art.preprocess
         f.attrs["method"] = art.calibration.method
@@ -43,11 +49,41 @@ def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
         if art.calibration.rate_scales is not None:
             dataset(scales, "source_values",
                     [art.calibration.rate_scales[n] for n in names])
+        for key, per_layer in _channel_data(art.calibration).items():
+            group = f.create_group(key, track_order=True)
+            group.attrs["names"] = json.dumps(list(per_layer))
+            for index, values in enumerate(per_layer.values()):
+                dataset(group, f"{index:04d}", np.asarray(values, dtype=np.float64))
+
+
+def _channel_data(cal: Calibration) -> dict[str, dict[str, np.ndarray]]:
+    return {key: getattr(cal, key) for key in CHANNEL_GROUPS if getattr(cal, key)}
+
+
+def _read_channel_data(f, graph: ir.Graph) -> dict[str, dict[str, np.ndarray]]:
+    """The per-channel groups of a version 2 file, checked against the graph's layers."""
+    out = {}
+    for key in CHANNEL_GROUPS:
+        if key not in f:
+            continue
+        names = json.loads(f[key].attrs["names"])
+        out[key] = {n: np.asarray(f[key][f"{i:04d}"][()], dtype=np.float64)
+                    for i, n in enumerate(names)}
+        for name, values in out[key].items():
+            node = graph.nodes.get(name)
+            if node is None or values.shape != (int(node.shape[0]),):
+                raise ArtifactError(f"{key} of {name!r}: not one value per channel of a "
+                                    "layer of the graph")
+            if not np.all(np.isfinite(values)) or (key == "channel_factors"
+                                                   and np.any(values <= 0)):
+                raise ArtifactError(f"{key} of {name!r}: values must be finite"
+                                    + (" and positive" if key == "channel_factors" else ""))
+    return out
 
 
 def load_calibration(path: str | Path, expected_sha256: str | None = None
                      ) -> CalibrationArtifact:
-    f = open_artifact(path, CALIBRATION_FORMAT, FORMAT_VERSION)
+    f = open_artifact(path, CALIBRATION_FORMAT, (FORMAT_VERSION, CHANNELS_VERSION))
     with f:
         require(f, path, ("graph", "graph/nodes", "scales", "scales/values"), "calibration")
         try:
@@ -57,9 +93,11 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
             rate = None
             if "source_values" in f["scales"]:
                 rate = dict(zip(names, map(float, f["scales"]["source_values"][()])))
+            channel_data = (_read_channel_data(f, graph)
+                            if f.attrs["format_version"] == CHANNELS_VERSION else {})
             cal = Calibration(str(f.attrs["method"]), dict(zip(names, map(float, values))),
                               json.loads(f.attrs["params"]), json.loads(f.attrs["warnings"]),
-                              rate)
+                              rate, **channel_data)
             sha = str(f.attrs["onnx_sha256"])
             art = CalibrationArtifact(graph, cal, sha, str(f.attrs["preprocess"]),
                                       json.loads(f.attrs["report"]))

@@ -9,7 +9,8 @@ of a layer fed by one source is ``scale(layer) / scale(source)``.
   with the layers before it already balanced, the SNN runs on the calibration set and the
   layer's threshold is set to the largest input current (weighted input spikes plus bias
   current) any of its neurons receives at any step. Each layer's input spikes are computed
-  once, from the stored spikes of its sources, so the cost is linear in depth.
+  once, from the stored spikes of its sources, so the cost is linear in depth
+  (:mod:`snn2hw.calibrate.layerwise`).
 - ``max-act`` (Diehl et al. 2015, data-based normalisation): scale = maximum ANN activation
   of the layer on the calibration set.
 
@@ -17,8 +18,16 @@ Both take ``percentile`` (default 100: the maximum, as the papers) to use a perc
 positive currents or activations instead, ``reset`` (``zero``, the default, or
 ``subtract``), the reset mode of the neurons to be deployed, and ``junction``
 (``per-source``, the default, or ``shared``, the paper's), the rule for residual junctions
-(:mod:`snn2hw.calibrate.junction`); all are recorded in the calibration's ``params`` and carried into
-exports (the scales embody the junction rule, so export and simulation need nothing else).
+(:mod:`snn2hw.calibrate.junction`); all are recorded in the calibration's ``params`` and
+carried into exports (the scales embody the junction rule, so export and simulation need
+nothing else).
+
+:func:`calibrate` also takes ``conversion`` (:class:`snn2hw.snn.options.Conversion`):
+with ``per_channel`` both methods choose one scale per output channel of every hidden layer
+and fold it into the weights (:mod:`snn2hw.calibrate.channels`); with ``bias_calibration``
+the biases are then corrected layer by layer (:mod:`snn2hw.calibrate.biascal`). Its
+options are recorded in ``params``; the calibration's factors and offsets apply to the
+network through :func:`snn2hw.calibrate.channels.calibrated_network`.
 """
 from __future__ import annotations
 
@@ -27,30 +36,39 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .. import distributed, precision
+from .. import precision
 from .annstats import ann_statistics
+from .biascal import bias_offsets
+from .channels import factors_from_scales, fold_channels
 from .result import Calibration, input_scale, record_params, thresholds  # noqa: F401
-from ..snn.encoders import make_encoder
 from ..errors import InputError
 from .junction import DEFAULT_JUNCTION, check_junction, fan_in_groups, group_of
-from ..snn.neurons import check_reset, float_neuron
-from ..snn.simulate import idle_steps, layer_current, prepare_float_layer
-from ..snn import SpikingNetwork
+from .layerwise import LayerwiseRun
+from .perchannel import ann_channel_statistics, folded_means, hidden_layers, max_act_channels
 from ..snn.options import Conversion
-from .spikestore import BATCH_BYTES, SpikeStore, block_steps, layer_batch  # noqa: F401
-from .streaming import CurrentHistogram
+from ..snn.neurons import check_reset
+from ..snn.simulate import prepare_float_layer
+from ..snn import SpikingNetwork
+from .spikestore import BATCH_BYTES  # noqa: F401
 
 
 def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
             device: str = "cpu", reset: str = "zero", percentile: float = 100.0,
-            junction: str = DEFAULT_JUNCTION, **_: object) -> Calibration:
+            junction: str = DEFAULT_JUNCTION, conversion: Conversion | None = None,
+            **_: object) -> Calibration:
     """Scale = the largest ANN activation of each layer, or with ``percentile`` < 100 that
-    percentile of its positive activations (Rueckauer et al. 2017's robust variant). With
+    percentile of its positive activations (Rueckauer et al. 2017's robust variant); per
+    channel of the hidden layers with ``conversion.per_channel``. With
     ``junction="shared"`` the fan-in layers of each junction take the largest of their
     scales (:mod:`snn2hw.calibrate.junction`)."""
     top = {name: st["top"] for name, st in
            ann_statistics(net, x, batch_size=batch_size, device=device,
                           percentile=percentile, quantiles=percentile < 100).items()}
+    factors = None
+    if conversion is not None and conversion.per_channel:
+        factors, channel_top = max_act_channels(net, x, batch_size=batch_size, device=device,
+                                                percentile=percentile)
+        top.update(channel_top)
     scales = {net.input: input_scale(x)}
     warnings = []
     for layer in net.layers:
@@ -63,15 +81,14 @@ def max_act(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
             shared = max(scales[m] for m in members)
             scales.update({m: shared for m in members})
     return Calibration("max-act", scales, record_params(len(x), reset, percentile, junction),
-                       warnings)
+                       warnings, channel_factors=factors)
 
 
 def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
                batch_size: int = 64, device: str = "cpu", rate_match: bool = True,
                percentile: float = 100.0, reset: str = "zero",
-               junction: str = DEFAULT_JUNCTION,
-               progress: Callable[[float], None] | None = None,
-               conversion: Conversion | None = None, **_: object) -> Calibration:
+               junction: str = DEFAULT_JUNCTION, conversion: Conversion | None = None,
+               progress: Callable[[float], None] | None = None, **_: object) -> Calibration:
     """Sengupta et al.'s Spike-Norm, layer by layer. With ``rate_match`` (default) each
     balanced layer's *source scale* is then measured on the calibration set: the mean ANN
     activation divided by the mean spike rate (steps after the layer's idle steps). An IF
@@ -91,111 +108,73 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     Measured on ResNet-20 (``examples/deep_digits.py``), the paper's rule (maximum,
     reset to zero) leaves the last stage almost silent, while the 99.9th percentile with
     reset by subtraction keeps its accuracy within T = 1024 (README, "Going deeper").
+    With ``conversion.per_channel`` each hidden layer's threshold is set per output channel
+    (the largest or ``percentile`` current of each channel) and folded into the weights
+    before the layer runs, so later layers see the folded network.
 
     Memory: the spikes of the layers still to be read, bit-packed, and blocks of at most
     ``spikestore.BLOCK_BYTES`` per float tensor (README, "Calibration")."""
-    dev = torch.device(device)
-    n = len(x)
+    per_channel = conversion is not None and conversion.per_channel
     scales = {net.input: input_scale(x)}
     sources = dict(scales)  # source scales: what one spike per step stands for
     stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
-    store = SpikeStore()
-    conversion = conversion or Conversion()
-    lo, hi = distributed.owned(n, batch_size)  # this rank's samples (all in one process)
-    store.put_input(net.input, make_encoder(conversion.coding, x[lo:hi],
-                                            input_scale=scales[net.input], seed=seed,
-                                            indices=np.arange(lo, hi)),
-                    timesteps, batch_size)
-    sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
-                                                         for la in net.layers}
+    means = (ann_channel_statistics(net, x, layers=hidden_layers(net), device=device)
+             if per_channel else {})
+    run = LayerwiseRun(net, x, scales[net.input], timesteps, seed, batch_size, device,
+                       conversion)
     groups = group_of(fan_in_groups(net)) if junction == "shared" else {}
     shared: dict[int, float] = {}  # group -> its unit, set by its first member
     if net.input in groups:
         shared[id(groups[net.input])] = scales[net.input]
-    last_use = net.last_use()
     warnings: list[str] = []
+    factors: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        for index, layer in enumerate(net.layers):
-            neurons = max([layer.size] + [sizes[s] for s in layer.sources])
-            batch = layer_batch(batch_size, timesteps, neurons)
-            steps = block_steps(timesteps, batch, neurons)
-            blocks = [(start, stop, t0, min(timesteps, t0 + steps)) for start, stop
-                      in distributed.shard_batches(hi - lo, batch_size, batch)
-                      for t0 in range(0, timesteps, steps)]
-            # Provisional threshold 1: the currents come out in ANN units.
-            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev,
-                                            precision.snn_dtype(), sources)
-            top = _largest_current(ann_units, store, blocks, percentile, dev,
-                                   conversion.window)
+        for index in range(len(net.layers)):
+            top, net = _balance(run, net, index, sources, percentile,
+                                per_channel and not net.layers[index].is_output, factors)
+            layer = net.layers[index]
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
-            fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, hi - lo,
-                           dev, progress, conversion)
-            fired = distributed.all_sum([fired])[0]  # float64 integers: exact in any order
+            # Provisional threshold 1: the currents come out in ANN units.
+            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, run.dev,
+                                            precision.snn_dtype(), sources)
+            fired = float(run.spike(layer, ann_units, top, reset, progress).sum())
+            mean = stats[layer.name]["mean"]
+            if layer.name in factors:
+                mean = float(folded_means(means[layer.name]["mean"], factors[layer.name]).mean())
             if rate_match and not layer.is_output:
-                first = _first_step(layer, timesteps, conversion)
-                rate = fired / max((timesteps - first) * n * layer.size, 1)
-                if rate > 0 and stats[layer.name]["mean"] > 0:
-                    sources[layer.name] = stats[layer.name]["mean"] / rate
+                first = run.first_step(layer)  # rates count steps after idle ones
+                rate = fired / max((timesteps - first) * len(x) * layer.size, 1)
+                if rate > 0 and mean > 0:
+                    sources[layer.name] = mean / rate
             if layer.name in groups:  # shared rule: one unit for the junction's fan-in
                 group = id(groups[layer.name])
                 sources[layer.name] = shared.setdefault(group, sources[layer.name])
-            for src in store.names():  # free spike trains no later layer reads
-                if last_use.get(src, -1) <= index and src != layer.name:
-                    store.drop(src)
-    params = record_params(n, reset, percentile, junction, timesteps=timesteps, seed=seed,
-                     rate_match=rate_match)
+            run.release(index, layer.name)  # free spike trains no later layer reads
+    params = record_params(len(x), reset, percentile, junction, timesteps=timesteps, seed=seed,
+                           rate_match=rate_match)
     return Calibration("spike-norm", scales, params, warnings,
-                       sources if rate_match or groups else None)
+                       sources if rate_match or groups else None, factors or None)
 
 
-def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, dev,
-                     window: str = "fill") -> float:
-    """The layer's largest input current over the calibration run (ANN units), or the
-    ``percentile`` of its positive currents where that is lower."""
-    top = float("-inf")
-    hist = CurrentHistogram() if percentile < 100 else None
-    for block in blocks:
-        current = _current(ann_units, store, *block, dev, window)
-        top = max(top, float(current.max()))
-        if hist is not None:
-            hist.add(current)
-    top = distributed.all_max([top])[0]  # the ranks' blocks together
-    if hist is not None:
-        distributed.sum_tensors_([hist.counts])  # float64 integer counts: exact
-    if hist is not None and top > 0:
-        top = min(top, hist.quantile(percentile / 100))
-    return top
-
-
-def _first_step(layer, timesteps: int, conversion: Conversion) -> int:
-    """The first step rates count: after the idle steps (``fill`` window); 0 for the
-    ``pipelined`` window, whose trains are stored from each layer's window start."""
-    return 0 if conversion.window == "pipelined" else min(layer.depth, timesteps - 1)
-
-
-def _spike(layer, ann_units, store: SpikeStore, blocks, top: float, reset: str,
-           timesteps: int, n: int, dev, progress, conversion: Conversion) -> float:
-    """Run the layer's IF neurons with threshold ``top``, store its spikes; returns how
-    many it fired after its idle steps."""
-    store.new_binary(layer.name, timesteps, n, layer.shape)
-    neuron = float_neuron(1.0, reset, conversion.layer_v_init(layer.is_output))
-    first = _first_step(layer, timesteps, conversion)
-    fired, v = 0.0, None
-    for start, stop, t0, t1 in blocks:
-        current = _current(ann_units, store, start, stop, t0, t1, dev,
-                           conversion.window).div_(top)
-        if t0 == 0:
-            v = neuron.initial((stop - start, *layer.shape), dev, current.dtype)
-        out = torch.empty_like(current)
-        neuron.integrate(current, v, out)
-        store.write(layer.name, start, t0, out)
-        fired += float(out[max(first - t0, 0):].sum(dtype=torch.float64))
-        if progress:
-            progress((stop - start) * (t1 - t0))
-    return fired
+def _balance(run: LayerwiseRun, net: SpikingNetwork, index: int, sources: dict[str, float],
+             percentile: float, per_channel: bool, factors: dict[str, np.ndarray]
+             ) -> tuple[float, SpikingNetwork]:
+    """Layer ``index``'s largest (or ``percentile``) input current in ANN units, and the
+    network; per channel, the channels' factors folded into it (recorded in ``factors``)."""
+    layer = net.layers[index]
+    ann_units = prepare_float_layer(layer, {layer.name: 1.0}, run.dev, precision.snn_dtype(),
+                                    sources)
+    top = run.largest_current(ann_units, layer, percentile, per_channel)
+    if not per_channel:
+        return top, net
+    k, top = factors_from_scales(top)
+    if top > 0 and np.any(k != 1.0):
+        factors[layer.name] = k
+        net = fold_channels(net, layer.name, k)
+    return top, net
 
 
 def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timesteps: int,
@@ -214,28 +193,14 @@ def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timest
     return max(sources[t.source] for t in layer.terms)
 
 
-def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, dev,
-             window: str = "fill"):
-    """Input current (t1 - t0, batch, *shape) of samples [start, stop) at steps [t0, t1).
-    ``pipelined``: every train is stored from its layer's window start (step = depth), and
-    a synapse's lag is exactly the depth between its ends (lowering aligns every term), so
-    window step j reads window step j of each source and no step is idle."""
-    dtype = precision.snn_dtype()
-    if window == "pipelined":
-        inputs = [store.window(s.source, start, stop, t0, t1, dev, dtype)
-                  for s in layer.synapses]
-        return layer_current(layer, inputs)
-    inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, dtype)
-              for s in layer.synapses]
-    current = layer_current(layer, inputs)
-    current[:idle_steps(layer.depth, t0, t1 - t0)] = 0  # idle: nothing arrives yet
-    return current
-
-
 METHODS: dict[str, Callable[..., Calibration]] = {"spike-norm": spike_norm, "max-act": max_act}
 
 
-def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Calibration:
+def calibrate(method: str, net: SpikingNetwork, x: np.ndarray,
+              conversion: Conversion | None = None, **options) -> Calibration:
+    """Run ``method`` (a name in ``METHODS``) with ``options``, then the conversion's bias
+    calibration if asked; the conversion's options are recorded in ``params``."""
+    conversion = Conversion() if conversion is None else conversion
     check_reset(options.get("reset", "zero"))
     check_junction(options.get("junction", DEFAULT_JUNCTION))
     percentile = options.get("percentile", 100.0)
@@ -244,8 +209,14 @@ def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Cal
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; known: "
                          f"{', '.join(METHODS)}")
-    cal = METHODS[method](net, x, **options)
-    conversion = options.get("conversion")
-    if conversion is not None:   # the options that differ from the paper's, for the files
-        cal.params.update(conversion.to_params())
+    if conversion.bias_calibration and not {"timesteps", "seed"} <= set(options):
+        raise InputError("bias calibration runs the SNN on the calibration set: it needs "
+                         "timesteps and seed")
+    cal = METHODS[method](net, x, conversion=conversion, **options)
+    if conversion.bias_calibration:
+        cal.bias_offsets = bias_offsets(
+            net, cal, x, timesteps=options["timesteps"], seed=options["seed"],
+            batch_size=options.get("batch_size", 64), device=options.get("device", "cpu"),
+            conversion=conversion, progress=options.get("progress"))
+    cal.params.update(conversion.to_params())
     return cal

@@ -19,6 +19,10 @@ class Calibration:
     params: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     rate_scales: dict[str, float] | None = None  # measured source scales (rate matching)
+    # Per hidden layer, per output channel (conversion options, snn2hw.calibrate.channels):
+    # the factor folded into the weights, and the bias offset in ANN units.
+    channel_factors: dict[str, np.ndarray] | None = None
+    bias_offsets: dict[str, np.ndarray] | None = None
 
     @property
     def reset(self) -> str:

@@ -147,3 +147,38 @@ class CurrentHistogram:
         cum = torch.cumsum(self.counts, 0)
         index = int(torch.searchsorted(cum, torch.tensor(q * total, dtype=torch.float64)))
         return float(2.0 ** (self.LOW + (min(index, self.bins - 1) + 1) / self.PER_OCTAVE))
+
+
+class ChannelHistogram:
+    """:class:`CurrentHistogram` per channel: positive values of tensors whose axis ``axis``
+    is the channel, on the same log2 bins; quantiles per channel to the same 1.1 %."""
+
+    def __init__(self, channels: int, axis: int) -> None:
+        self.channels, self.axis = channels, axis
+        self.bins = (CurrentHistogram.HIGH - CurrentHistogram.LOW) * CurrentHistogram.PER_OCTAVE
+        self.counts = torch.zeros(channels * self.bins, dtype=torch.float64)
+
+    def add(self, values: torch.Tensor) -> None:
+        per_channel = values.movedim(self.axis, 0).reshape(self.channels, -1)
+        step = max(1, CurrentHistogram.CHUNK // max(per_channel.shape[1], 1))
+        for start in range(0, self.channels, step):
+            part = per_channel[start:start + step]
+            chan = torch.arange(start, start + len(part), device=part.device)[:, None]
+            keep = part > 0
+            if not bool(keep.any()):
+                continue
+            pos = part[keep].double()
+            index = ((torch.log2(pos) - CurrentHistogram.LOW) * CurrentHistogram.PER_OCTAVE)
+            index = index.floor_().clamp_(0, self.bins - 1).long()
+            flat = chan.expand_as(part)[keep] * self.bins + index
+            self.counts += torch.bincount(flat, minlength=self.counts.numel()).double().cpu()
+
+    def quantiles(self, q: float) -> np.ndarray:
+        """Per channel: the upper edge of the bin holding the ``q`` quantile of its positive
+        values (0 for a channel without one)."""
+        counts = self.counts.reshape(self.channels, self.bins)
+        total = counts.sum(dim=1, keepdim=True)
+        cum = torch.cumsum(counts, 1)
+        index = (cum < q * total).sum(dim=1).clamp_(max=self.bins - 1)
+        edge = 2.0 ** (CurrentHistogram.LOW + (index.double() + 1) / CurrentHistogram.PER_OCTAVE)
+        return torch.where(total[:, 0] > 0, edge, torch.zeros_like(edge)).numpy()

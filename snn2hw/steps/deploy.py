@@ -8,6 +8,7 @@ from .. import backends, data, formats, snn
 from ..artifacts.calibration import load_calibration
 from ..artifacts.export import ExportArtifact
 from ..calibrate import Calibration
+from ..calibrate.channels import calibrated_network
 from ..errors import HardwareLimitError, InputError
 from ..hardware import profiles
 from ..hardware.resources import network_usage
@@ -55,7 +56,8 @@ def thresholds_for(model: str | Path, graph: Graph, calibration_file: str | Path
     elif not calibration_file:
         x_cal = data.calibration_set(dataset, calibration.samples)
         cal = run_calibration(net, x_cal, calibration, data_options.device, progress)
-    return cal, preprocess, dataset, net
+    # the network the scales are for: per-channel factors and bias offsets, if any
+    return cal, preprocess, dataset, calibrated_network(net, cal)
 
 
 def export_model(model: str | Path, profile_name: str, *,

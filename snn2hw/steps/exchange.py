@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import backends, data, formats, snn
 from ..artifacts.calibration import load_calibration
 from ..calibrate import Calibration
+from ..calibrate.channels import calibrated_network
 from ..errors import InputError
 from ..onnx import file_hash
 from .options import CalibrationOptions, DataOptions, EvaluationOptions, FormatOptions
@@ -46,7 +47,8 @@ def float_network(model: str | Path, calibration_file: str | Path | None = None,
     if calibration_file:
         art = load_calibration(calibration_file, expected_sha256=file_hash(model))
         check_calibration(calibration, art.calibration, calibration_file)
-        return FloatNetwork(net, art.calibration, art.preprocess, str(model))
+        return FloatNetwork(calibrated_network(net, art.calibration), art.calibration,
+                            art.preprocess, str(model))
     native = formats.native_calibration(model, graph)
     preprocess = preprocess_for(graph, data_options)
     if native is not None:
@@ -60,7 +62,8 @@ def float_network(model: str | Path, calibration_file: str | Path | None = None,
     dataset = load_data(graph, data_spec, preprocess)
     cal = run_calibration(net, data.calibration_set(dataset, calibration.samples),
                           calibration, data_options.device, progress)
-    return FloatNetwork(net, cal, preprocess.to_json(), str(model))
+    return FloatNetwork(calibrated_network(net, cal), cal, preprocess.to_json(),
+                        str(model))
 
 
 def default_output(model: str | Path, fmt: str, profile: str) -> str:

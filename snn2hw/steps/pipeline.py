@@ -7,6 +7,7 @@ from pathlib import Path
 from .. import data, snn
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
+from ..calibrate.channels import calibrated_network
 from ..calibrate.methods import ann_statistics
 from ..formats import import_model
 from ..importer import file_hash
@@ -85,6 +86,7 @@ def calibrate_model(model: str | Path, *, data_options: DataOptions = DataOption
     x_cal = data.calibration_set(dataset, calibration.samples)
     cal = run_calibration(net, x_cal, calibration, device, progress)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, evaluation.samples, "evaluation")
+    net = calibrated_network(net, cal)  # per-channel factors and bias offsets, if any
     ev = evaluate(graph, net, cal.scales, x_ev, y_ev,
                   list(evaluation.timesteps or [calibration.timesteps]), calibration.seed,
                   device, source_scales=cal.source_scales, reset=cal.reset,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import data, snn
 from ..analysis.sparsity import analyze
+from ..calibrate.channels import calibrated_network
 from ..fileio import atomic_path
 from .evaluate import load_data
 from .options import DataOptions, ReportOptions
@@ -25,7 +26,7 @@ def sparsity_report(model: str | Path, calibration_file: str | Path, *,
     preprocess = preprocess_for(art.graph, data_options, stored=art.preprocess)
     dataset = load_data(art.graph, data_options.spec, preprocess)
     x, y = data.take(dataset.x_test, dataset.y_test, options.samples, "evaluation")
-    net = snn.lower(art.graph)
+    net = calibrated_network(snn.lower(art.graph), cal)
     with progress(len(x) * options.timesteps, "simulate") as bar:
         rep = analyze(net, cal.scales, x, options.timesteps, options.seed, y=y,
                       device=data_options.device, progress=bar,

@@ -22,7 +22,6 @@ from .options import CalibrationOptions, DataOptions
 
 DEFAULT_RESET = "zero"            # the paper's and Loihi's stock LIF
 DEFAULT_PERCENTILE = 100.0        # the paper's: the maximum
-CALIBRATION_OPTIONS = ("per_channel", "bias_calibration")   # Conversion fields of calibrate/
 
 # Independent random streams of one seed (snn.encoders: one stream per purpose).
 CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
@@ -40,29 +39,9 @@ def requested_conversion(opts: CalibrationOptions) -> Conversion:
 
 
 def conversion_of(opts: CalibrationOptions) -> Conversion:
-    """:func:`requested_conversion`; options other than the defaults are refused
-    (InputError) where the simulator or the calibration methods of this installation do
-    not take them."""
-    conversion = requested_conversion(opts)
-    if conversion != Conversion():
-        _require_support(conversion)
-    return conversion
-
-
-def _require_support(conversion: Conversion) -> None:
-    """Refuse the calibration options (per-channel scales, bias calibration) where the
-    calibration package of this installation does not implement them (so that none is
-    ignored silently): an option is implemented where ``calibrate/`` reads its field."""
-    from importlib import resources
-
-    source = "".join(f.read_text() for f in resources.files("snn2hw.calibrate").iterdir()
-                     if f.name.endswith(".py"))
-    missing = {k: v for k, v in conversion.to_params().items()
-               if k in CALIBRATION_OPTIONS and f".{k}" not in source}
-    if missing:
-        given = ", ".join(f"{k}={v!r}" for k, v in missing.items())
-        raise InputError(f"this installation of snn2hw does not implement {given} yet",
-                         options=tuple(missing))
+    """The conversion options of a step: :func:`requested_conversion` (every option is
+    implemented by the simulator and the calibration methods)."""
+    return requested_conversion(opts)
 
 
 def reset_of(opts: CalibrationOptions) -> str:
