@@ -104,10 +104,20 @@ def calibrated(ctx: Context, settings: dict, method: str, seed: int):
     return ctx.cals[key]
 
 
+def network(ctx: Context, cal):
+    """The spiking network a calibration thresholds: with its per-channel factors and bias
+    offsets applied where this snn2hw has them (``calibrate.channels``)."""
+    try:
+        from snn2hw.calibrate.channels import calibrated_network
+    except ImportError:
+        return ctx.net
+    return calibrated_network(ctx.net, cal)
+
+
 def accuracy(ctx: Context, settings: dict, method: str, x, y, timesteps, seed: int):
     opts = options(ctx, settings, method, seed)
     cal = calibrated(ctx, settings, method, seed)
-    ev = evaluate(ctx.graph, ctx.net, cal.scales, x, y, list(timesteps), seed,
+    ev = evaluate(ctx.graph, network(ctx, cal), cal.scales, x, y, list(timesteps), seed,
                   source_scales=cal.source_scales, reset=cal.reset,
                   conversion=conversion_of(opts))
     return ev, cal
@@ -161,7 +171,7 @@ def render_table(ctx: Context, rows: list[dict], timesteps) -> str:
             "latency in steps of the pipelined window; rows without it count T with the fill")
 
 
-def fixed_and_lava(ctx: Context, args, fast: dict, lava: bool) -> list[dict]:
+def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> list[dict]:
     """(c) and (d): fast quantised for loihi_sim against float at --fixed-timesteps; the
     export on Lava against the reference (first method only)."""
     from snn2hw.hardware import profiles
@@ -170,32 +180,37 @@ def fixed_and_lava(ctx: Context, args, fast: dict, lava: bool) -> list[dict]:
     profile = profiles.load("loihi_sim")
     t = args.fixed_timesteps
     out = []
-    for i, method in enumerate(args.methods):
+    for i, method in enumerate(args.methods if fixed else args.methods[:1]):
         opts = options(ctx, fast, method, args.seed)
         cal = calibrated(ctx, fast, method, args.seed)
         conv = conversion_of(opts)
-        qnet = quantize(ctx.net, cal.scales, profile, cal.source_scales, cal.reset,
+        net = network(ctx, cal)
+        qnet = quantize(net, cal.scales, profile, cal.source_scales, cal.reset,
                         conversion=conv)
-        cmp = compare_float_fixed(ctx.net, cal.scales, qnet, ctx.x, ctx.y, t, args.seed,
-                                  "cpu", cal.source_scales)
-        entry = {"method": method, "timesteps": t, "convention": plan.convention(fast),
-                 "float": cmp["float_accuracy"], "fixed": cmp["exported_accuracy"],
-                 "samples": cmp["samples"]}
-        print(f"  fixed-point loihi_sim vs float, fast {method}, T={t}: "
-              f"{100 * entry['fixed']:.2f} % vs {100 * entry['float']:.2f} %", flush=True)
+        entry = {"method": method, "timesteps": t, "convention": plan.convention(fast)}
+        if fixed:
+            cmp = compare_float_fixed(net, cal.scales, qnet, ctx.x, ctx.y, t, args.seed,
+                                      "cpu", cal.source_scales)
+            entry.update({"float": cmp["float_accuracy"], "fixed": cmp["exported_accuracy"],
+                          "samples": cmp["samples"]})
+            print(f"  fixed-point loihi_sim vs float, fast {method}, T={t}: "
+                  f"{100 * entry['fixed']:.2f} % vs {100 * entry['float']:.2f} %", flush=True)
         if lava and i == 0:
-            entry["lava"] = _lava(ctx, args, qnet, cal, profile)
+            entry["lava"] = _lava(ctx, args, qnet, cal, profile, conv)
         out.append(entry)
     return out
 
 
-def _lava(ctx: Context, args, qnet, cal, profile) -> dict:
+def _lava(ctx: Context, args, qnet, cal, profile, conv) -> dict:
+    """The export saved as ``snn2hw export`` writes it (the conversion options in its
+    params) and run by the run step, which reloads it."""
     from snn2hw.artifacts.export import ExportArtifact, save_export
     from snn2hw.hardware import profiles as hw
     from snn2hw.steps.run import run_export
 
     art = ExportArtifact(qnet, ctx.graph, cal.scales, hw.source_text(profile),
-                         file_hash(args.model), cal.method, cal.params, args.seed,
+                         file_hash(args.model), cal.method,
+                         {**cal.params, **conv.to_params()}, args.seed,
                          ctx.preprocess.to_json(), {}, cal.source_scales)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fast.export.h5"
@@ -203,6 +218,7 @@ def _lava(ctx: Context, args, qnet, cal, profile) -> dict:
         rep = run_export(path, RunOptions(data=args.data, samples=args.lava_samples,
                                           timesteps=args.fixed_timesteps, seed=args.seed))
     res = {k: v for k, v in rep.as_dict().items() if k != "spike_counts_equal"}
+    res["conversion"] = conv.to_params()
     print(f"  Lava vs reference, {rep.samples} images, T={rep.timesteps}: agreement "
           f"{100 * rep.agreement:.0f} %, spike for spike: {rep.identical}", flush=True)
     return res
