@@ -18,6 +18,10 @@ $(STAMP): constraints.txt pyproject.toml
 		torch==2.13.0 lava-nc==0.10.0 onnxscript pytest hypothesis
 	$(PIP) install -q --disable-pip-version-check --ignore-requires-python --no-deps \
 		-c constraints.txt lava-dl==0.6.0
+	# The NIR readers the interoperability tests run; --no-deps: sinabs declares samna (a
+	# chip driver) and the others would pull another torch.
+	$(PIP) install -q --disable-pip-version-check --no-deps -c constraints.txt \
+		nirtorch==2.6 sinabs==2.0.3 snntorch==1.0.0 pbr==7.1.3
 	$(PIP) install -q --disable-pip-version-check --ignore-requires-python -c constraints.txt -e .
 	touch $(STAMP)
 

@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     from snn2hw.calibrate import calibrate
     from snn2hw.onnx import import_onnx
     from snn2hw.snn.options import Conversion
-    from snn2hw.steps.pipeline import evaluate, load_data, resolve_preprocess
+    from snn2hw.steps.evaluate import evaluate, load_data
+    from snn2hw.steps.options import DataOptions
+    from snn2hw.steps.settings import preprocess_for
 
     steps = sorted(int(t) for t in args.timesteps.split(","))
     graph = import_onnx(args.model)
-    dataset = load_data(graph, args.data, resolve_preprocess(graph, None, None))
+    dataset = load_data(graph, args.data, preprocess_for(graph, DataOptions()))
     net = snn.lower(graph)
     x_cal = data.calibration_set(dataset, args.samples)
     x_ev, y_ev = data.take(dataset.x_test, dataset.y_test, args.eval_samples, "evaluation")
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                  + (f" ({ev.latency[t]})" if ev.latency else "") for t in steps]
         rows.append([label] + cells)
         ann = ev.ann_accuracy
-    from snn2hw.tables import table
+    from snn2hw.cli.tables import table
 
     print(table(head, rows))
     print(f"ANN accuracy {100 * ann:.2f} %; (n): latency in steps, pipelined window")

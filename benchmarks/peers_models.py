@@ -72,7 +72,7 @@ def train_or_reuse(name: str, seed: int = 0, threads: int = 2, workdir: Path | N
     workdir.mkdir(parents=True, exist_ok=True)
     ex, args = _example_args(spec, workdir, seed, threads)
     dd = ex if spec.example == "deep_digits" else ex.dd
-    dv = dd.load_example("digits_vgg")
+    dv = importlib.import_module("digits_vgg")  # the examples' shared training loop
     dv.THREADS = threads
     torch.set_num_threads(threads)
     if spec.example == "deep_digits":

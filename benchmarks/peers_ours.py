@@ -1,128 +1,81 @@
 """Our side of ``benchmarks/peers.py``: snn2hw through its library API (the calibrate and
-evaluate steps of :mod:`snn2hw.steps.pipeline`), one named configuration = one options
-dict.
+evaluate steps, :mod:`snn2hw.steps.pipeline` and :mod:`snn2hw.steps.evaluate`), one named
+configuration = one options dict.
 
-An options dict holds ``method`` (``spike-norm`` or ``max-act``) and any keyword that
-``pipeline.run_calibration`` or ``pipeline.evaluate`` takes (``reset``, ``percentile``,
-``junction``, ...). The low-latency options of issue 12 (the fields of
-:class:`snn2hw.snn.options.Conversion`: ``coding``, ``v_init``, ``per_channel``,
-``bias_calibration``, ``readout``, ``window``) go to a step that takes them by name, or
-grouped as ``conversion=Conversion(...)`` to a step with a ``conversion`` parameter.
-``window`` (``fill``, the default, or ``pipelined``) also says how the run counts T.
-``{"preset": NAME}`` takes the library's preset ``NAME`` (a ``PRESETS`` dict in
-:mod:`snn2hw.snn.options` or :mod:`snn2hw.presets`) with the dict's other keys on top.
-A preset or option this snn2hw does not have is skipped with the reason, never dropped
-silently. Adding a configuration is one line in ``CONFIGS``.
+An options dict holds ``method`` (``spike-norm`` or ``max-act``), ``preset`` (a name of
+:mod:`snn2hw.steps.presets`: ``paper``, ``fast``), any field of
+:class:`snn2hw.steps.options.CalibrationOptions` (``reset``, ``percentile``, ``junction``,
+...) and any conversion option of :class:`snn2hw.snn.options.Conversion` (``coding``,
+``v_init``, ``per_channel``, ``bias_calibration``, ``readout``, ``window``); explicit keys
+override the preset's, as on the command line. The resolved ``window`` (``fill`` or
+``pipelined``) says how the run counts T. A preset or option this snn2hw does not have is
+skipped with the reason, never dropped silently. Adding a configuration is one line in
+``CONFIGS``.
 """
 from __future__ import annotations
 
-import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
 
 from snn2hw.calibrate import Calibration
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
+from snn2hw.snn.encoders import make_encoder
+from snn2hw.snn.options import Conversion
 from snn2hw.steps import pipeline
+from snn2hw.steps.evaluate import evaluate
+from snn2hw.steps.options import CalibrationOptions
+from snn2hw.steps.settings import EVALUATION_STREAM, conversion_of
 
 CONFIGS: dict[str, dict] = {
     # the paper's configuration (Sengupta et al. 2019): Spike-Norm, reset to zero, maximum
-    "paper": {"method": "spike-norm", "reset": "zero", "percentile": 100.0},
+    "paper": {"method": "spike-norm", "preset": "paper"},
     # the best options before issue 12
     "best": {"method": "max-act", "reset": "subtract", "percentile": 99.9},
     "best-spike-norm": {"method": "spike-norm", "reset": "subtract", "percentile": 99.9},
     # issue 12's low-latency preset (direct input, theta/2, per-channel scales, bias
-    # calibration, membrane read-out, pipelined window), once snn2hw has it
-    "fast": {"preset": "fast"},
+    # calibration, membrane read-out, pipelined window, reset subtract, p99.9)
+    "fast": {"method": "max-act", "preset": "fast"},
+    "fast-spike-norm": {"method": "spike-norm", "preset": "fast"},
 }
 DESCRIPTIONS = {
     "paper": "spike-norm, reset zero, p100",
     "best": "max-act, reset subtract, p99.9",
     "best-spike-norm": "spike-norm, reset subtract, p99.9",
-    "fast": "--preset fast",
+    "fast": "max-act, --preset fast",
+    "fast-spike-norm": "spike-norm, --preset fast",
 }
-OWN_KEYS = ("method", "preset")
-PRESET_MODULES = ("snn2hw.snn.options", "snn2hw.presets")
 
 
 class Unavailable(Exception):
     """This snn2hw cannot run the configuration (the message says why)."""
 
 
-def library_preset(name: str) -> dict:
-    """The options of snn2hw's preset ``name`` (issue 12)."""
-    import importlib
+def calibration_options(options: dict, seed: int, timesteps: int, samples: int
+                        ) -> CalibrationOptions:
+    """The options dict as the calibrate step's options; :class:`Unavailable` for a
+    preset or option this snn2hw does not have."""
+    from snn2hw.steps.presets import PRESETS
 
-    for module in PRESET_MODULES:
-        try:
-            presets = getattr(importlib.import_module(module), "PRESETS", None)
-        except ImportError:
-            presets = None
-        if presets is not None:
-            break
-    else:
-        raise Unavailable(f"this snn2hw has no presets (issue 12); --preset {name} skipped")
-    if name not in presets:
-        raise Unavailable(f"snn2hw has no preset {name!r}; it has {', '.join(presets)}")
-    preset = presets[name]
-    return dict(preset if isinstance(preset, dict) else vars(preset))
-
-
-def resolve(options: dict) -> dict:
-    """The options with a preset expanded (explicit keys win)."""
-    if "preset" not in options:
-        return dict(options)
-    rest = {k: v for k, v in options.items() if k != "preset"}
-    return {**library_preset(options["preset"]), **rest}
-
-
-def _conversion_fields() -> tuple[str, ...]:
-    try:
-        from dataclasses import fields
-
-        from snn2hw.snn.options import Conversion
-    except ImportError:
-        return ()
-    return tuple(f.name for f in fields(Conversion))
-
-
-def _assign(key, value, targets: list[tuple[dict, set]], grouped: dict, conv: set) -> bool:
-    """Put one option into the first step that takes it by name, or into the grouped
-    Conversion options when a step takes ``conversion``; False if none does."""
-    for kwargs, params in targets:
-        if key in params:
-            kwargs[key] = value
-            return True
-    if key in conv and any("conversion" in params for _, params in targets):
-        grouped[key] = value
-        return True
-    return False
-
-
-def split(options: dict, calibrate=None, evaluate=None) -> tuple[dict, dict]:
-    """Keyword arguments for (run_calibration, evaluate); raises :class:`Unavailable` for
-    options neither takes. The reset goes to calibration (evaluate takes the calibrated
-    one)."""
-    cal_params = set(inspect.signature(calibrate or pipeline.run_calibration).parameters)
-    ev_params = set(inspect.signature(evaluate or pipeline.evaluate).parameters)
-    cal, ev, grouped, unknown = {}, {}, {}, []
-    targets = [(cal, cal_params), (ev, ev_params)]
-    for key, value in options.items():
-        if key not in OWN_KEYS and not _assign(key, value, targets, grouped,
-                                               set(_conversion_fields())):
-            unknown.append(key)
+    opts = dict(options)
+    preset = opts.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise Unavailable(f"snn2hw has no preset {preset!r}; it has {', '.join(PRESETS)}")
+    conv_names = {f.name for f in fields(Conversion)}
+    conversion = {k: opts.pop(k) for k in list(opts) if k in conv_names}
+    known = {f.name for f in fields(CalibrationOptions)} - {"preset", "conversion"}
+    unknown = sorted(set(opts) - known)
     if unknown:
-        raise Unavailable(f"this snn2hw has no option {', '.join(sorted(unknown))}")
-    if grouped:
-        from snn2hw.snn.options import Conversion
+        raise Unavailable(f"this snn2hw has no option {', '.join(unknown)}")
+    return CalibrationOptions(**{"timesteps": timesteps, "samples": samples, "seed": seed,
+                                 **opts}, preset=preset, conversion=conversion)
 
-        for kwargs, params in targets:
-            if "conversion" in params:
-                kwargs["conversion"] = Conversion(**grouped)
-    return cal, ev
+
+def window_of(options: dict) -> str:
+    """How a run with these options counts T: ``fill`` or ``pipelined``."""
+    return conversion_of(calibration_options(options, 0, 1, 1)).window
 
 
 @dataclass
@@ -136,25 +89,23 @@ class OursResult:
 def calibrate(net, x_cal: np.ndarray, options: dict, seed: int, calib_timesteps: int,
               device: str = "cpu") -> Calibration:
     """The calibration step on ``x_cal`` (training split) with ``options``."""
-    opts = resolve(options)
-    cal_kw, _ = split(opts)
-    return pipeline.run_calibration(net, x_cal, opts.get("method", "spike-norm"),
-                                    calib_timesteps, seed, device, **cal_kw)
+    opts = calibration_options(options, seed, calib_timesteps, len(x_cal))
+    return pipeline.run_calibration(net, x_cal, opts, device)
 
 
 def run(graph, net, x_cal: np.ndarray, x: np.ndarray, y: np.ndarray, options: dict,
         checkpoints: Sequence[int], seed: int, calib_timesteps: int, batch: int = 64,
         device: str = "cpu") -> OursResult:
     """Calibrate on ``x_cal`` (training split) and evaluate on ``x``, ``y`` at every
-    checkpoint, from one causal run."""
-    opts = resolve(options)
-    _, ev_kw = split(opts)
+    checkpoint (counted in the options' window), from one causal run."""
+    opts = calibration_options(options, seed, calib_timesteps, len(x_cal))
+    conversion = conversion_of(opts)
     start = time.monotonic()
-    cal = calibrate(net, x_cal, opts, seed, calib_timesteps, device)
-    ev = pipeline.evaluate(graph, net, cal.scales, x, y, list(checkpoints), seed, device,
-                           batch_size=batch, source_scales=cal.source_scales,
-                           reset=cal.reset, **ev_kw)
-    return OursResult(cal, dict(ev.snn_accuracy), opts.get("window", "fill"),
+    cal = pipeline.run_calibration(net, x_cal, opts, device)
+    ev = evaluate(graph, net, cal.scales, x, y, list(checkpoints), seed, device,
+                  batch_size=batch, source_scales=cal.source_scales, reset=cal.reset,
+                  conversion=conversion)
+    return OursResult(cal, dict(ev.snn_accuracy), conversion.window,
                       time.monotonic() - start)
 
 
@@ -167,7 +118,7 @@ def fixed_prepared(net, cal: Calibration, profile: str = "loihi_sim", device: st
     """The fixed-point network of ``profile`` in the bit-accurate reference simulator."""
     from snn2hw.hardware import profiles
     from snn2hw.quantize import quantize
-    from snn2hw.steps.deploy import prepare_network
+    from snn2hw.steps.evaluate import prepare_network
 
     qnet = quantize(net, cal.scales, profiles.load(profile), cal.source_scales, cal.reset)
     return prepare_network(qnet, device)
@@ -176,7 +127,8 @@ def fixed_prepared(net, cal: Calibration, profile: str = "loihi_sim", device: st
 def throughput(prep, net, cal: Calibration, x: np.ndarray, timesteps: int, batch: int,
                seed: int) -> float:
     """Seconds to simulate ``x`` for ``timesteps`` steps, Poisson spikes drawn inside."""
-    enc = PoissonEncoder(x, cal.scales[net.input], seed, pipeline.EVALUATION_STREAM)
+    enc = make_encoder("poisson", x, input_scale=cal.scales[net.input], seed=seed,
+                       stream=EVALUATION_STREAM)
     start = time.perf_counter()
     simulate.simulate(prep, enc, timesteps, batch_size=batch)
     return time.perf_counter() - start

@@ -16,8 +16,10 @@ import peers_torch
 from snn2hw import ann, data, snn
 from snn2hw.data.samples import materialize
 from snn2hw.importer import import_onnx
-from snn2hw.snn.encoding import PoissonEncoder
-from snn2hw.steps.pipeline import EVALUATION_STREAM, load_data, resolve_preprocess
+from snn2hw.snn.encoders import make_encoder
+from snn2hw.steps.evaluate import load_data
+from snn2hw.steps.options import DataOptions
+from snn2hw.steps.settings import EVALUATION_STREAM, preprocess_for
 
 SJ_PERCENTILE, SINABS_PERCENTILE = 99.9, 99.99
 
@@ -40,7 +42,7 @@ class Context:
 
         graph = import_onnx(path)
         dataset = load_data(graph, peers_models.MODELS[args.model].data,
-                            resolve_preprocess(graph, None, None))
+                            preprocess_for(graph, DataOptions()))
         x_cal = data.calibration_set(dataset, args.calib_samples)
         samples = args.samples or min(len(dataset.x_test), peers_models.MODELS[args.model].samples)
         x, y = data.take(dataset.x_test, dataset.y_test, samples, "evaluation")
@@ -92,7 +94,8 @@ def run_peer(ctx: Context, name: str, timesteps: list[int], batch: int, seed: in
                       ctx.accuracies(out), "analog input, soft reset, analog read-out")
     import peers_sinabs
 
-    enc = PoissonEncoder(ctx.x, _input_scale(ctx), seed, EVALUATION_STREAM)
+    enc = make_encoder("poisson", ctx.x, input_scale=_input_scale(ctx), seed=seed,
+                       stream=EVALUATION_STREAM)
     out = peers_sinabs.run(ctx.converted[name], enc, max(timesteps), timesteps, batch)
     return pt.Row(f"sinabs {version} from_model p{SINABS_PERCENTILE:g}", pt.PEER,
                   ctx.accuracies(out), "Poisson input, multi-spike IAF, spike counts")
@@ -105,10 +108,10 @@ def _input_scale(ctx: Context) -> float:
 
 
 def run_ours(ctx: Context, name: str, args: argparse.Namespace) -> list[pt.Row]:
-    opts = peers_ours.resolve(peers_ours.CONFIGS[name])
-    convention = opts.get("window", "fill")
+    convention = peers_ours.window_of(peers_ours.CONFIGS[name])
     points = pt.needed_checkpoints(args.timesteps, ctx.depth, convention)
-    res = peers_ours.run(ctx.graph, ctx.net, ctx.x_cal, ctx.x, ctx.y, opts, points,
+    res = peers_ours.run(ctx.graph, ctx.net, ctx.x_cal, ctx.x, ctx.y, peers_ours.CONFIGS[name],
+                         points,
                          args.seed, args.calib_timesteps)
     ctx.converted[f"ours:{name}"] = res.calibration
     both = pt.by_convention(res.accuracy, args.timesteps, ctx.depth, res.convention,
@@ -194,7 +197,8 @@ def speed(ctx: Context, args: argparse.Namespace) -> list[dict]:
         import peers_sinabs
 
         def sinabs_run(steps: int) -> float:
-            enc = PoissonEncoder(x, _input_scale(ctx), seed, EVALUATION_STREAM)
+            enc = make_encoder("poisson", x, input_scale=_input_scale(ctx), seed=seed,
+                               stream=EVALUATION_STREAM)
             return peers_sinabs.throughput(ctx.converted["sinabs"], enc, steps, batch)
 
         out.append(_timed("sinabs", sinabs_run, n, t, batch))

@@ -54,7 +54,8 @@ def convert(model: nn.Sequential, x_cal: np.ndarray, input_scale: float,
 def run(snn: nn.Module, encoder, timesteps: int, checkpoints: Sequence[int], batch: int,
         time_chunk: int = 32) -> dict[int, np.ndarray]:
     """Output spike counts (N, classes) at each checkpoint; ``encoder`` is snn2hw's
-    :class:`~snn2hw.snn.encoding.PoissonEncoder` (its chunk is (B, steps, ...))."""
+    :func:`~snn2hw.snn.encoders.make_encoder`'s ``poisson`` encoder (its chunk is
+    (B, steps, ...))."""
     import sinabs.utils
 
     points = sorted(set(checkpoints) | {timesteps})

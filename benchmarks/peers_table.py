@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from snn2hw.tables import percent, table
+from snn2hw.cli.tables import percent, table
 
 CONVENTIONS = ("pipelined", "fill")
 PEER = "peer"  # no per-hop delay: the peer's T is both its window and its total steps

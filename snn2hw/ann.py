@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import ir
+from . import ir, precision
 
 
 def tensor(array: np.ndarray | None, like: torch.Tensor) -> torch.Tensor | None:
@@ -145,7 +145,7 @@ def forward(graph: ir.Graph, x: torch.Tensor, keep: set[str] | None = None
 def predict(graph: ir.Graph, x: np.ndarray, batch_size: int = 256,
             device: str = "cpu") -> np.ndarray:
     """ANN outputs (logits) for a numpy batch, float64 by default on CPU."""
-    dtype = torch.float64 if device == "cpu" else torch.float32
+    dtype = precision.ann_dtype(device)
     outs = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):

@@ -11,11 +11,14 @@ one-line :class:`~snn2hw.errors.ProfileError` (exit 2).
 ``backend = "none"`` is not a backend: such a profile describes hardware resources only
 (a fit check and core estimate) and cannot run.
 
-A backend may also write its own file format (NIR, lava-dl netx, ...): it lists
-:class:`Writer` objects in an optional ``writers`` attribute, registered with it under each
-writer's ``name`` (the output formats, :func:`output_formats`); the step that calls them is
-:func:`snn2hw.steps.write.write_network`. A writer may also be registered on its own
-(:func:`register_writer`), for a format that no runnable backend stands behind.
+This module also holds the one registry of *output formats* (what ``snn2hw export
+--format`` writes): ``h5`` (our own versioned HDF5, :mod:`snn2hw.artifacts.export`), ``nir``
+and ``netx`` (``exporters/nir``, ``exporters/netx``). A backend may write its own file
+format: it lists :class:`Writer` objects in an optional ``writers`` attribute, registered
+with it under each writer's ``name`` (:func:`output_formats`); a format that no runnable
+backend stands behind registers its writer alone (:func:`register_writer`). The step that
+calls them is :func:`snn2hw.steps.write.write_network`. (Input formats, by file suffix, are
+in :mod:`snn2hw.formats`.)
 """
 from __future__ import annotations
 
@@ -75,7 +78,12 @@ class Writer(Protocol):
 
     name: str      # the format's name (what a user asks for)
     suffix: str    # the suffix of its files, e.g. ".nir"
-    needs: str     # "integer": the exported QuantizedNetwork; "float": the float SNN
+    needs: str     # "integer": the export (ExportArtifact); "float": the calibrated float
+                   # SNN (snn2hw.steps.exchange.FloatNetwork)
+
+    def constrain(self, profile: Profile) -> Profile:
+        """Integer writers: the profile with its limits narrowed to what the format holds
+        exactly (the export is quantised for that); optional, default: unchanged."""
 
     def write(self, path: Path, network: Any, options: dict) -> list[str]:
         """Write ``network`` to ``path``; return notes for the user (may be empty)."""
@@ -115,10 +123,19 @@ def register_writer(writer: Writer) -> Writer:
     return writer
 
 
+DEFAULT_FORMAT = "h5"  # what ``snn2hw export`` writes unless told otherwise
+
+
 def output_formats() -> list[str]:
-    """The names of the registered output formats."""
+    """The names of the registered output formats (the default first)."""
     _register_shipped()
-    return sorted(_WRITERS)
+    return sorted(_WRITERS, key=lambda name: (name != DEFAULT_FORMAT, name))
+
+
+def constrain(fmt: str, profile: Profile) -> Profile:
+    """``profile`` narrowed to what output format ``fmt`` holds (unchanged for most)."""
+    narrow = getattr(writer(fmt), "constrain", None)
+    return profile if narrow is None else narrow(profile)
 
 
 def writer(name: str) -> Writer:
@@ -135,9 +152,14 @@ def _register_shipped() -> None:
     global _SHIPPED_REGISTERED
     if _SHIPPED_REGISTERED:
         return
-    from snn2hw.exporters import lava
+    from snn2hw.exporters import lava, netx, nir
+
+    from .artifacts.h5writer import H5_WRITER
 
     register(lava.BACKEND)
+    register_writer(H5_WRITER)
+    register_writer(nir.WRITER)
+    register_writer(netx.WRITER)
     _SHIPPED_REGISTERED = True
 
 

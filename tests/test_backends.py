@@ -152,5 +152,17 @@ def test_the_core_imports_no_lava(path):
     for name in imported_modules(path):
         assert not (name == "lava" or name.startswith("lava.")), name
         if name.startswith("snn2hw.exporters"):
-            # the one registration point
+            # the one registration point of backends and output formats
             assert path.name == "backends.py" and name == "snn2hw.exporters", name
+
+
+LAVA_IMPORTERS = {"exporters/netx/worker.py"}  # lava-dl's netx loader, in a child process
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "exporters").rglob("*.py")
+                                        if "lava" not in p.relative_to(ROOT).parts),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_lava_backend_and_the_netx_worker_import_lava(path):
+    rel = str(path.relative_to(ROOT))
+    lava = [n for n in imported_modules(path) if n == "lava" or n.startswith("lava.")]
+    assert not lava or rel in LAVA_IMPORTERS, (rel, lava)

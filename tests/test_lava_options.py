@@ -141,3 +141,35 @@ def test_options_on_floating_pt_match_the_float_reference():
     assert_same(lava.spikes, {k: v.astype(np.int8) for k, v in ref.records.items()}, "Lava")
     assert np.array_equal(lava.potentials[qnet.output.name], ref_v)
     assert ref.records["c1"].any() and ref_v[:, -1].any()
+
+
+@pytest.mark.lava
+def test_options_go_from_calibrate_through_export_to_a_lava_run(tmp_path, capsys):
+    """The CLI path: the calibration records the options, the export quantises with them
+    and restores them on load, and `run` compares Lava with the reference (spikes and the
+    membrane read-out's potentials)."""
+    from onnx_builders import tiny_torch_onnx
+
+    from snn2hw.artifacts.calibration import load_calibration
+    from snn2hw.artifacts.export import load_export
+    from snn2hw.cli import main
+
+    model, cal, exp = tmp_path / "m.onnx", tmp_path / "m.calib.h5", tmp_path / "m.h5"
+    tiny_torch_onnx(model, seed=3)
+    options = ["--coding", "direct", "--v-init", "0.5", "--readout", "membrane",
+               "--window", "pipelined", "--reset", "subtract"]
+    assert main(["calibrate", str(model), "--data", "digits", "--method", "max-act",
+                 "--samples", "30", "--eval-samples", "10", "--timesteps", "8", *options,
+                 "-o", str(cal)]) == 0
+    params = load_calibration(cal).calibration.params
+    assert {k: params[k] for k in ("coding", "v_init", "readout", "window")} == {
+        "coding": "direct", "v_init": 0.5, "readout": "membrane", "window": "pipelined"}
+    assert main(["export", str(model), "--profile", "loihi_sim", "--calibration", str(cal),
+                 "--timesteps", "8", "--eval-samples", "10", "-o", str(exp)]) == 0
+    qnet = load_export(exp).qnet
+    assert qnet.conversion == Conversion(coding="direct", v_init=0.5, readout="membrane",
+                                         window="pipelined")
+    assert qnet.input_levels == 127
+    capsys.readouterr()
+    assert main(["run", str(exp), "--samples", "3", "--timesteps", "8"]) == 0
+    assert "agree spike for spike" in capsys.readouterr().out

@@ -14,8 +14,10 @@ from snn2hw import ann, ir, snn
 from snn2hw.errors import InputError
 from snn2hw.importer import graph_from_nodes, import_onnx
 from snn2hw.snn import simulate
-from snn2hw.snn.encoding import PoissonEncoder
-from snn2hw.steps.pipeline import load_data, resolve_preprocess
+from snn2hw.snn.encoders import make_encoder
+from snn2hw.steps.evaluate import load_data
+from snn2hw.steps.options import DataOptions
+from snn2hw.steps.settings import preprocess_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -82,9 +84,11 @@ def test_fill_run_at_t_plus_depth_equals_the_peers_timing_at_t(reset):
     points = pt.needed_checkpoints(timesteps, net.depth)
     prep = simulate.prepare_float(net, {"input": 1.0, "r1": 1.0, "d2": 1.0},
                                   dtype=torch.float64, reset=reset)
-    res = simulate.simulate(prep, PoissonEncoder(x, 1.0, 4, 1), max(points),
+    enc = make_encoder("poisson", x, input_scale=1.0, seed=4, stream=1)
+    res = simulate.simulate(prep, enc, max(points),
                             checkpoints=points)
-    s_in = PoissonEncoder(x, 1.0, 4, 1).full(0, len(x), max(timesteps)).astype(np.float64)
+    s_in = make_encoder("poisson", x, input_scale=1.0, seed=4, stream=1).full(
+        0, len(x), max(timesteps)).astype(np.float64)
     ref = no_delay_run(w1, b1, w2, b2, s_in, max(timesteps), reset)
     assert net.depth == 2
     for t in timesteps:
@@ -142,51 +146,26 @@ def test_constraints_pin_every_peer_at_its_benchmark_version():
 
 # ------------------------------------------------------------------------ our options
 
-def test_options_go_to_the_step_that_takes_them_and_unknown_ones_are_refused():
-    def calibrate(net, x, method, timesteps, seed, device="cpu", reset="zero",
-                  percentile=100.0):
-        pass
+def test_options_become_the_calibrate_steps_options_with_explicit_keys_over_the_preset():
+    from snn2hw.steps.settings import conversion_of, percentile_of, reset_of
 
-    def evaluate(graph, net, scales, x, y, timesteps, seed, readout="count"):
-        pass
-
-    cal, ev = peers_ours.split({"method": "max-act", "reset": "subtract",
-                                "readout": "membrane"}, calibrate, evaluate)
-    assert cal == {"reset": "subtract"} and ev == {"readout": "membrane"}
-    with pytest.raises(peers_ours.Unavailable, match="no option coding, window"):
-        peers_ours.split({"window": "pipelined", "coding": "direct"}, calibrate, evaluate)
-
-
-def test_conversion_options_are_grouped_for_a_step_that_takes_conversion():
-    from snn2hw.snn.options import Conversion
-
-    def calibrate(net, x, method, timesteps, seed, conversion=None, reset="zero"):
-        pass
-
-    def evaluate(graph, net, scales, x, y, timesteps, seed, conversion=None):
-        pass
-
-    cal, ev = peers_ours.split({"reset": "subtract", "v_init": 0.5, "window": "pipelined"},
-                               calibrate, evaluate)
-    expected = Conversion(v_init=0.5, window="pipelined")
-    assert cal == {"reset": "subtract", "conversion": expected}
-    assert ev == {"conversion": expected}
+    opts = peers_ours.calibration_options({"method": "max-act", "preset": "fast",
+                                           "readout": "spikes", "percentile": 99.0},
+                                          seed=3, timesteps=64, samples=10)
+    assert (opts.method, opts.seed, opts.timesteps, opts.samples) == ("max-act", 3, 64, 10)
+    conv = conversion_of(opts)
+    assert conv.readout == "spikes" and conv.coding == "direct" and conv.window == "pipelined"
+    assert reset_of(opts) == "subtract" and percentile_of(opts) == 99.0
+    assert peers_ours.window_of(peers_ours.CONFIGS["fast"]) == "pipelined"
+    assert peers_ours.window_of(peers_ours.CONFIGS["best"]) == "fill"
+    assert peers_ours.window_of(peers_ours.CONFIGS["paper"]) == "fill"
 
 
-def test_preset_without_library_support_is_skipped_with_reason(monkeypatch):
-    monkeypatch.setattr(peers_ours, "PRESET_MODULES", ("snn2hw.no_such_module",))
-    with pytest.raises(peers_ours.Unavailable, match="no presets"):
-        peers_ours.resolve({"preset": "fast"})
-    assert peers_ours.resolve(peers_ours.CONFIGS["best"]) == peers_ours.CONFIGS["best"]
-
-
-def test_preset_options_expand_and_explicit_keys_win(monkeypatch):
-    fake = type(sys)("snn2hw.fake_presets")
-    fake.PRESETS = {"fast": {"method": "max-act", "reset": "subtract", "percentile": 99.9}}
-    monkeypatch.setitem(sys.modules, "snn2hw.fake_presets", fake)
-    monkeypatch.setattr(peers_ours, "PRESET_MODULES", ("snn2hw.fake_presets",))
-    assert peers_ours.resolve({"preset": "fast", "method": "spike-norm"}) == {
-        "method": "spike-norm", "reset": "subtract", "percentile": 99.9}
+def test_unknown_option_or_preset_is_skipped_with_the_reason():
+    with pytest.raises(peers_ours.Unavailable, match="no option graded_spikes"):
+        peers_ours.calibration_options({"graded_spikes": True}, 0, 8, 4)
+    with pytest.raises(peers_ours.Unavailable, match="no preset 'faster'.*paper, fast"):
+        peers_ours.calibration_options({"preset": "faster"}, 0, 8, 4)
 
 
 # ------------------------------------------------------------------- the same ANN, torch
@@ -195,7 +174,7 @@ def test_preset_options_expand_and_explicit_keys_win(monkeypatch):
 def tiny(tmp_path_factory):
     path = tiny_torch_onnx(tmp_path_factory.mktemp("peers") / "tiny.onnx")
     graph = import_onnx(path)
-    dataset = load_data(graph, "digits", resolve_preprocess(graph, None, None))
+    dataset = load_data(graph, "digits", preprocess_for(graph, DataOptions()))
     return graph, dataset
 
 
@@ -270,7 +249,7 @@ def test_sinabs_normalisation_and_spike_counts_follow_its_documented_rules(tiny)
     x_cal, x = dataset.x_train[:40], dataset.x_test[:6]
     scale_in = float(np.max(np.abs(x_cal)))
     converted = peers_sinabs.convert(model, x_cal, scale_in, percentile=99.99, batch=3)
-    enc = PoissonEncoder(x, scale_in, 2, 1)
+    enc = make_encoder("poisson", x, input_scale=scale_in, seed=2, stream=1)
     out = peers_sinabs.run(converted, enc, 16, [4, 16], batch=3, time_chunk=5)
 
     p1 = np.percentile(_relu_conv(model, x_cal), 99.99)

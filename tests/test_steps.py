@@ -57,6 +57,13 @@ def test_an_explicit_reset_must_match_the_calibration_and_the_error_names_the_op
     assert as_flags(info.value).endswith("calibrate again with --junction shared")
 
 
+def test_boolean_options_are_said_as_on_and_off_flags():
+    exc = InputError("not available: per_channel=True, bias_calibration=False, v_init=0.5",
+                     options=("per_channel", "bias_calibration", "v_init"))
+    assert as_flags(exc) == ("not available: --per-channel, --no-bias-calibration, "
+                             "--v-init 0.5")
+
+
 def test_as_flags_leaves_messages_without_options_alone():
     exc = InputError("reset='zero' is not an option here")
     assert as_flags(exc) == exc.message

@@ -32,22 +32,22 @@ def _options(*flags: str):
 
 def test_without_a_preset_every_setting_is_the_papers():
     opts = _options()
-    assert settings.conversion_of(opts) == Conversion()
+    assert settings.requested_conversion(opts) == Conversion()
     assert (settings.reset_of(opts), settings.percentile_of(opts)) == ("zero", 100.0)
-    assert settings.conversion_of(_options("--preset", "paper")) == Conversion()
+    assert settings.requested_conversion(_options("--preset", "paper")) == Conversion()
 
 
 def test_the_fast_preset_and_explicit_flags_override_it():
     fast = _options("--preset", "fast")
-    assert settings.conversion_of(fast) == Conversion(**FAST)
+    assert settings.requested_conversion(fast) == Conversion(**FAST)
     assert (settings.reset_of(fast), settings.percentile_of(fast)) == ("subtract", 99.9)
     mixed = _options("--preset", "fast", "--coding", "poisson", "--no-per-channel",
                      "--reset", "zero", "--percentile", "99")
-    assert settings.conversion_of(mixed) == Conversion(**(FAST | {"coding": "poisson",
+    assert settings.requested_conversion(mixed) == Conversion(**(FAST | {"coding": "poisson",
                                                                   "per_channel": False}))
     assert (settings.reset_of(mixed), settings.percentile_of(mixed)) == ("zero", 99.0)
     alone = _options("--readout", "membrane", "--v-init", "0.5")
-    assert settings.conversion_of(alone) == Conversion(readout="membrane", v_init=0.5)
+    assert settings.requested_conversion(alone) == Conversion(readout="membrane", v_init=0.5)
 
 
 def test_every_conversion_field_has_a_flag_and_presets_live_in_one_module():
@@ -99,14 +99,15 @@ def swept(tmp_path_factory):
     return model, json.loads(out.read_text()), png
 
 
-def _calibrated(model):
+def _calibrated(model, conversion: Conversion | None = None):
     from snn2hw.calibrate import calibrate
     from snn2hw.importer import import_onnx
 
     graph = import_onnx(model)
     ds = data.load("digits", graph.input_shape, 10, data.Preprocess())
     net = snn.lower(graph)
-    cal = calibrate("max-act", net, ds.x_train[:16], timesteps=12, seed=2)
+    extra = {} if conversion is None else {"conversion": conversion}
+    cal = calibrate("max-act", net, ds.x_train[:16], timesteps=12, seed=2, **extra)
     x, y = ds.x_test[:30], ds.y_test[:30]
     return graph, net, cal, x, y
 
@@ -174,3 +175,38 @@ def test_sweep_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: profile loihi_float has no [energy]")
     assert not (tmp_path / "s.json").exists()
+
+
+def test_sweep_under_the_pipelined_window_counts_each_layers_window(tmp_path):
+    """Pipelined window: every layer integrates T steps from its own window start; a spike
+    sent at window step s is delivered within the window if s < T. Counted here from the
+    recorded trains, against the sweep's figures."""
+    from snn2hw.snn import simulate
+    from snn2hw.snn.encoders import make_encoder
+    from snn2hw.steps.evaluate import evaluate
+    from snn2hw.steps.settings import EVALUATION_STREAM
+
+    model = tiny_torch_onnx(tmp_path / "m.onnx")
+    out = tmp_path / "s.json"
+    assert main(["sweep", str(model), "--presets", "paper", "--methods", "max-act",
+                 "--window", "pipelined", "--timesteps", "3,6,12", "--samples", "16",
+                 "--eval-samples", "30", "--seed", "2", "-o", str(out)]) == 0
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["settings"]["window"] == "pipelined"
+    graph, net, cal, x, y = _calibrated(model, Conversion(window="pipelined"))
+    conv = Conversion(window="pipelined")
+    hidden, last = [la.name for la in net.layers]
+    rows = np.array([min(i + 1, 7) - max(i - 1, 0) + 1 for i in range(8)])
+    fan_in = 4 * np.outer(rows, rows).ravel()
+    for t in (3, 6, 12):
+        prep = simulate.prepare_float(net, cal.scales, source_scales=cal.source_scales,
+                                      conversion=conv)
+        enc = make_encoder("poisson", x, input_scale=cal.scales[net.input], seed=2,
+                           stream=EVALUATION_STREAM)
+        res = simulate.simulate(prep, enc, t, record=[net.input, hidden, last])
+        sops = float(np.abs(res.records[net.input]).sum(axis=(0, 1)) @ fan_in
+                     + 10 * res.records[hidden].sum()) / len(x)
+        assert run["at"][str(t)]["sops"] == pytest.approx(sops, rel=1e-12)
+        alone = evaluate(graph, net, cal.scales, x, y, [t], 2, reset=cal.reset,
+                         conversion=conv)
+        assert run["at"][str(t)]["accuracy"] == alone.snn_accuracy[t]

@@ -111,9 +111,11 @@ def run_lava(qnet, spikes: np.ndarray, timesteps: int, tag: str | None = None,
     """Run ``qnet`` on Lava's CPU backend under ``profile`` (a Profile, name or .toml
     path; default: the shipped profile of ``tag``, ``fixed_pt``: bit-accurate Loihi
     arithmetic, or ``floating_pt``: float models, with ``limits`` replacing its
-    fixed-point rules if given) for the input spikes (N, T, in_size) of -1/0/+1, all N
-    samples back to back in one run. Returns every recorded layer's spikes (default: all
-    layers) as (N, T, size) int8.
+    fixed-point rules if given) for the input spikes (N, T, in_size) of -1/0/+1 (or the
+    values of an analog input coding, :mod:`.conversion`), all N samples back to back in
+    one run, with ``qnet.conversion``'s options. Returns every recorded layer's spikes
+    (default: all layers) as (N, T, size) int8 over each layer's window, and for the
+    membrane read-out the output layer's potentials.
 
     ``timeout`` (seconds) defaults to :func:`default_timeout`. ``on_start`` is called with
     the worker's pid (= its process-group id) once it is started. ``hidden_message_bits``

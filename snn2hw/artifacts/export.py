@@ -23,11 +23,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import ir
-from ..errors import ArtifactError
+from ..errors import ArtifactError, InputError
 from .graph import read_graph, write_graph
 from .hdf5 import CORRUPT, dataset, open_artifact, require, write_artifact
 from ..hardware.profiles import RESETS
 from ..quantize.qnet import IntSynapse, QuantizedNetwork, QuantLayer
+from ..quantize.quantizer import input_levels
+from ..snn.options import Conversion
 
 EXPORT_FORMAT = "snn2hw-export"
 FORMAT_VERSION = 1
@@ -124,6 +126,7 @@ def save_export(path: str | Path, art: ExportArtifact) -> None:
                 _write_synapse(syns.create_group(f"{j:04d}"), syn)
 
 
+
 def _read_layer(g: h5py.Group) -> QuantLayer:
     threshold = g.attrs["threshold"]
     threshold = int(threshold) if np.issubdtype(type(threshold), np.integer) else float(
@@ -161,6 +164,17 @@ def _check_connections(path, qnet: QuantizedNetwork) -> None:
                                     f"{shapes[la.name]}")
 
 
+def _restore_conversion(qnet: QuantizedNetwork, params: dict) -> None:
+    """The conversion options the export was made with (recorded in its calibration
+    ``params``; a file without them was made with the defaults) and its input levels."""
+    try:
+        qnet.conversion = Conversion.from_params(params)
+    except InputError as exc:
+        raise ArtifactError(f"conversion options: {exc.message}") from None
+    integer = all(isinstance(la.threshold, (int, np.integer)) for la in qnet.layers)
+    qnet.input_levels = input_levels(qnet.conversion, quantized=integer)
+
+
 def load_export(path: str | Path) -> ExportArtifact:
     f = open_artifact(path, EXPORT_FORMAT, FORMAT_VERSION)
     with f:
@@ -182,6 +196,7 @@ def load_export(path: str | Path) -> ExportArtifact:
             scales = dict(zip(names, map(float, f["scales"]["values"][()])))
             sources = (dict(zip(names, map(float, f["scales"]["source_values"][()])))
                        if "source_values" in f["scales"] else None)
+            _restore_conversion(qnet, json.loads(f.attrs["params"]))
             art = ExportArtifact(qnet, read_graph(f["graph"]), scales,
                                  str(f.attrs["profile_toml"]), str(f.attrs["onnx_sha256"]),
                                  str(f.attrs["method"]), json.loads(f.attrs["params"]),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import ann
+from .. import ann, distributed, precision
 from ..snn import SpikingNetwork
 from .streaming import (OrderStatistics, higher_percentile_rank, lerp_like_numpy,
                         linear_percentile_ranks)
@@ -24,19 +24,20 @@ def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
     ``quantiles``; without it ``p99.9`` is absent and ``top`` is the max."""
     names = [layer.name for layer in net.layers]
     top = {name: float("-inf") for name in names}
-    total = {name: 0.0 for name in names}
+    sums: dict[str, dict[int, float]] = {name: {} for name in names}  # batch -> sum
     count = {name: 0 for name in names}
     positive = {name: 0 for name in names}
     order = {name: OrderStatistics() for name in names} if quantiles else {}
-    for acts in _ann_batches(net, x, batch_size, device, names):
+    for index, acts in _ann_batches(net, x, batch_size, device, names):
         for name in names:
             a = acts[name]
             top[name] = max(top[name], float(a.max()))
-            total[name] += float(a.double().sum())
+            sums[name][index] = distributed.fixed_order_sum(a)  # any thread count
             count[name] += a.numel()
             positive[name] += int((a > 0).sum())
             if quantiles:
                 order[name].count(a.float())
+    total = _combine_ranks(names, top, sums, count, positive, order, len(x), batch_size)
     stats = {}
     for name in names:
         stats[name] = {"max": top[name], "mean": total[name] / max(count[name], 1),
@@ -49,13 +50,27 @@ def ann_statistics(net: SpikingNetwork, x: np.ndarray, *, batch_size: int = 256,
     return stats
 
 
+def _combine_ranks(names, top, sums, count, positive, order, n, batch_size):
+    """Statistics of all ranks' batches (:mod:`snn2hw.distributed`), in place; returns the
+    sums added in batch order, as one process adds them."""
+    top.update(zip(names, distributed.all_max(top[name] for name in names)))
+    counts = distributed.all_sum([count[name] for name in names]
+                                 + [positive[name] for name in names])
+    count.update(zip(names, counts[:len(names)]))
+    positive.update(zip(names, counts[len(names):]))
+    distributed.sum_tensors_([st.high for st in order.values()])
+    return distributed.ordered_sums(sums, -(-n // batch_size))
+
+
 def _ann_batches(net: SpikingNetwork, x: np.ndarray, batch_size: int, device: str,
                  names: list[str]):
-    dtype = torch.float64 if device == "cpu" else torch.float32
+    """(batch index, activations) of this rank's batches (all of them in one process)."""
+    dtype = precision.ann_dtype(device)
+    lo, hi = distributed.owned(len(x), batch_size)
     with torch.no_grad():
-        for start in range(0, len(x), batch_size):
+        for start in range(lo, hi, batch_size):
             xb = torch.as_tensor(x[start:start + batch_size], dtype=dtype, device=device)
-            yield ann.forward(net.graph, xb, keep=set(names))
+            yield start // batch_size, ann.forward(net.graph, xb, keep=set(names))
 
 
 def _percentiles(net, x, batch_size, device, percentile, stats, order, positive) -> None:
@@ -72,9 +87,10 @@ def _percentiles(net, x, batch_size, device, percentile, stats, order, positive)
                           + higher_percentile_rank(positive[name], percentile))
         st.want(wanted)
         ranks[name] = (wanted, gamma)
-    for acts in _ann_batches(net, x, batch_size, device, list(order)):
+    for _, acts in _ann_batches(net, x, batch_size, device, list(order)):
         for name, st in order.items():
             st.refine(acts[name].float())
+    distributed.sum_tensors_([c for st in order.values() for c in st.low.values()])
     for name, st in order.items():
         wanted, gamma = ranks[name]
         stats[name]["p99.9"] = lerp_like_numpy(st.value(wanted[0]), st.value(wanted[1]),

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .. import distributed, precision
 from .annstats import ann_statistics
 from .result import Calibration, input_scale, record_params, thresholds  # noqa: F401
 from ..snn.encoders import make_encoder
@@ -100,8 +101,10 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     stats = ann_statistics(net, x, batch_size=256, device=device, quantiles=False)
     store = SpikeStore()
     conversion = conversion or Conversion()
-    store.put_input(net.input, make_encoder(conversion.coding, x,
-                                            input_scale=scales[net.input], seed=seed),
+    lo, hi = distributed.owned(n, batch_size)  # this rank's samples (all in one process)
+    store.put_input(net.input, make_encoder(conversion.coding, x[lo:hi],
+                                            input_scale=scales[net.input], seed=seed,
+                                            indices=np.arange(lo, hi)),
                     timesteps, batch_size)
     sizes = {net.input: int(np.prod(net.input_shape))} | {la.name: la.size
                                                          for la in net.layers}
@@ -116,19 +119,21 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
             neurons = max([layer.size] + [sizes[s] for s in layer.sources])
             batch = layer_batch(batch_size, timesteps, neurons)
             steps = block_steps(timesteps, batch, neurons)
-            blocks = [(start, min(n, start + batch), t0, min(timesteps, t0 + steps))
-                      for start in range(0, n, batch) for t0 in range(0, timesteps, steps)]
+            blocks = [(start, stop, t0, min(timesteps, t0 + steps)) for start, stop
+                      in distributed.shard_batches(hi - lo, batch_size, batch)
+                      for t0 in range(0, timesteps, steps)]
             # Provisional threshold 1: the currents come out in ANN units.
-            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev, torch.float32,
-                                            sources)
+            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, dev,
+                                            precision.snn_dtype(), sources)
             top = _largest_current(ann_units, store, blocks, percentile, dev,
                                    conversion.window)
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
-            fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, n, dev,
-                           progress, conversion)
+            fired = _spike(layer, ann_units, store, blocks, top, reset, timesteps, hi - lo,
+                           dev, progress, conversion)
+            fired = distributed.all_sum([fired])[0]  # float64 integers: exact in any order
             if rate_match and not layer.is_output:
                 first = _first_step(layer, timesteps, conversion)
                 rate = fired / max((timesteps - first) * n * layer.size, 1)
@@ -157,6 +162,9 @@ def _largest_current(ann_units, store: SpikeStore, blocks, percentile: float, de
         top = max(top, float(current.max()))
         if hist is not None:
             hist.add(current)
+    top = distributed.all_max([top])[0]  # the ranks' blocks together
+    if hist is not None:
+        distributed.sum_tensors_([hist.counts])  # float64 integer counts: exact
     if hist is not None and top > 0:
         top = min(top, hist.quantile(percentile / 100))
     return top
@@ -212,11 +220,12 @@ def _current(layer, store: SpikeStore, start: int, stop: int, t0: int, t1: int, 
     ``pipelined``: every train is stored from its layer's window start (step = depth), and
     a synapse's lag is exactly the depth between its ends (lowering aligns every term), so
     window step j reads window step j of each source and no step is idle."""
+    dtype = precision.snn_dtype()
     if window == "pipelined":
-        inputs = [store.window(s.source, start, stop, t0, t1, dev, torch.float32)
+        inputs = [store.window(s.source, start, stop, t0, t1, dev, dtype)
                   for s in layer.synapses]
         return layer_current(layer, inputs)
-    inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, torch.float32)
+    inputs = [store.window(s.source, start, stop, t0 - s.lag, t1 - s.lag, dev, dtype)
               for s in layer.synapses]
     current = layer_current(layer, inputs)
     current[:idle_steps(layer.depth, t0, t1 - t0)] = 0  # idle: nothing arrives yet
@@ -235,4 +244,8 @@ def calibrate(method: str, net: SpikingNetwork, x: np.ndarray, **options) -> Cal
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; known: "
                          f"{', '.join(METHODS)}")
-    return METHODS[method](net, x, **options)
+    cal = METHODS[method](net, x, **options)
+    conversion = options.get("conversion")
+    if conversion is not None:   # the options that differ from the paper's, for the files
+        cal.params.update(conversion.to_params())
+    return cal

@@ -38,11 +38,17 @@ def _interrupted(debug: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The subcommand's exit code; user errors as one line on stderr."""
+    from .. import distributed  # torch: loaded once a command runs, not by the parser
+    from . import launch
+
     try:
-        return COMMANDS[args.command](args) or 0
+        with launch.session(args):  # one process, or one rank under torchrun
+            return COMMANDS[args.command](args) or 0
     except Snn2hwError as exc:
         if args.debug:
             raise
+        if not distributed.is_main():  # every rank meets a user error; rank 0 says it
+            return exc.exit_code
         print(f"error: {as_flags(exc)}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)

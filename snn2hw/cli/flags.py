@@ -15,11 +15,20 @@ FLAGS = {"reset": "--reset", "junction": "--junction", "percentile": "--percenti
          "rate_match": "--no-rate-match"}
 
 
+def _flag(flag: str, value: str) -> str:
+    """``--flag value``; a boolean option is ``--flag`` or ``--no-flag``."""
+    if value == "True":
+        return flag
+    if value == "False":
+        return "--no-" + flag[2:]
+    return f"{flag} {value}"
+
+
 def as_flags(exc: Snn2hwError) -> str:
     """The error's message with each ``name=value`` of its options written as a flag."""
     message = exc.message
     for name in exc.facts.get("options", ()):
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
-        message = re.sub(rf"\b{re.escape(name)}=(?:'([^']*)'|(\S+))",
-                         lambda m, f=flag: f"{f} {m.group(1) or m.group(2)}", message)
+        message = re.sub(rf"\b{re.escape(name)}=(?:'([^']*)'|([^\s,;]+))",
+                         lambda m, f=flag: _flag(f, m.group(1) or m.group(2)), message)
     return message

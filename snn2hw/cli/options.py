@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..steps.presets import CONVERSION_KEYS
-from ..steps.options import (CalibrationOptions, DataOptions, EvaluationOptions, ReportOptions,
-                             RunOptions, SweepOptions)
+from ..steps.options import (CalibrationOptions, DataOptions, EvaluationOptions,
+                             FormatOptions, ReportOptions, RunOptions, SweepOptions)
 
 
 def _tuple(values) -> tuple | None:
@@ -51,7 +51,11 @@ def sweep_calibration(args: argparse.Namespace) -> CalibrationOptions:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(args.data, args.samples, args.timesteps, args.seed, args.timeout,
-                      args.device)
+                      args.device, args.profile)
+
+
+def format_options(args: argparse.Namespace) -> FormatOptions:
+    return FormatOptions(args.format, args.nir_time, args.force)
 
 
 def report_options(args: argparse.Namespace) -> ReportOptions:

@@ -114,8 +114,23 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    "(cpu, cuda, cuda:1, ...)")
 
 
+def _add_format_options(p: argparse.ArgumentParser) -> None:
+    from ..backends import output_formats
+
+    p.add_argument("--format", default="h5", choices=output_formats(),
+                   help="h5: snn2hw's export (default); nir: the float SNN as a NIR graph; "
+                   "netx: the integer network as a lava-dl netx file (README, "
+                   "'Interoperability')")
+    p.add_argument("--nir-time", choices=("same-step", "hop"), default="same-step",
+                   help="nir: spikes cross the whole network within one step, as NIR readers "
+                   "compute (default), or one step per synapse hop (Delay nodes), as Lava")
+    p.add_argument("--force", action="store_true",
+                   help="nir: write even what a NIR reader would compute differently (the "
+                   "difference goes into the file's metadata)")
+
+
 def _inspect_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="show how an ONNX model will be converted")
+    p = sub.add_parser("inspect", help="show how an ONNX (or NIR) model will be converted")
     p.add_argument("model")
     _add_maxpool_option(p)
 
@@ -166,7 +181,9 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=positive_int, default=256)
     p.add_argument("--eval-samples", type=positive_int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", help="export file (default: MODEL.PROFILE.h5)")
+    p.add_argument("-o", "--output", help="export file (default: MODEL.PROFILE.h5, or "
+                   "MODEL.nir / MODEL.net for --format nir / netx)")
+    _add_format_options(p)
     p.add_argument("--report", help="also write the numbers as JSON here")
 
 
@@ -180,12 +197,15 @@ def _verify_parser(sub: argparse._SubParsersAction) -> None:
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an exported network on Lava's CPU backend and "
                        "compare it with the reference simulator spike for spike")
-    p.add_argument("export")
+    p.add_argument("export", help="an export (.h5), or a NIR network (.nir), quantised for "
+                   "--profile first")
     p.add_argument("--data", default="digits")
     p.add_argument("--samples", type=positive_int, default=20)
     p.add_argument("--timesteps", type=positive_int, default=256)
     p.add_argument("--seed", type=int, help="input spike seed (default: the export's)")
     p.add_argument("--timeout", type=float, help="seconds before the Lava run is killed")
+    p.add_argument("--profile", default="loihi_sim", help="for a .nir network: the profile "
+                   "to quantise it for first (an export keeps its own)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--report", help="also write the numbers as JSON here")
 

@@ -1,5 +1,6 @@
 """A minimal progress bar on stderr: drawn only on a terminal, and only for work that has
-already taken a couple of seconds, so short runs and logs stay clean."""
+already taken a couple of seconds, so short runs and logs stay clean. Under torchrun only
+rank 0 draws, and its share of the work (1 / world size) counts as the whole."""
 from __future__ import annotations
 
 import sys
@@ -8,12 +9,15 @@ import time
 
 class Progress:
     def __init__(self, total: float, label: str, delay: float = 2.0, stream=None) -> None:
-        self.total, self.label, self.delay = max(total, 1), label, delay
+        from .. import distributed  # torch, loaded by the step that reports progress
+
+        self.total, self.label, self.delay = max(total / distributed.world(), 1), label, delay
         self.stream = stream or sys.stderr
         self.done = 0.0
         self.start = time.monotonic()
         self.last_draw = 0.0
-        self.enabled = getattr(self.stream, "isatty", lambda: False)()
+        self.enabled = (getattr(self.stream, "isatty", lambda: False)()
+                        and distributed.is_main())
         self.drawn = False
 
     def __call__(self, amount: float) -> None:

@@ -8,18 +8,19 @@ from .tables import table
 
 
 def inspect_model(model: str, maxpool: str = "refuse") -> int:
+    from ..formats import import_model, is_spiking
     from ..importer import layer_table
 
-    rows, error = layer_table(model, maxpool)
-    print(table(["name", "op", "output shape", "params", "supported", "action"],
-                [[r["name"], r["op"], r["shape"], r["params"], "yes" if r["supported"] else "NO",
-                  r["action"]] for r in rows]))
-    if error is not None:
-        raise error
-    from ..importer import import_onnx
+    if not is_spiking(model):  # an ONNX model: its nodes first, supported or not
+        rows, error = layer_table(model, maxpool)
+        print(table(["name", "op", "output shape", "params", "supported", "action"],
+                    [[r["name"], r["op"], r["shape"], r["params"],
+                      "yes" if r["supported"] else "NO", r["action"]] for r in rows]))
+        if error is not None:
+            raise error
     from ..snn import lower
 
-    graph = import_onnx(model, maxpool=maxpool)
+    graph = import_model(model, maxpool)
     net = lower(graph)
     print(f"\n{len(net.layers)} spiking layers, {net.depth} synapse hops from input to "
           f"output:")

@@ -32,9 +32,12 @@ def calibrate_command(args: argparse.Namespace) -> int:
     calibration_tables(rep, f"{rep['method']}{robust}{shared}, reset {reset_of(cal)}: "
                        f"T = {args.timesteps}, {args.samples} calibration samples, seed "
                        f"{args.seed}, input scale {rep['input_scale']:.4g}")
-    save_calibration(args.output, art)
-    if args.report:
-        write_text(args.report, json_dump(rep) + "\n")
+    from .. import distributed
+
+    if distributed.is_main():  # under torchrun, rank 0 alone writes
+        save_calibration(args.output, art)
+        if args.report:
+            write_text(args.report, json_dump(rep) + "\n")
     print(f"wrote {args.output}")
     return 0
 
@@ -56,12 +59,16 @@ def _lava_warning(art) -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from ..artifacts.export import save_export
     from ..quantize.verify import require, verify_artifact
     from ..steps.deploy import export_model
+    from ..steps.exchange import default_output
+    from ..steps.write import write_network
 
-    output = args.output or str(Path(args.model).with_suffix("")) + f".{Path(args.profile).stem}.h5"
-    check_output_path(output, (args.model, args.data, args.calibration))
+    if args.format != "h5":
+        return _export_format(args)
+    output = args.output or default_output(args.model, args.format, args.profile)
+    inputs = (args.model, args.data, args.calibration)
+    check_output_path(output, inputs)
     if args.report:
         check_output_path(args.report, (args.model, args.data, output))
     art = export_model(args.model, args.profile, calibration_file=args.calibration,
@@ -73,9 +80,35 @@ def export_command(args: argparse.Namespace) -> int:
     print_maxpool(art.report)
     require(verify_artifact(art), "export")  # no file is written when a guarantee fails
     _lava_warning(art)
-    save_export(output, art)
+    write_network(args.format, art, output, inputs=inputs)
     if args.report:
         write_text(args.report, json_dump(art.report) + "\n")
+    print(f"wrote {output}")
+    return 0
+
+
+def _export_format(args: argparse.Namespace) -> int:
+    """``export --format nir|netx``: the foreign file, with the writer's notes."""
+    from ..errors import InputError
+    from ..steps.exchange import default_output, export_to_format
+
+    if args.report:
+        raise InputError(f"--report is written by --format h5 only, not {args.format}")
+    output = args.output or default_output(args.model, args.format, args.profile)
+    inputs = (args.model, args.data, args.calibration)
+    check_output_path(output, inputs)
+    network, notes = export_to_format(
+        args.model, args.profile, output, fmt=options.format_options(args),
+        calibration_file=args.calibration, data_options=options.data_options(args),
+        calibration=options.calibration_options(args),
+        evaluation=options.evaluation_options(args), progress=Progress, inputs=inputs)
+    if hasattr(network, "qnet"):
+        print(f"{args.format}: profile {network.qnet.profile} (weights within the format's "
+              f"range), thresholds from {network.method}")
+    else:
+        print(f"{args.format}: thresholds from {network.calibration.method}")
+    for note in notes:
+        print(f"note: {note}")
     print(f"wrote {output}")
     return 0
 

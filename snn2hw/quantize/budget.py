@@ -139,7 +139,10 @@ def layer_budget(name: str, syns: list[IntSynapse], signed: list[bool], size: in
 
 def network_budgets(qnet, du: float = 4095) -> list[LayerBudget]:
     """:func:`layer_budget` of every layer of a :class:`snn2hw.quantize.qnet.QuantizedNetwork` (the
-    input spikes are signed, every other source is binary)."""
-    return [layer_budget(la.name, la.synapses, [s.source == qnet.input for s in la.synapses],
+    input spikes are signed, up to the input's levels for an analog input; every other
+    source is binary)."""
+    levels = max(1, int(getattr(qnet, "input_levels", 1)))
+    return [layer_budget(la.name, la.synapses,
+                         [levels if s.source == qnet.input else False for s in la.synapses],
                          la.size, la.bias_v(), int(la.threshold), qnet.state_bits,
                          qnet.current_shift, qnet.threshold_shift, du) for la in qnet.layers]

@@ -167,27 +167,51 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
                       bias_exp, layer.is_output, float(theta), report)
 
 
+def _membrane_threshold(out: QuantLayer, fp: FixedPoint, input_name: str, levels: int,
+                        du: float) -> None:
+    """The membrane read-out's output layer integrates without firing: its threshold is
+    the largest the profile allows below which one more step cannot clip v (the one-step
+    budget still holds, so ``verify`` certifies it); it fires only once its potential
+    nears the state range."""
+    signed = [levels if s.source == input_name else False for s in out.synapses]
+    b = budget.layer_budget(out.name, out.synapses, signed, out.size, out.bias_v(),
+                            out.threshold, fp.state_bits, fp.current_shift,
+                            fp.threshold_shift, du)
+    one_step = b.worst - b.threshold
+    out.threshold = max(out.threshold,
+                        min(fp.threshold_max, (b.v_max - one_step) >> fp.threshold_shift))
+    out.report["readout_threshold"] = out.threshold
+
+
+def input_levels(conversion: Conversion, quantized: bool) -> int:
+    """``QuantizedNetwork.input_levels`` of a network made with ``conversion``: 1 for
+    spikes, ``direct.LEVELS`` for an analog input quantised, 0 for its real values."""
+    if conversion.coding == "poisson":
+        return 1
+    return direct.LEVELS if quantized else 0
+
+
 def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
              source_scales: dict[str, float] | None = None,
              reset: str = "zero", conversion: Conversion | None = None) -> QuantizedNetwork:
     """Integer network for a fixed-point profile; the float SNN is left unchanged.
     ``conversion``: direct input coding quantises the input to ``direct.LEVELS`` integer
-    levels (one level stands for input_scale / LEVELS); the membrane read-out gives the
-    output layer the largest threshold, so that it integrates without firing."""
+    levels (one level stands for input_scale / LEVELS); the membrane read-out raises the
+    output layer's threshold (:func:`_membrane_threshold`) so that it integrates without
+    firing."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
     conversion = conversion or Conversion()
     fp = profile.fixed
-    levels = direct.LEVELS if conversion.coding == "direct" else 1
+    levels = input_levels(conversion, quantized=True)
     sources = dict(scales if source_scales is None else source_scales)
     sources[net.input] = sources[net.input] / levels
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
     layers = [quantize_layer(la, scales, shapes, fp, net.input, sources,
                              profile.neuron_du, levels) for la in net.layers]
     if conversion.readout == "membrane":
-        out = next(la for la in layers if la.is_output)
-        out.threshold = fp.threshold_max
-        out.report["readout_threshold"] = fp.threshold_max
+        _membrane_threshold(next(la for la in layers if la.is_output), fp, net.input,
+                            levels, profile.neuron_du)
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
                             check_reset(reset), conversion, levels)
@@ -215,4 +239,4 @@ def float_network(net: SpikingNetwork, scales: dict[str, float], profile_name: s
     conversion = conversion or Conversion()
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile_name, reset=check_reset(reset), conversion=conversion,
-                            input_levels=1 if conversion.coding == "poisson" else 0)
+                            input_levels=input_levels(conversion, quantized=False))

@@ -4,9 +4,10 @@ updates per inference.
 
 Counting conventions (as :mod:`snn2hw.analysis.sparsity`, per window of T steps):
 - a synaptic operation (SOP) is one spike delivered through one synapse; a spike of source
-  neuron i sent at step t through a term of lag l is delivered if t + l < T, and costs
+  neuron i sent at step t through a term of lag l is delivered if t + l < T (``fill``
+  window; ``pipelined``: if it is sent in the source's first T window steps), and costs
   fan-out(i) operations (:func:`snn2hw.analysis.fanout.fan_out`); input spikes count once
-  whatever their sign;
+  whatever their sign, a direct (analog) input value once per step where it is not zero;
 - spikes are those of the spiking layers (hidden and output) at steps t < T;
 - neuron updates are the spiking layers' neurons times T (every neuron is updated at
   every step, idle or not).
@@ -53,9 +54,9 @@ def measure(net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray, y:
             conversion: Conversion | None = None, record_budget: float = 64e6,
             progress: ProgressFactory = silent, label: str = "simulate") -> Activity:
     """Run the float SNN once for max(``timesteps``) steps and count at every T."""
-    extra = {} if conversion in (None, Conversion()) else {"conversion": conversion}
+    conversion = conversion or Conversion()
     prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                  reset=reset, **extra)
+                                  reset=reset, conversion=conversion)
     shapes = {net.input: tuple(net.input_shape)} | {la.name: tuple(la.shape)
                                                     for la in net.layers}
     terms = [(t.source, 1 + t.delay, fan_out(t, shapes[t.source])[0])
@@ -69,23 +70,27 @@ def measure(net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray, y:
     with progress(len(x) * top, label) as bar:
         for start in range(0, len(x), chunk):
             stop = min(len(x), start + chunk)
-            enc = make_encoder((conversion or Conversion()).coding, x[start:stop],
+            enc = make_encoder(conversion.coding, x[start:stop],
                                input_scale=scales[net.input], seed=seed,
                                stream=EVALUATION_STREAM, indices=np.arange(start, stop))
             res = simulate.simulate(prep, enc, top, checkpoints=ts, record=names,
                                     progress=bar)
-            _count(act, res, terms, [la.name for la in net.layers], ts, y[start:stop])
+            _count(act, res, terms, [la.name for la in net.layers], ts, y[start:stop],
+                   conversion.window == "pipelined")
     return act
 
 
 def _count(act: Activity, res: simulate.SimResult, terms, layers: list[str], ts: list[int],
-           y: np.ndarray) -> None:
+           y: np.ndarray, pipelined: bool) -> None:
+    """Records are indexed by each layer's window step; with the ``pipelined`` window a
+    spike at window step s reaches the next layer at its window step s (lags equal the
+    depth differences), so it is delivered within T if s < T."""
     for t in ts:
         pred, _ = res.predictions(t)
         act.correct[t] += int((pred == y).sum())
         act.spikes[t] += sum(int(res.records[name][:, :t].sum(dtype=np.int64))
                              for name in layers)
         for source, lag, fan in terms:
-            sent = np.abs(res.records[source][:, :max(t - lag, 0)]).sum(axis=(0, 1),
-                                                                        dtype=np.int64)
+            cut = t if pipelined else max(t - lag, 0)
+            sent = np.count_nonzero(res.records[source][:, :cut], axis=(0, 1))
             act.sops[t] += float(np.dot(sent, fan))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import data, snn
+from .. import backends, data, formats, snn
 from ..artifacts.calibration import load_calibration
 from ..artifacts.export import ExportArtifact
 from ..calibrate import Calibration
@@ -12,15 +12,16 @@ from ..errors import HardwareLimitError, InputError
 from ..hardware import profiles
 from ..hardware.resources import network_usage
 from ..ir import Graph
-from ..onnx import file_hash, import_onnx
+from ..onnx import file_hash
 from ..onnx.maxpool import accuracy_cost, check_recorded
 from ..quantize import float_network, quantize
+from ..snn.options import Conversion
 from .evaluate import compare_float_fixed, load_data, prepare_network
 from .options import CalibrationOptions, DataOptions, EvaluationOptions
 from .pipeline import run_calibration
 from .progress import ProgressFactory, silent
 from .run import first_mismatch, run_export
-from .settings import check_calibration, preprocess_for
+from .settings import check_calibration, check_native, preprocess_for
 
 
 def thresholds_for(model: str | Path, graph: Graph, calibration_file: str | Path | None,
@@ -29,9 +30,11 @@ def thresholds_for(model: str | Path, graph: Graph, calibration_file: str | Path
                    ) -> tuple[Calibration, data.Preprocess, data.Dataset | None,
                               snn.SpikingNetwork]:
     """The calibration of an export (from ``calibration_file``, whose reset mode and junction
-    rule it keeps, or made now on ``data_options.spec``), its preprocessing, the data set (if
-    any) and the spiking network."""
+    rule it keeps, the thresholds a spiking-network file (NIR) carries, or made now on
+    ``data_options.spec``), its preprocessing, the data set (if any) and the spiking
+    network."""
     data_spec = data_options.spec or graph.metadata.get("snn2hw.dataset")
+    native = None if calibration_file else formats.native_calibration(model, graph)
     if calibration_file:
         cal_art = load_calibration(calibration_file, expected_sha256=file_hash(model))
         check_recorded(cal_art.graph.metadata, data_options.maxpool, calibration_file)
@@ -39,14 +42,17 @@ def thresholds_for(model: str | Path, graph: Graph, calibration_file: str | Path
         check_calibration(calibration, cal, calibration_file)
         preprocess = preprocess_for(graph, data_options, stored=cal_art.preprocess)
     else:
-        if not data_spec:
+        if not data_spec and native is None:
             raise InputError("export needs thresholds: give calibration=FILE.calib.h5, or "
                              "data=SET (digits or a .npz file) to calibrate now",
                              options=("calibration", "data"))
         preprocess = preprocess_for(graph, data_options)
     dataset = load_data(graph, data_spec, preprocess) if data_spec else None
     net = snn.lower(graph)
-    if not calibration_file:
+    if native is not None:
+        cal = native
+        check_native(calibration, cal, model)
+    elif not calibration_file:
         x_cal = data.calibration_set(dataset, calibration.samples)
         cal = run_calibration(net, x_cal, calibration, data_options.device, progress)
     return cal, preprocess, dataset, net
@@ -57,21 +63,25 @@ def export_model(model: str | Path, profile_name: str, *,
                  data_options: DataOptions = DataOptions(spec=None),
                  calibration: CalibrationOptions = CalibrationOptions(),
                  evaluation: EvaluationOptions = EvaluationOptions(),
-                 progress: ProgressFactory = silent) -> ExportArtifact:
-    """Quantise ``model`` for a profile; with data, compare the float and the exported
+                 progress: ProgressFactory = silent,
+                 output_format: str = backends.DEFAULT_FORMAT) -> ExportArtifact:
+    """Quantise ``model`` (any input format, :mod:`snn2hw.formats`) for a profile, narrowed
+    to what ``output_format`` holds exactly; with data, compare the float and the exported
     network on the test split at ``calibration.timesteps``."""
-    profile = profiles.load(profile_name)
+    profile = backends.constrain(output_format, profiles.load(profile_name))
     profiles.check_neuron(profile)
     device = data_options.device
-    graph = import_onnx(model, maxpool=data_options.maxpool)
+    graph = formats.import_model(model, data_options.maxpool)
     cal, preprocess, dataset, net = thresholds_for(model, graph, calibration_file,
                                                    data_options, calibration, progress)
     if cal.reset not in profile.resets:
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{cal.reset!r}; it supports: {', '.join(profile.resets)}")
-    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset)
+    conversion = Conversion.from_params(cal.params)   # recorded by the calibration
+    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset, conversion)
             if profile.quantize
-            else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset))
+            else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset,
+                               conversion))
     report = {"profile": profile.name, "layers": {la.name: la.report for la in qnet.layers}}
     target = profiles.resources_for(profile) if profile.fixed is not None else None
     if target is not None:

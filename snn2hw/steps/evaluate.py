@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import ann, data, snn
+from .. import ann, data, distributed, precision, snn
 from ..errors import InputError
 from ..ir import Graph
 from ..quantize.fixed import input_encoder, prepare_fixed, saturation
@@ -64,25 +64,47 @@ def evaluate(graph: Graph, net: snn.SpikingNetwork, scales: dict[str, float], x:
     (T: the ``conversion``'s window; the pipelined run lasts T + depth steps)."""
     conversion = conversion or Conversion()
     start = time.monotonic()
-    ann_acc = float((ann.predict(graph, x, device=device).argmax(1) == y).mean())
-    prep = simulate.prepare_float(net, scales, device, source_scales=source_scales,
-                                  reset=reset, conversion=conversion)
-    encoder = make_encoder(conversion.coding, x, input_scale=scales[net.input], seed=seed,
-                           stream=EVALUATION_STREAM)
+    lo, hi = distributed.owned(len(x), 256)  # this rank's samples (all in one process)
+    ann_correct = _ann_correct(graph, x[lo:hi], y[lo:hi], device)
+    prep = simulate.prepare_float(net, scales, device, precision.snn_dtype(),
+                                  source_scales=source_scales, reset=reset,
+                                  conversion=conversion)
+    lo, hi = distributed.owned(len(x), batch_size)
+    encoder = make_encoder(conversion.coding, x[lo:hi], input_scale=scales[net.input],
+                           seed=seed, stream=EVALUATION_STREAM, indices=np.arange(lo, hi))
     top = max(timesteps)
     with progress(len(x) * prep.run_steps(top), label) as bar:
         result = simulate.simulate(prep, encoder, top, checkpoints=timesteps,
                                    batch_size=batch_size, progress=bar)
-    acc, ties = {}, {}
+    correct, ties = {}, {}
     for t in sorted(timesteps):
         pred, ties[t] = result.predictions(t)
-        acc[t] = float((pred == y).mean())
+        correct[t] = int((pred == y[lo:hi]).sum())
+    ann_acc, correct, ties = _sum_over_ranks(ann_correct, correct, ties, len(x))
+    acc = {t: c / max(len(x), 1) for t, c in correct.items()}
+    distributed.merge_layer_stats(result.stats)
     rates = {name: st.rate for name, st in result.stats.items()}
     currents = {name: st.max_current for name, st in result.stats.items()}
     latency = ({t: conversion.latency(t, net.depth) for t in sorted(timesteps)}
                if conversion.window == "pipelined" else None)
     return Evaluation(ann_acc, acc, ties, rates, len(x), time.monotonic() - start, currents,
                       latency)
+
+
+def _ann_correct(graph: Graph, x: np.ndarray, y: np.ndarray, device: str) -> int:
+    return int((ann.predict(graph, x, device=device).argmax(1) == y).sum()) if len(x) else 0
+
+
+def _sum_over_ranks(ann_correct: int, correct: dict[int, int], ties: dict[int, int],
+                    n: int) -> tuple[float, dict[int, int], dict[int, int]]:
+    """Correct predictions and ties of all ranks (:mod:`snn2hw.distributed`); the ANN
+    accuracy as a fraction."""
+    keys = sorted(correct)
+    counts = distributed.all_sum([ann_correct] + [correct[t] for t in keys]
+                                 + [ties[t] for t in keys])
+    k = len(keys)
+    return (counts[0] / max(n, 1), dict(zip(keys, counts[1:1 + k])),
+            dict(zip(keys, counts[1 + k:])))
 
 
 def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Prepared:

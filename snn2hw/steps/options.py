@@ -53,6 +53,15 @@ class RunOptions:
     seed: int | None = None           # None: the export's seed
     timeout: float | None = None      # seconds; None: the backend's default
     device: str = "cpu"
+    profile: str = "loihi_sim"        # a spiking-network file (NIR): quantised for it first
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """What ``export`` writes (:mod:`snn2hw.backends`' output formats)."""
+    format: str = "h5"                # h5, nir, netx
+    nir_time: str = "same-step"       # nir: "same-step" (NIR readers) or "hop" (Delay nodes)
+    force: bool = False               # nir: write what a reader would compute differently
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from .. import data, snn
 from ..artifacts.calibration import CalibrationArtifact, load_calibration, save_calibration
 from ..calibrate import Calibration, calibrate, thresholds
 from ..calibrate.methods import ann_statistics
-from ..importer import file_hash, import_onnx
+from ..formats import import_model
+from ..importer import file_hash
 from ..onnx.maxpool import accuracy_cost, check_recorded
 from .evaluate import Evaluation, evaluate, load_data, num_classes
 from .options import CalibrationOptions, DataOptions, EvaluationOptions
@@ -24,7 +25,7 @@ def run_calibration(net: snn.SpikingNetwork, x, opts: CalibrationOptions,
     resolved (:mod:`.settings`)."""
     total = len(x) * opts.timesteps * len(net.layers)
     conversion = conversion_of(opts)
-    extra = {} if conversion == Conversion() else {"conversion": conversion}
+    extra = {} if conversion == Conversion() else {"conversion": conversion}  # as before
     with progress(total, f"calibrate {opts.method}") as bar:
         return calibrate(opts.method, net, x, timesteps=opts.timesteps, seed=opts.seed,
                          device=device, batch_size=64, progress=bar,
@@ -77,7 +78,7 @@ def calibrate_model(model: str | Path, *, data_options: DataOptions = DataOption
                     ) -> tuple[CalibrationArtifact, snn.SpikingNetwork]:
     """Import, calibrate on the train split, evaluate on the test split."""
     device = data_options.device
-    graph = import_onnx(model, maxpool=data_options.maxpool)
+    graph = import_model(model, data_options.maxpool)
     preprocess = preprocess_for(graph, data_options)
     dataset = load_data(graph, data_options.spec, preprocess)
     net = snn.lower(graph)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backends, data
-from ..artifacts.export import load_export
+from .. import backends, data, formats
+from ..artifacts.export import ExportArtifact, load_export
 from ..errors import InputError
 from ..hardware import profiles
 from ..snn import simulate
@@ -52,9 +52,19 @@ def first_mismatch(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray],
     return best
 
 
-def run_export(path: str | Path, options: RunOptions = RunOptions()) -> RunReport:
-    """Run the export at ``path`` on its profile's backend and on the reference simulator."""
-    art = load_export(path)
+def run_export(path: str | Path | ExportArtifact,
+               options: RunOptions = RunOptions()) -> RunReport:
+    """Run the export at ``path`` (a file or an ExportArtifact) on its profile's backend and
+    on the reference simulator. A spiking-network file (NIR) is first quantised for
+    ``options.profile`` with the thresholds it carries."""
+    if not isinstance(path, ExportArtifact) and formats.is_spiking(path):
+        from .deploy import export_model
+        from .options import CalibrationOptions
+
+        path = export_model(path, options.profile,
+                            calibration=CalibrationOptions(seed=options.seed or 0))
+    art = path if isinstance(path, ExportArtifact) else load_export(path)
+    path = "the network" if isinstance(path, ExportArtifact) else path
     profile = profiles.load_stored(art.profile_toml, f"{art.qnet.profile} (in {path})")
     if profile.backend == backends.NONE:
         raise InputError(f"profile {profile.name} describes resources only and cannot run; "

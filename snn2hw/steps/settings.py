@@ -22,6 +22,7 @@ from .options import CalibrationOptions, DataOptions
 
 DEFAULT_RESET = "zero"            # the paper's and Loihi's stock LIF
 DEFAULT_PERCENTILE = 100.0        # the paper's: the maximum
+CALIBRATION_OPTIONS = ("per_channel", "bias_calibration")   # Conversion fields of calibrate/
 
 # Independent random streams of one seed (snn.encoders: one stream per purpose).
 CALIBRATION_STREAM, EVALUATION_STREAM = 0, 1
@@ -32,9 +33,36 @@ def _preset(opts: CalibrationOptions) -> tuple[Conversion, dict[str, object]]:
                                          "percentile": opts.percentile})
 
 
-def conversion_of(opts: CalibrationOptions) -> Conversion:
-    """The conversion options: those given, else the preset's, else the defaults."""
+def requested_conversion(opts: CalibrationOptions) -> Conversion:
+    """The conversion options asked for: those given, else the preset's, else the
+    defaults."""
     return _preset(opts)[0]
+
+
+def conversion_of(opts: CalibrationOptions) -> Conversion:
+    """:func:`requested_conversion`; options other than the defaults are refused
+    (InputError) where the simulator or the calibration methods of this installation do
+    not take them."""
+    conversion = requested_conversion(opts)
+    if conversion != Conversion():
+        _require_support(conversion)
+    return conversion
+
+
+def _require_support(conversion: Conversion) -> None:
+    """Refuse the calibration options (per-channel scales, bias calibration) where the
+    calibration package of this installation does not implement them (so that none is
+    ignored silently): an option is implemented where ``calibrate/`` reads its field."""
+    from importlib import resources
+
+    source = "".join(f.read_text() for f in resources.files("snn2hw.calibrate").iterdir()
+                     if f.name.endswith(".py"))
+    missing = {k: v for k, v in conversion.to_params().items()
+               if k in CALIBRATION_OPTIONS and f".{k}" not in source}
+    if missing:
+        given = ", ".join(f"{k}={v!r}" for k, v in missing.items())
+        raise InputError(f"this installation of snn2hw does not implement {given} yet",
+                         options=tuple(missing))
 
 
 def reset_of(opts: CalibrationOptions) -> str:
@@ -65,17 +93,34 @@ def check_calibration(opts: CalibrationOptions, cal: Calibration, where: str | P
     _check_conversion(opts, Conversion.from_params(cal.params), where)
 
 
-def _check_conversion(opts: CalibrationOptions, made: Conversion, where: str | Path) -> None:
+def _check_conversion(opts: CalibrationOptions, made: Conversion, where: str | Path,
+                      native: bool = False) -> None:
     """Conversion options given (explicitly or by a preset) must be those the calibration
-    was made with."""
+    was made with (``native``: those of a spiking-network file's own neurons)."""
     given = dict(opts.conversion)
     if opts.preset is not None:
         given = presets.resolve(opts.preset, given)[0].as_dict()
     for name, value in given.items():
+        if value != getattr(made, name) and native:
+            raise InputError(f"{where}: its neurons and thresholds are those of {name} "
+                             f"{getattr(made, name)!r}, not {value!r}", options=(name,))
         if value != getattr(made, name):
             raise InputError(f"{where}: thresholds were calibrated with {name} "
                              f"{getattr(made, name)!r}, not {value!r}; calibrate again with "
                              f"{name}={value!r}", options=(name,))
+
+
+def check_native(opts: CalibrationOptions, cal: Calibration, where: str | Path) -> None:
+    """Refuse a reset mode, junction rule or conversion option given (explicitly or by a
+    preset) that differs from those of the neurons a spiking-network file (NIR) defines."""
+    reset = reset_of(opts) if opts.reset is not None or opts.preset else None
+    if reset is not None and reset != cal.reset:
+        raise InputError(f"{where}: its neurons reset {cal.reset!r}, not {reset!r}",
+                         options=("reset",))
+    if opts.junction is not None and opts.junction != cal.junction:
+        raise InputError(f"{where}: its junctions follow the {cal.junction!r} rule, not "
+                         f"{opts.junction!r}", options=("junction",))
+    _check_conversion(opts, Conversion.from_params(cal.params), where, native=True)
 
 
 def override(metadata: dict[str, str], base: data.Preprocess,

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import ann, data, snn
 from ..hardware.energy import energy_model
-from ..importer import import_onnx
+from ..formats import import_model
 from .activity import measure
 from .evaluate import load_data
 from .options import CalibrationOptions, DataOptions, SweepOptions
@@ -34,7 +34,7 @@ def sweep(model: str | Path, *, data_options: DataOptions = DataOptions(),
         check_preset(name)
     energy = energy_model(options.profile)
     top = max(options.timesteps)
-    graph = import_onnx(model, maxpool=data_options.maxpool)
+    graph = import_model(model, data_options.maxpool)
     dataset = load_data(graph, data_options.spec, preprocess_for(graph, data_options))
     net = snn.lower(graph)
     x_cal = data.calibration_set(dataset, calibration.samples)
