@@ -76,12 +76,17 @@ class Context:
 
 
 def _unsupported(net, x) -> list[str]:
-    """The calibration options this snn2hw does not implement (its calibration does not
-    record them): a tiny max-act calibration with all of them asked for."""
+    """The calibration options this snn2hw does not implement: those the steps refuse, or
+    (an older snn2hw) those a tiny max-act calibration does not record."""
     from snn2hw.calibrate import calibrate
+    from snn2hw.errors import InputError
     from snn2hw.snn.options import Conversion
 
     asked = {"per_channel": True, "bias_calibration": True}
+    try:
+        conversion_of(CalibrationOptions(conversion=asked))
+    except InputError as exc:
+        return [k for k in asked if k in exc.facts.get("options", ())]
     cal = calibrate("max-act", net, x, timesteps=8, seed=0,
                     conversion=Conversion(**asked), reset="subtract")
     return [k for k in asked if not cal.params.get(k)]
