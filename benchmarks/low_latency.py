@@ -6,17 +6,18 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
         [--timesteps 16,32,64,128,256] [--choose-timesteps 32,64] \\
         [--methods max-act,spike-norm] [--samples 128] [--calib-timesteps 64] \\
         [--val-samples 200] [--eval-samples N] [--lava-samples 5] \\
-        [--parts choose,table,fixed,lava,peers] [--seed 0] [-o low_latency.json]
+        [--parts choose,table,fixed,lava,peers,ablation] [--seed 0] [-o out.json]
 
 (a) ``choose``: the candidates of ``low_latency_plan.candidates`` (``fast``, ``fast`` with
     one option removed, ``fast`` with p99.99) are calibrated on the first ``--samples``
     training images and scored on the LAST ``--val-samples`` training images (disjoint;
     never the test split) at ``--choose-timesteps``; the best mean over the methods at the
     first of them wins (ties: the next T, then the current preset).
-(b) ``table``: on the test split (``--eval-samples``, default the whole split), accuracy at
-    every T for the paper's configuration (``--preset paper``, unchanged), ``fast`` and the
-    ablation (``fast`` with one option back at the paper's value), each with every method;
-    one calibration and one causal run at the largest T per row.
+(b) ``table`` and ``ablation``: on the test split (``--eval-samples``, default the whole
+    split), accuracy at every T for the paper's configuration (``--preset paper``,
+    unchanged) and ``fast`` (``table``), and the ablation (``ablation``: ``fast``, or the
+    validation's choice when ``choose`` ran, with one option back at the paper's value),
+    each with every method; one calibration and one causal run at the largest T per row.
 (c) ``fixed``: ``fast`` quantised for ``loihi_sim`` against the float SNN at T = 32 on the
     same input (the export step's comparison).
 (d) ``lava``: that export run on Lava and on the reference simulator, ``--lava-samples``
@@ -68,7 +69,7 @@ def _names(choices):
     return parse
 
 
-PARTS = ("choose", "table", "fixed", "lava", "peers")
+PARTS = ("choose", "table", "fixed", "lava", "peers", "ablation")
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -167,8 +168,9 @@ def run(args: argparse.Namespace) -> dict:
             print("the validation choice differs from the preset: the rows above are the "
                   "preset's; the ablation below is around the choice")
         fast = report["choice"]["settings"]
-    if "table" in args.parts:
+    if "ablation" in args.parts:
         _rows(ctx, args, report, [(label, "ablation", s) for label, s in plan.ablation(fast)])
+    if report["table"]:
         print("\n" + runs.render_table(ctx, report["table"], args.timesteps))
     report["seconds"] = round(time.monotonic() - ctx.started, 1)
     return report
