@@ -1,0 +1,73 @@
+"""The pure logic of ``benchmarks/low_latency.py`` (no torch, no data): which training
+samples calibrate and which validate, the candidate settings compared on the validation
+split, the ablation rows (``fast`` with one option back at the paper's value), the rule
+that picks the ``fast`` settings, and the time convention of a row."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+# The paper's value of every setting a preset sets (snn2hw.snn.options.Conversion defaults,
+# and the calibration's reset and percentile defaults): "removing" an option puts it back.
+PAPER: dict[str, object] = {"coding": "poisson", "v_init": 0.0, "per_channel": False,
+                            "bias_calibration": False, "readout": "spikes",
+                            "window": "fill", "reset": "zero", "percentile": 100.0}
+# Alternatives tried on the validation split besides removing an option.
+ALTERNATIVES: dict[str, tuple[object, ...]] = {"percentile": (99.99,)}
+
+
+def split_training(n_train: int, calibration: int, validation: int
+                   ) -> tuple[range, range]:
+    """Indices of the calibration samples (the first ``calibration`` of the training split,
+    as ``snn2hw calibrate`` takes them) and of the validation samples (the last
+    ``validation``), which must not overlap."""
+    if calibration < 1 or validation < 1:
+        raise ValueError("calibration and validation need at least one sample each")
+    if calibration + validation > n_train:
+        raise ValueError(f"{calibration} calibration + {validation} validation samples do not "
+                         f"fit disjointly in a training split of {n_train}")
+    return range(calibration), range(n_train - validation, n_train)
+
+
+def removable(fast: Mapping[str, object]) -> list[str]:
+    """The settings of ``fast`` that differ from the paper's (in PAPER's order)."""
+    return [k for k in PAPER if k in fast and fast[k] != PAPER[k]]
+
+
+def ablation(fast: Mapping[str, object]) -> list[tuple[str, dict[str, object]]]:
+    """``fast`` with one option at a time back at the paper's value."""
+    return [(f"fast - {key}", {**fast, key: PAPER[key]}) for key in removable(fast)]
+
+
+def candidates(fast: Mapping[str, object]) -> list[tuple[str, dict[str, object]]]:
+    """The settings compared on the validation split: ``fast`` itself, ``fast`` with each
+    option removed, and ``fast`` with each alternative value of ALTERNATIVES."""
+    rows = [("fast", dict(fast))] + ablation(fast)
+    for key, values in ALTERNATIVES.items():
+        rows += [(f"fast, {key} {v:g}" if isinstance(v, float) else f"fast, {key} {v}",
+                  {**fast, key: v}) for v in values if fast.get(key) != v]
+    return rows
+
+
+def choose(scores: Mapping[str, Mapping[str, Mapping[int, float]]],
+           timesteps: Sequence[int], incumbent: str = "fast") -> str:
+    """The candidate with the best validation accuracy averaged over the methods at the
+    first of ``timesteps``, ties broken by the next ones, then in favour of
+    ``incumbent`` (a change must win). ``scores``: candidate -> method -> T -> accuracy."""
+    def key(name: str) -> tuple:
+        per = scores[name]
+        means = tuple(round(sum(m[t] for m in per.values()) / len(per), 9)
+                      for t in timesteps)
+        return means + (name == incumbent,)
+    return max(scores, key=key)
+
+
+def changed(chosen: Mapping[str, object], fast: Mapping[str, object]) -> dict[str, object]:
+    """The settings where ``chosen`` differs from ``fast``."""
+    return {k: chosen[k] for k in chosen if fast.get(k, PAPER.get(k)) != chosen[k]}
+
+
+def convention(settings: Mapping[str, object]) -> str:
+    """How a row counts T."""
+    if settings.get("window", PAPER["window"]) == "pipelined":
+        return "pipelined window (every layer integrates T steps; latency T + depth)"
+    return "fill (T counts the pipeline fill; the output integrates T - depth steps)"

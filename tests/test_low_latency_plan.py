@@ -1,0 +1,87 @@
+"""The pure logic of benchmarks/low_latency.py: the validation split, the candidates, the
+ablation rows and the choice rule (expected values written out by hand)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import low_latency_plan as plan  # noqa: E402
+
+FAST = {"coding": "direct", "v_init": 0.5, "per_channel": True, "bias_calibration": True,
+        "readout": "membrane", "window": "pipelined", "reset": "subtract",
+        "percentile": 99.9}
+
+
+def test_validation_split_is_disjoint_from_calibration():
+    cal, val = plan.split_training(1347, 128, 200)
+    assert list(cal) == list(range(0, 128))
+    assert list(val) == list(range(1147, 1347))
+    assert not set(cal) & set(val)
+
+
+def test_validation_split_refuses_overlap():
+    plan.split_training(10, 4, 6)   # exactly fits
+    with pytest.raises(ValueError, match="disjointly"):
+        plan.split_training(10, 5, 6)
+    with pytest.raises(ValueError):
+        plan.split_training(10, 0, 3)
+
+
+def test_validation_comes_from_training_not_test():
+    # The runs take validation images from x_train by these indices; test images come from
+    # x_test, another array: a disjointness by construction the split must keep (no index
+    # beyond the training split).
+    _, val = plan.split_training(60000, 256, 1000)
+    assert max(val) == 59999 and min(val) == 59000
+
+
+def test_ablation_is_fast_minus_one_option():
+    rows = dict(plan.ablation(FAST))
+    expected_paper = {"coding": "poisson", "v_init": 0.0, "per_channel": False,
+                      "bias_calibration": False, "readout": "spikes", "window": "fill",
+                      "reset": "zero", "percentile": 100.0}
+    assert len(rows) == 8
+    for key, paper_value in expected_paper.items():
+        row = rows[f"fast - {key}"]
+        assert row[key] == paper_value
+        assert {k: v for k, v in row.items() if k != key} == \
+               {k: v for k, v in FAST.items() if k != key}
+
+
+def test_ablation_skips_options_fast_does_not_use():
+    fast = dict(FAST, per_channel=False, bias_calibration=False)
+    labels = [label for label, _ in plan.ablation(fast)]
+    assert labels == ["fast - coding", "fast - v_init", "fast - readout", "fast - window",
+                      "fast - reset", "fast - percentile"]
+
+
+def test_candidates_are_fast_the_ablation_and_alternatives():
+    cands = plan.candidates(FAST)
+    assert cands[0] == ("fast", FAST)
+    assert len(cands) == 1 + 8 + 1
+    assert cands[-1] == ("fast, percentile 99.99", dict(FAST, percentile=99.99))
+
+
+def test_choice_takes_the_best_mean_then_next_t_then_the_incumbent():
+    scores = {"fast": {"max-act": {32: 0.90, 64: 0.95}, "spike-norm": {32: 0.80, 64: 0.95}},
+              "fast - v_init": {"max-act": {32: 0.86, 64: 0.97},
+                                "spike-norm": {32: 0.84, 64: 0.90}},
+              "fast - coding": {"max-act": {32: 0.70, 64: 0.99},
+                                "spike-norm": {32: 0.70, 64: 0.99}}}
+    # means at 32: fast 0.85, v_init 0.85, coding 0.70; at 64: fast 0.95, v_init 0.935
+    assert plan.choose(scores, [32, 64]) == "fast"
+    scores["fast - v_init"]["spike-norm"][64] = 0.93   # mean at 64: 0.95, a tie
+    assert plan.choose(scores, [32, 64]) == "fast"     # the incumbent keeps a full tie
+    scores["fast - v_init"]["max-act"][32] = 0.87       # mean at 32: 0.855
+    assert plan.choose(scores, [32, 64]) == "fast - v_init"
+
+
+def test_changed_and_convention():
+    assert plan.changed(dict(FAST, percentile=99.99), FAST) == {"percentile": 99.99}
+    assert plan.changed(FAST, FAST) == {}
+    assert plan.convention(FAST).startswith("pipelined")
+    assert plan.convention({}).startswith("fill")
