@@ -145,12 +145,7 @@ def report_command(args: argparse.Namespace) -> int:
                           data_options=options.data_options(args),
                           options=options.report_options(args), progress=Progress)
     sparsity_tables(rep)
-    write_text(args.output, json_dump(rep) + "\n")
-    print(f"wrote {args.output}")
-    if args.plot:
-        plot_report(rep, args.plot)
-        print(f"wrote {args.plot}")
-    return 0
+    return _write_json_and_plot(rep, args.output, args.plot, plot_report)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -163,9 +158,14 @@ def sweep_command(args: argparse.Namespace) -> int:
                 calibration=options.sweep_calibration(args),
                 options=options.sweep_options(args), progress=Progress)
     sweep_tables(rep)
-    write_text(args.output, json_dump(rep) + "\n")
-    print(f"wrote {args.output}")
-    if args.plot:
-        plot_sweep(rep, args.plot)
-        print(f"wrote {args.plot}")
+    return _write_json_and_plot(rep, args.output, args.plot, plot_sweep)
+
+
+def _write_json_and_plot(rep: dict, output: str, plot: str | None, draw) -> int:
+    """The report as JSON at ``output``, and drawn by ``draw`` at ``plot`` if given."""
+    write_text(output, json_dump(rep) + "\n")
+    print(f"wrote {output}")
+    if plot:
+        draw(rep, plot)
+        print(f"wrote {plot}")
     return 0

@@ -28,6 +28,22 @@ class LIFResetInit(LIFReset):
         self.proc_params["subtract"] = bool(subtract)
 
 
+def _restore_at_sample_start(model) -> None:
+    """LIFReset's reset step (lif/models.py:432-436), restoring v to v_init instead of 0."""
+    if (model.time_step % model.reset_interval) == model.reset_offset:
+        model.u *= 0
+        model.v *= 0
+        model.v += model.v_init
+
+
+def _reset(model, spike_vector, vth) -> None:
+    """After a spike: v -= vth (reset by subtraction) or v = 0 (Lava's stock reset)."""
+    if model.subtract:
+        model.v[spike_vector] -= vth
+    else:
+        model.v[spike_vector] = 0
+
+
 @implements(proc=LIFResetInit, protocol=LoihiProtocol)
 class PyLifResetInitModelBitAcc(PyLifResetModelBitAcc):
     implements_process = None  # re-targeted by @implements (Lava forbids overwriting)
@@ -38,17 +54,11 @@ class PyLifResetInitModelBitAcc(PyLifResetModelBitAcc):
         self.subtract = bool(proc_params["subtract"])
 
     def reset_voltage(self, spike_vector) -> None:
-        if self.subtract:
-            self.v[spike_vector] -= self.effective_vth
-        else:
-            self.v[spike_vector] = 0
+        _reset(self, spike_vector, self.effective_vth)
 
     def run_spk(self) -> None:
         a_in_data = self.a_in.recv()
-        if (self.time_step % self.reset_interval) == self.reset_offset:
-            self.u *= 0
-            self.v *= 0
-            self.v += self.v_init
+        _restore_at_sample_start(self)
         self.scale_bias()
         if not self.isthrscaled:
             self.scale_threshold()
@@ -68,17 +78,11 @@ class PyLifResetInitModelFloat(PyLifResetModelFloat):
         self.subtract = bool(proc_params["subtract"])
 
     def reset_voltage(self, spike_vector) -> None:
-        if self.subtract:
-            self.v[spike_vector] -= self.vth
-        else:
-            self.v[spike_vector] = 0
+        _reset(self, spike_vector, self.vth)
 
     def run_spk(self) -> None:
         a_in_data = self.a_in.recv()
-        if (self.time_step % self.reset_interval) == self.reset_offset:
-            self.u *= 0
-            self.v *= 0
-            self.v += self.v_init
+        _restore_at_sample_start(self)
         self.subthr_dynamics(activation_in=a_in_data)
         s_out = self.spiking_activation()
         self.reset_voltage(spike_vector=s_out)
