@@ -4,6 +4,7 @@ against T under both time conventions, and simulation throughput.
     .venv/bin/python benchmarks/peers.py [--model deep-digits|fashion]
         [--timesteps 16,32,64,128,256] [--samples N] [--seed 0]
         [--configs paper,best,fast|none] [--peers spikingjelly,sinabs|none]
+        [--windows pipelined,fill]
         [--calib-samples 256] [--calib-timesteps 256] [--speed-samples 120]
         [--speed-batch 60] [--no-speed | --speed-only] [--threads 2] [--json out.json]
 
@@ -23,16 +24,18 @@ Rows (each from one causal run of the largest T it needs):
   with its defaults (multi-spike, subtract), output spike counts.
 - snn2hw, one row pair per configuration of ``benchmarks/peers_ours.py``: ``paper``
   (spike-norm, reset zero, p100), ``best`` (max-act, reset subtract, p99.9), ``fast``
-  (issue 12's preset, skipped with the reason until snn2hw has it).
+  and ``fast-spike-norm`` (``--preset fast`` with max-act or Spike-Norm), each
+  evaluated on its calibrated network (per-channel factors and bias offsets applied).
 
-Columns T (``benchmarks/peers_table.py`` has the derivation): ``peer T``: the peer
-simulates T steps, all layers in the same step. ``pipelined window T``: ours, every layer
-integrates T steps (snn2hw's ``window="pipelined"``; read-out after T + depth steps):
-compare with the peer at the same T. ``fill T``: ours, T total steps including the
-pipeline fill (``window="fill"``, the default; the output layer, ``depth`` hops from the
-input, integrates T - depth steps): compare with the peer at T - depth. For our
-feed-forward nets, pipelined T is exactly fill T + depth of the same run, so one run
-gives both rows.
+Columns T (``benchmarks/peers_table.py``): ``peer T``: the peer simulates T steps, all
+layers in the same step. ``pipelined window T``: ours with ``window="pipelined"``, every
+layer integrates T steps (read-out after T + depth steps): compare with the peer at the
+same T. ``fill T``: ours with ``window="fill"``, T total steps including the pipeline
+fill (the output layer, ``depth`` hops from the input, integrates T - depth steps):
+compare with the peer at T - depth. Each of our configurations runs once per convention
+of ``--windows`` (its calibration too), with ``window`` set and nothing else changed: with
+bias currents, an initial potential or a membrane read-out a fill run is not a pipelined
+run read later, so neither row is derived from the other.
 
 Throughput: image*steps/s of each simulator on the same network, the same
 ``--speed-samples`` test images, the same T (the largest) and batch, with
@@ -94,9 +97,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    + ")")
     p.add_argument("--seed", type=int, default=0, help="training, Poisson and calibration "
                    "seed (default 0)")
-    p.add_argument("--configs", type=_csv(peers_ours.CONFIGS), default=["paper", "best",
-                                                                         "fast"])
+    p.add_argument("--configs", type=_csv(peers_ours.CONFIGS),
+                   default=["paper", "best", "fast", "fast-spike-norm"])
     p.add_argument("--peers", type=_csv(peers_install.PEERS), default=list(peers_install.PEERS))
+    p.add_argument("--windows", type=_csv(pt.CONVENTIONS), default=list(pt.CONVENTIONS),
+                   help="our time conventions, one run each (default: pipelined,fill)")
     p.add_argument("--calib-samples", type=int, default=256)
     p.add_argument("--calib-timesteps", type=int, default=256,
                    help="Spike-Norm's calibration window (default 256)")
@@ -146,16 +151,23 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{args.model}: {path}, {len(ctx.x)} test images, calibration on "
           f"{len(ctx.x_cal)} training images, seed {args.seed}, torch threads "
           f"{torch.get_num_threads()}", flush=True)
-    report = peers_run.accuracy(ctx, args, simulate=not args.speed_only)
+    report = peers_run.accuracy(ctx, args, simulate=not args.speed_only,
+                                save=lambda r: _save(args, r))
     if not args.no_speed:
         report.speed = peers_run.speed(ctx, args)
     print("\n" + pt.render(report))
     if args.json:
+        _save(args, report)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _save(args: argparse.Namespace, report) -> None:
+    """Write the figures so far (a long run keeps its finished rows)."""
+    if args.json:
         from snn2hw.fileio import write_text
 
         write_text(args.json, json.dumps(report.as_dict(), indent=1) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

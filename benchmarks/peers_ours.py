@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from snn2hw.calibrate import Calibration
+from snn2hw.calibrate.channels import calibrated_network
 from snn2hw.snn import simulate
 from snn2hw.snn.encoders import make_encoder
 from snn2hw.snn.options import Conversion
@@ -73,6 +74,11 @@ def calibration_options(options: dict, seed: int, timesteps: int, samples: int
                                  **opts}, preset=preset, conversion=conversion)
 
 
+def in_window(options: dict, window: str) -> dict:
+    """The options with T counted in ``window`` (``fill`` or ``pipelined``)."""
+    return {**options, "window": window}
+
+
 def window_of(options: dict) -> str:
     """How a run with these options counts T: ``fill`` or ``pipelined``."""
     return conversion_of(calibration_options(options, 0, 1, 1)).window
@@ -97,12 +103,15 @@ def run(graph, net, x_cal: np.ndarray, x: np.ndarray, y: np.ndarray, options: di
         checkpoints: Sequence[int], seed: int, calib_timesteps: int, batch: int = 64,
         device: str = "cpu") -> OursResult:
     """Calibrate on ``x_cal`` (training split) and evaluate on ``x``, ``y`` at every
-    checkpoint (counted in the options' window), from one causal run."""
+    checkpoint (counted in the options' window), from one causal run; the network evaluated
+    is the calibrated one (its per-channel factors and bias offsets applied, as the
+    calibrate and export steps apply them)."""
     opts = calibration_options(options, seed, calib_timesteps, len(x_cal))
     conversion = conversion_of(opts)
     start = time.monotonic()
     cal = pipeline.run_calibration(net, x_cal, opts, device)
-    ev = evaluate(graph, net, cal.scales, x, y, list(checkpoints), seed, device,
+    ev = evaluate(graph, calibrated_network(net, cal), cal.scales, x, y, list(checkpoints),
+                  seed, device,
                   batch_size=batch, source_scales=cal.source_scales, reset=cal.reset,
                   conversion=conversion)
     return OursResult(cal, dict(ev.snn_accuracy), conversion.window,

@@ -15,11 +15,13 @@ snn2hw's spike crosses one synapse per step (as on Loihi and in Lava): the outpu
   layer integrates only T - depth of them. Ours at fill T compares with a peer at
   T - depth.
 
-For a feed-forward network with spike-count read-out the two are one run seen twice:
-every layer's spikes at steps depth(layer) .. depth(layer) + T - 1 are all that reaches
-the output by step T + depth - 1, so the output count of a fill run after T + depth
-steps is exactly the pipelined-T count. :func:`needed_checkpoints` and :func:`by_convention`
-turn one causal run into both columns.
+``benchmarks/peers.py`` runs each of our configurations once per convention (``window``
+set, nothing else changed). :func:`fill_equivalent` is the relation between the two for a
+feed-forward network with Poisson input, spike-count read-out and v starting at 0: the
+output count of a fill run after T + depth steps is exactly the count of a simulation
+without hop delays after T steps (``tests/test_peers.py`` checks it). With an initial
+potential, a membrane read-out or direct input a fill run is not a pipelined run read
+later, so the benchmark measures both rather than deriving one from the other.
 """
 from __future__ import annotations
 
@@ -30,31 +32,6 @@ from snn2hw.cli.tables import percent, table
 
 CONVENTIONS = ("pipelined", "fill")
 PEER = "peer"  # no per-hop delay: the peer's T is both its window and its total steps
-
-
-def needed_checkpoints(timesteps: Sequence[int], depth: int, window: str = "fill"
-                       ) -> list[int]:
-    """The checkpoints a run counted in convention ``window`` must report so that both
-    conventions are known at every T of ``timesteps``."""
-    if window not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {window!r}")
-    shift = depth if window == "fill" else -depth
-    points = set(timesteps) | {t + shift for t in timesteps if t + shift > 0}
-    return sorted(points)
-
-
-def by_convention(acc: dict[int, float], timesteps: Sequence[int], depth: int,
-                  window: str = "fill", silent: float | None = None
-                  ) -> dict[str, dict[int, float | None]]:
-    """``{"pipelined": {T: acc}, "fill": {T: acc}}`` from the accuracies of one run counted in
-    ``window`` at :func:`needed_checkpoints`. A fill T <= depth, where the output layer hears
-    nothing, is the accuracy ``silent`` of the no-spike decision when the run itself cannot
-    show it (a pipelined run); None where it is unknown."""
-    if window == "fill":
-        return {"pipelined": {t: acc.get(t + depth) for t in timesteps},
-                "fill": {t: acc.get(t) for t in timesteps}}
-    return {"pipelined": {t: acc.get(t) for t in timesteps},
-            "fill": {t: acc.get(t - depth) if t > depth else silent for t in timesteps}}
 
 
 def fill_equivalent(t: int, depth: int) -> int:

@@ -30,22 +30,6 @@ import peers_torch  # noqa: E402
 
 # --------------------------------------------------------------------- time conventions
 
-def test_fill_run_gives_both_conventions_at_the_right_checkpoints():
-    depth = 5
-    assert pt.needed_checkpoints([8, 16], depth) == [8, 13, 16, 21]
-    acc = {8: 0.1, 13: 0.6, 16: 0.5, 21: 0.9}
-    both = pt.by_convention(acc, [8, 16], depth, "fill")
-    assert both == {"pipelined": {8: 0.6, 16: 0.9}, "fill": {8: 0.1, 16: 0.5}}
-
-
-def test_pipelined_run_gives_fill_figures_shifted_back_and_silent_below_depth():
-    depth = 10
-    assert pt.needed_checkpoints([8, 16], depth, "pipelined") == [6, 8, 16]
-    both = pt.by_convention({6: 0.3, 8: 0.7, 16: 0.95}, [8, 16], depth, "pipelined",
-                            silent=0.1)
-    assert both == {"pipelined": {8: 0.7, 16: 0.95}, "fill": {8: 0.1, 16: 0.3}}
-
-
 def no_delay_run(w1, b1, w2, b2, s_in, timesteps, reset):
     """The peers' timing, written out: every layer integrates in the same step as its
     source spikes (no hop delay); v += a, spike where v > 1, reset. Output counts per T."""
@@ -81,7 +65,7 @@ def test_fill_run_at_t_plus_depth_equals_the_peers_timing_at_t(reset):
     net = snn.lower(g)
     x = rng.uniform(-1, 1, (7, 12)).astype(np.float32)
     timesteps = [3, 10, 25]
-    points = pt.needed_checkpoints(timesteps, net.depth)
+    points = sorted(set(timesteps) | {pt.fill_equivalent(t, net.depth) for t in timesteps})
     prep = simulate.prepare_float(net, {"input": 1.0, "r1": 1.0, "d2": 1.0},
                                   dtype=torch.float64, reset=reset)
     enc = make_encoder("poisson", x, input_scale=1.0, seed=4, stream=1)
