@@ -283,3 +283,38 @@ def test_command_line_takes_none_and_refuses_unknown_names(capsys):
         peers.parse(["--peers", "snntorch"])
     assert exc.value.code == 2 and "choose from spikingjelly, sinabs or none" in \
         capsys.readouterr().err
+
+
+def test_our_rows_match_the_sweep_step_on_the_calibrated_network(tmp_path):
+    """A `fast` row of the benchmark is what snn2hw's own sweep step measures with the same
+    samples, seed and T: the benchmark evaluates the calibrated network (per-channel
+    factors and bias offsets applied), not the freshly lowered one."""
+    from snn2hw import data
+    from snn2hw.data.samples import materialize
+    from snn2hw.steps.evaluate import evaluate
+    from snn2hw.steps.options import CalibrationOptions, SweepOptions
+    from snn2hw.steps.sweep import sweep
+
+    path = tiny_torch_onnx(tmp_path / "two.onnx", two_convs=True)
+    steps = (8, 16)
+    rep = sweep(path, calibration=CalibrationOptions(samples=32, seed=0),
+                options=SweepOptions(presets=("fast",), methods=("max-act",),
+                                     timesteps=steps, eval_samples=120))
+    expected = {t: rep["runs"][0]["at"][str(t)]["accuracy"] for t in steps}
+    graph = import_onnx(path)
+    dataset = load_data(graph, "digits", preprocess_for(graph, DataOptions()))
+    net = snn.lower(graph)
+    x_cal = data.calibration_set(dataset, 32)
+    x, y = data.take(dataset.x_test, dataset.y_test, 120, "evaluation")
+    x, y = materialize(x), np.asarray(y)
+    options = peers_ours.CONFIGS["fast"]
+    res = peers_ours.run(graph, net, x_cal, x, y, options, list(steps), 0, max(steps))
+    assert res.convention == "pipelined"
+    assert res.accuracy == pytest.approx(expected, abs=1e-12)
+    # the lowered network without the calibration's factors and offsets measures otherwise
+    from snn2hw.steps.settings import conversion_of
+    raw = evaluate(graph, net, res.calibration.scales, x, y, list(steps), 0,
+                   source_scales=res.calibration.source_scales, reset=res.calibration.reset,
+                   conversion=conversion_of(peers_ours.calibration_options(options, 0, 16,
+                                                                           32)))
+    assert dict(raw.snn_accuracy) != pytest.approx(expected, abs=1e-12)
