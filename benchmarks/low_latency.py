@@ -84,6 +84,13 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--calib-timesteps", type=int, default=None,
                    help="Spike-Norm's window (default: the largest T)")
     p.add_argument("--val-samples", type=int, default=200)
+    p.add_argument("--candidates", type=lambda t: [v.strip() for v in t.split(";")],
+                   default=None, help="compare only these candidates on validation "
+                   "(labels as printed, separated by ';', e.g. 'fast;fast - coding')")
+    p.add_argument("--percentiles", type=lambda t: tuple(float(v) for v in t.split(",")),
+                   default=None, help="the percentile alternatives tried on validation "
+                   "(default: " + ",".join(f"{v:g}" for v in plan.ALTERNATIVES["percentile"])
+                   + ")")
     p.add_argument("--eval-samples", type=int, default=None)
     p.add_argument("--lava-samples", type=int, default=5)
     p.add_argument("--fixed-timesteps", type=int, default=32)
@@ -96,6 +103,8 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if args.percentiles:
+        plan.ALTERNATIVES["percentile"] = args.percentiles
     from snn2hw.errors import Snn2hwError
 
     try:

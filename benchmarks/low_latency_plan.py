@@ -38,13 +38,20 @@ def ablation(fast: Mapping[str, object]) -> list[tuple[str, dict[str, object]]]:
     return [(f"fast - {key}", {**fast, key: PAPER[key]}) for key in removable(fast)]
 
 
-def candidates(fast: Mapping[str, object]) -> list[tuple[str, dict[str, object]]]:
+def candidates(fast: Mapping[str, object], only: Sequence[str] | None = None
+               ) -> list[tuple[str, dict[str, object]]]:
     """The settings compared on the validation split: ``fast`` itself, ``fast`` with each
-    option removed, and ``fast`` with each alternative value of ALTERNATIVES."""
+    option removed, and ``fast`` with each alternative value of ALTERNATIVES; with
+    ``only``, those of these labels (in this order)."""
     rows = [("fast", dict(fast))] + ablation(fast)
     for key, values in ALTERNATIVES.items():
         rows += [(f"fast, {key} {v:g}" if isinstance(v, float) else f"fast, {key} {v}",
                   {**fast, key: v}) for v in values if fast.get(key) != v]
+    if only is not None:
+        unknown = sorted(set(only) - {label for label, _ in rows})
+        if unknown:
+            raise ValueError(f"no candidate {unknown}; known: {[r[0] for r in rows]}")
+        rows = [r for r in rows if r[0] in only]
     return rows
 
 

@@ -131,7 +131,7 @@ def accuracy(ctx: Context, settings: dict, method: str, x, y, timesteps, seed: i
 def choose(ctx: Context, args: argparse.Namespace) -> dict:
     """(a): the candidates on the validation split; the winner's settings."""
     scores, rows = {}, []
-    for label, settings in plan.candidates(ctx.fast):
+    for label, settings in plan.candidates(ctx.fast, args.candidates):
         scores[label] = {}
         for method in args.methods:
             ev, _ = accuracy(ctx, settings, method, ctx.x_val, ctx.y_val,
@@ -142,7 +142,7 @@ def choose(ctx: Context, args: argparse.Namespace) -> dict:
             print(f"  validation {label:28s} {method:10s} " + "  ".join(
                 f"T={t}: {100 * a:.2f} %" for t, a in ev.snn_accuracy.items()), flush=True)
     chosen = plan.choose(scores, args.choose_timesteps)
-    settings = dict(plan.candidates(ctx.fast))[chosen]
+    settings = dict(plan.candidates(ctx.fast, args.candidates))[chosen]
     diff = plan.changed(settings, ctx.fast)
     print(f"chosen on validation: {chosen}" + (f" (differs from the preset: {diff})"
                                                if diff else " (the preset as it is)"))

@@ -87,3 +87,10 @@ def test_changed_and_convention():
     assert plan.changed(FAST, FAST) == {}
     assert plan.convention(FAST).startswith("pipelined")
     assert plan.convention({}).startswith("fill")
+
+
+def test_candidates_can_be_restricted_by_label():
+    assert plan.candidates(FAST, ["fast - reset", "fast"]) == [
+        ("fast", FAST), ("fast - reset", dict(FAST, reset="zero"))]
+    with pytest.raises(ValueError, match="no candidate"):
+        plan.candidates(FAST, ["fast - nothing"])
