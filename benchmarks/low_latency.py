@@ -16,8 +16,9 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
 (b) ``table`` and ``ablation``: on the test split (``--eval-samples``, default the whole
     split), accuracy at every T for the paper's configuration (``--preset paper``,
     unchanged) and ``fast`` (``table``), and the ablation (``ablation``: ``fast``, or the
-    validation's choice when ``choose`` ran, with one option back at the paper's value),
-    each with every method; one calibration and one causal run at the largest T per row.
+    validation's choice when ``choose`` ran, with one option back at the paper's value,
+    after a ``fast`` row of its own when ``table`` does not run), each with every method;
+    one calibration and one causal run at the largest T per row.
 (c) ``fixed``: ``fast`` quantised for ``loihi_sim`` against the float SNN at T = 32 on the
     same input (the export step's comparison).
 (d) ``lava``: that export run on Lava and on the reference simulator, ``--lava-samples``
@@ -178,7 +179,9 @@ def run(args: argparse.Namespace) -> dict:
                   "preset's; the ablation below is around the choice")
         fast = report["choice"]["settings"]
     if "ablation" in args.parts:
-        _rows(ctx, args, report, [(label, "ablation", s) for label, s in plan.ablation(fast)])
+        head = [] if "table" in args.parts else [("fast", "ablation", fast)]
+        _rows(ctx, args, report, head + [(label, "ablation", s)
+                                         for label, s in plan.ablation(fast)])
     if report["table"]:
         print("\n" + runs.render_table(ctx, report["table"], args.timesteps))
     report["seconds"] = round(time.monotonic() - ctx.started, 1)
