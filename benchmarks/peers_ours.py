@@ -33,16 +33,19 @@ from snn2hw.steps.settings import EVALUATION_STREAM, conversion_of
 CONFIGS: dict[str, dict] = {
     # the paper's configuration (Sengupta et al. 2019): Spike-Norm, reset to zero, maximum
     "paper": {"method": "spike-norm", "preset": "paper"},
+    "paper-max-act": {"method": "max-act", "preset": "paper"},
     # the best options before issue 12
     "best": {"method": "max-act", "reset": "subtract", "percentile": 99.9},
     "best-spike-norm": {"method": "spike-norm", "reset": "subtract", "percentile": 99.9},
     # issue 12's low-latency preset (direct input, theta/2, per-channel scales, bias
-    # calibration, membrane read-out, pipelined window, reset subtract, p99.9)
+    # calibration, membrane read-out, pipelined window, reset subtract, p99.9:
+    # snn2hw/steps/presets.py)
     "fast": {"method": "max-act", "preset": "fast"},
     "fast-spike-norm": {"method": "spike-norm", "preset": "fast"},
 }
 DESCRIPTIONS = {
     "paper": "spike-norm, reset zero, p100",
+    "paper-max-act": "max-act, reset zero, p100",
     "best": "max-act, reset subtract, p99.9",
     "best-spike-norm": "spike-norm, reset subtract, p99.9",
     "fast": "max-act, --preset fast",
