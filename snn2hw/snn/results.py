@@ -53,9 +53,12 @@ def membrane_readout(counts: np.ndarray, v: np.ndarray, step: float) -> np.ndarr
 
 def readout_step(neuron) -> float:
     """What one spike of the output ``neuron`` takes from v when it resets by subtraction
-    (its threshold; 0 if it never fires or resets to zero)."""
+    (its threshold; 0 if it never fires, resets to zero or is another simulator's neuron
+    without a reset kind, as :mod:`snn2hw.snn.conventions`' sinabs neuron)."""
+    if getattr(neuron, "reset", None) != "subtract":
+        return 0.0
     thr = float(neuron.threshold)
-    return thr if neuron.reset == "subtract" and np.isfinite(thr) else 0.0
+    return thr if np.isfinite(thr) else 0.0
 
 
 def decode(counts: np.ndarray) -> tuple[np.ndarray, int]:
