@@ -43,7 +43,7 @@ from .qnet import QuantLayer
 READOUT_RESET = "subtract"   # the membrane read-out's output layer, whatever the network's
 
 
-def one_step(layer: QuantLayer, signed: list, state_bits: int, current_shift: int,
+def one_step(layer: QuantLayer, signed: list, current_shift: int,
              du: float) -> tuple[int, int]:
     """(rise, fall): the largest amount one step can add to / take from v of a neuron of
     ``layer`` (integers, v units; ``signed``: per synapse, as :func:`budget.layer_budget`)."""
@@ -69,7 +69,7 @@ def guarantee(layer: QuantLayer, signed: list, state_bits: int, current_shift: i
     """What the read-out of ``layer`` promises, from its integers: ``exact`` is True when v
     cannot reach its upper clip (``rise <= threshold``; with the one-step budget, which
     :mod:`snn2hw.quantize.verify` checks separately)."""
-    rise, fall = one_step(layer, signed, state_bits, current_shift, du)
+    rise, fall = one_step(layer, signed, current_shift, du)
     thr = int(layer.threshold) << threshold_shift
     return {"layer": layer.name, "threshold": thr, "rise": rise, "fall": fall,
             "exact": rise <= thr,
@@ -94,7 +94,7 @@ def fit_output(quantize_at: Callable[[int | None], QuantLayer], signed: list,
     first = int(out.threshold)
     while True:
         theta = int(out.threshold)
-        rise, fall = one_step(out, signed, fp.state_bits, fp.current_shift, du)
+        rise, fall = one_step(out, signed, fp.current_shift, du)
         thr = largest_threshold(rise, fall, fp)
         if thr >= 1 and (thr << fp.threshold_shift) >= rise:
             out.threshold = thr
