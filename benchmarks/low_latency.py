@@ -21,8 +21,8 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
     one calibration and one causal run at the largest T per row.
 (c) ``fixed``: ``fast`` quantised for ``loihi_sim`` against the float SNN at T = 32 on the
     same input (the export step's comparison).
-(d) ``lava``: that export run on Lava and on the reference simulator, ``--lava-samples``
-    test images at T = 32, compared spike for spike (the run step).
+(d) ``lava``: each method's export run on Lava and on the reference simulator,
+    ``--lava-samples`` test images at T = 32, compared spike for spike (the run step).
 (e) ``peers``: SpikingJelly ann2snn (``benchmarks/peers_spikingjelly.py``, 99.9 %, analog
     input, soft reset) on the same ANN at ``--timesteps``; skipped with the reason when it
     is not installed (``make peers``) or the ANN is not a plain chain.

@@ -178,14 +178,14 @@ def render_table(ctx: Context, rows: list[dict], timesteps) -> str:
 
 def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> list[dict]:
     """(c) and (d): fast quantised for loihi_sim against float at --fixed-timesteps; the
-    export on Lava against the reference (first method only)."""
+    export on Lava against the reference (every method)."""
     from snn2hw.hardware import profiles
     from snn2hw.quantize import quantize
 
     profile = profiles.load("loihi_sim")
     t = args.fixed_timesteps
     out = []
-    for i, method in enumerate(args.methods if fixed else args.methods[:1]):
+    for method in args.methods:
         opts = options(ctx, fast, method, args.seed)
         cal = calibrated(ctx, fast, method, args.seed)
         conv = conversion_of(opts)
@@ -200,7 +200,7 @@ def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> l
                           "samples": cmp["samples"]})
             print(f"  fixed-point loihi_sim vs float, fast {method}, T={t}: "
                   f"{100 * entry['fixed']:.2f} % vs {100 * entry['float']:.2f} %", flush=True)
-        if lava and i == 0:
+        if lava:
             entry["lava"] = _lava(ctx, args, qnet, cal, profile, conv)
         out.append(entry)
     return out
