@@ -6,10 +6,12 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
         [--timesteps 16,32,64,128,256] [--choose-timesteps 32,64] \\
         [--methods max-act,spike-norm] [--samples 128] [--calib-timesteps 64] \\
         [--val-samples 200] [--eval-samples N] [--lava-samples 5] \\
+        [--percentiles 99.9,99.99,99.999] [--candidates 'fast;fast - coding'] \\
         [--parts choose,table,fixed,lava,peers,ablation] [--seed 0] [-o out.json]
 
 (a) ``choose``: the candidates of ``low_latency_plan.candidates`` (``fast``, ``fast`` with
-    one option removed, ``fast`` with p99.99) are calibrated on the first ``--samples``
+    one option removed, ``fast`` at each percentile of ``--percentiles``; ``--candidates``
+    keeps only the labels given) are calibrated on the first ``--samples``
     training images and scored on the LAST ``--val-samples`` training images (disjoint;
     never the test split) at ``--choose-timesteps``; the best mean over the methods at the
     first of them wins (ties: the next T, then the current preset).
