@@ -197,13 +197,42 @@ def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> l
             cmp = compare_float_fixed(net, cal.scales, qnet, ctx.x, ctx.y, t, args.seed,
                                       "cpu", cal.source_scales)
             entry.update({"float": cmp["float_accuracy"], "fixed": cmp["exported_accuracy"],
-                          "samples": cmp["samples"]})
+                          "samples": cmp["samples"],
+                          **_decisions(net, cal, qnet, ctx.x, ctx.y, t, args.seed)})
             print(f"  fixed-point loihi_sim vs float, fast {method}, T={t}: "
-                  f"{100 * entry['fixed']:.2f} % vs {100 * entry['float']:.2f} %", flush=True)
+                  f"{100 * entry['fixed']:.2f} % vs {100 * entry['float']:.2f} %; decisions "
+                  f"differ on {entry['decisions_differ']} images (float right on "
+                  f"{entry['differ_float_right']}, fixed on {entry['differ_fixed_right']})",
+                  flush=True)
         if lava:
             entry["lava"] = _lava(ctx, args, qnet, cal, profile, conv)
         out.append(entry)
     return out
+
+
+def _decisions(net, cal, qnet, x, y, timesteps: int, seed: int) -> dict:
+    """Image by image, the float and the fixed-point decisions of the comparison above
+    (the same networks, encoders and streams as ``compare_float_fixed``): how many differ,
+    and how many of those each side gets right."""
+    from snn2hw.quantize.fixed import input_encoder
+    from snn2hw.snn import simulate
+    from snn2hw.snn.encoders import make_encoder
+    from snn2hw.steps.evaluate import prepare_network
+    from snn2hw.steps.settings import EVALUATION_STREAM
+
+    conv = qnet.conversion
+    preds = []
+    for prep, enc in (
+            (simulate.prepare_float(net, cal.scales, "cpu", source_scales=cal.source_scales,
+                                    reset=qnet.reset, conversion=conv),
+             make_encoder(conv.coding, x, input_scale=cal.scales[net.input], seed=seed,
+                          stream=EVALUATION_STREAM)),
+            (prepare_network(qnet, "cpu"), input_encoder(qnet, x, seed, EVALUATION_STREAM))):
+        preds.append(simulate.simulate(prep, enc, timesteps).predictions(timesteps)[0])
+    differ = preds[0] != preds[1]
+    return {"decisions_differ": int(differ.sum()),
+            "differ_float_right": int((differ & (preds[0] == y)).sum()),
+            "differ_fixed_right": int((differ & (preds[1] == y)).sum())}
 
 
 def _lava(ctx: Context, args, qnet, cal, profile, conv) -> dict:
