@@ -7,7 +7,8 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
         [--methods max-act,spike-norm] [--samples 128] [--calib-timesteps 64] \\
         [--val-samples 200] [--eval-samples N] [--lava-samples 5] \\
         [--percentiles 99.9,99.99,99.999] [--candidates 'fast;fast - coding'] \\
-        [--parts choose,table,fixed,lava,peers,ablation] [--seed 0] [-o out.json]
+        [--parts choose,table,fixed,lava,peers,ablation] [--set KEY=VALUE ...] \\
+        [--seed 0] [-o out.json]
 
 (a) ``choose``: the candidates of ``low_latency_plan.candidates`` (``fast``, ``fast`` with
     one option removed, ``fast`` at each percentile of ``--percentiles``; ``--candidates``
@@ -28,6 +29,9 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
 (e) ``peers``: SpikingJelly ann2snn (``benchmarks/peers_spikingjelly.py``, 99.9 %, analog
     input, soft reset) on the same ANN at ``--timesteps``; skipped with the reason when it
     is not installed (``make peers``) or the ANN is not a plain chain.
+
+``--set KEY=VALUE`` changes a setting of ``fast`` for every part (a diagnostic: e.g.
+fixed point without per-channel scales, ``--parts fixed --set per_channel=false``).
 
 Time conventions: rows with ``window = pipelined`` count T as the window every layer
 integrates (the result is there after T + depth steps: the latency, printed); rows with
@@ -72,6 +76,13 @@ def _names(choices):
     return parse
 
 
+def _setting(text: str) -> tuple[str, object]:
+    try:
+        return plan.setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
 PARTS = ("choose", "table", "fixed", "lava", "peers", "ablation")
 
 
@@ -98,6 +109,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--lava-samples", type=int, default=5)
     p.add_argument("--fixed-timesteps", type=int, default=32)
     p.add_argument("--parts", type=_names(PARTS), default=list(PARTS))
+    p.add_argument("--set", dest="overrides", type=_setting, action="append", default=[],
+                   metavar="KEY=VALUE", help="change a setting of fast for every part "
+                   "(a diagnostic, e.g. per_channel=false); repeatable")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-o", "--output", type=Path, default=None)

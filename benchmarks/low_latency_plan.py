@@ -78,3 +78,18 @@ def convention(settings: Mapping[str, object]) -> str:
     if settings.get("window", PAPER["window"]) == "pipelined":
         return "pipelined window (every layer integrates T steps; latency T + depth)"
     return "fill (T counts the pipeline fill; the output integrates T - depth steps)"
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for a setting of PAPER, the value in the type of the paper's value
+    (``per_channel=false``, ``percentile=99.5``, ``coding=poisson``)."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or key not in PAPER:
+        raise ValueError(f"expected KEY=VALUE with KEY one of {', '.join(PAPER)}; got {text!r}")
+    kind = type(PAPER[key])
+    if kind is bool:
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"{key} takes true or false, got {value!r}")
+        return key, value.lower() == "true"
+    return key, kind(value)

@@ -59,6 +59,7 @@ class Context:
         unsupported = _unsupported(net, x_cal[:4])
         fast = {**plan.PAPER, **presets.preset("fast")}
         fast.update({k: plan.PAPER[k] for k in unsupported})
+        fast.update(dict(args.overrides))
         acc = [float((ann.predict(graph, xs).argmax(1) == ys).mean())
                for xs, ys in ((x, y), (x_val, y_val))]
         return cls(graph, net, pre, x_cal, x_val, y_val, x, y,

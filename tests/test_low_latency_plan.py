@@ -94,3 +94,13 @@ def test_candidates_can_be_restricted_by_label():
         ("fast", FAST), ("fast - reset", dict(FAST, reset="zero"))]
     with pytest.raises(ValueError, match="no candidate"):
         plan.candidates(FAST, ["fast - nothing"])
+
+
+def test_a_setting_takes_the_type_of_the_papers_value():
+    assert plan.setting("per_channel=false") == ("per_channel", False)
+    assert plan.setting("bias_calibration=True") == ("bias_calibration", True)
+    assert plan.setting("percentile=99.5") == ("percentile", 99.5)
+    assert plan.setting(" coding = poisson ") == ("coding", "poisson")
+    for bad in ("per_channel=no", "threshold=3", "percentile"):
+        with pytest.raises(ValueError):
+            plan.setting(bad)
