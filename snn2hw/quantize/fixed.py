@@ -42,6 +42,7 @@ import torch
 
 from .qnet import QuantizedNetwork
 from ..snn.encoders import Encoder, make_encoder
+from ..snn.fastops import integer_synapse
 from ..snn.neurons import Neuron
 from ..snn.simulate import Prepared, PreparedLayer, Synapse
 
@@ -81,7 +82,14 @@ class LavaFixedArithmetic:
         v = clip(decay(v, 4096 - dv) + u + bias_v, +-v_max);
     the spike test ``v > thr << shift`` and the reset are the neuron kind's
     (:class:`snn2hw.snn.neurons.Neuron`). du = 4095, dv = 0 (the default) is the IF neuron:
-    u = wrapped a << shift, no leak."""
+    u = wrapped a << shift, no leak.
+
+    Fast path (same integers): for the IF neuron, when a chunk's currents are float32 and
+    no ``a << shift`` reaches the wrap (checked per chunk), u is ``a << shift`` itself and
+    the step loop runs on a float32 copy of v. That is exact: v, the threshold, the bias
+    and every drive are integers below 2**24 (checked), and a sum ``v + drive`` beyond
+    2**24 that float32 rounds still lies beyond the clip (rounding is monotonic and v_max
+    is a float32), so the clip, the clip count and the spikes are the same."""
 
     def __init__(self, threshold: int, bias_v: np.ndarray | None, shape, state_bits: int,
                  shift: int, device, threshold_shift: int | None = None,
@@ -97,10 +105,16 @@ class LavaFixedArithmetic:
         self.v_max = float((1 << (state_bits - 1)) - 1)
         self.shift = shift
         self.saturated = 0  # neuron-steps where v hit the clip limit
-        self._magnitude = self._over = torch.empty(0)
+        self._bias_peak = 0.0 if bias_v is None else float(np.abs(bias_v).max(initial=0))
+        self._float32 = (self.keep_u == 0 and self.keep_v == DECAY_UNITY
+                         and max(self.v_max, self.threshold, self._bias_peak) < _FLOAT32_EXACT)
+        self._work = torch.float64   # the step loop's dtype for the current chunk
 
     def initial(self, shape, device, dtype, v0: float) -> torch.Tensor:
-        state = torch.zeros((2, *shape), device=device, dtype=torch.float64)  # u, v
+        """(u, v), in float32 where the fast path may hold (its integers are exact there),
+        else float64."""
+        state = torch.zeros((2, *shape), device=device,  # u, v
+                            dtype=torch.float32 if self._float32 else torch.float64)
         if v0:
             state[1] = v0
         return state
@@ -114,8 +128,12 @@ class LavaFixedArithmetic:
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
         """u + bias for every step (u carries over only if du < 4095)."""
         u = state[0]
-        self._magnitude = torch.empty_like(u)
-        self._over = torch.zeros(u.shape, dtype=torch.float64, device=u.device)
+        fast = self._fast_drive(current)
+        if fast is not None:
+            if fast.shape[0]:
+                u.copy_(fast[-1])
+            return fast if self.bias is None else fast.add_(self._bias(fast))
+        self._work = torch.float64
         a_shifted = current.double() * float(1 << self.shift)
         if self.keep_u == 0:  # du = 4095: u does not depend on its past
             drive = lava_wrap(a_shifted, self.state_bits)
@@ -128,16 +146,43 @@ class LavaFixedArithmetic:
             u.copy_(drive[-1])
         return drive if self.bias is None else drive + self.bias
 
+    def _fast_drive(self, current: torch.Tensor) -> torch.Tensor | None:
+        """``a << shift`` in float32 if the fast path holds for this chunk, else None."""
+        if not (self._float32 and current.dtype == torch.float32 and current.numel()):
+            return None
+        low, high = torch.aminmax(current)
+        peak = max(-float(low), float(high)) * float(1 << self.shift)
+        half = float(1 << (self.state_bits - 1))
+        if not (peak < half and peak + self._bias_peak < _FLOAT32_EXACT):
+            return None
+        self._work = torch.float32
+        return current * float(1 << self.shift)   # a power of two: exact
+
+    def _bias(self, like: torch.Tensor) -> torch.Tensor:
+        if self.bias.dtype != like.dtype:
+            self.bias = self.bias.to(like.dtype)  # integers below 2**24: exact either way
+        return self.bias
+
+    def working(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self._work == v.dtype else v.to(self._work)
+
+    def release(self, v: torch.Tensor, work: torch.Tensor) -> None:
+        if work is not v:
+            v.copy_(work)
+
     def charge(self, v: torch.Tensor, drive: torch.Tensor) -> None:
         if self.keep_v != DECAY_UNITY:
             v.copy_(lava_decay(v, self.keep_v))
         v.add_(drive)
-        torch.abs(v, out=self._magnitude)
-        self._over.add_(self._magnitude.gt_(self.v_max))  # counts the steps v is clipped
-        v.clamp_(-self.v_max, self.v_max)
+        if not v.numel():
+            return
+        low, high = torch.aminmax(v)
+        if float(high) > self.v_max or float(low) < -self.v_max:
+            self.saturated += int((v.abs() > self.v_max).sum())  # steps v is clipped
+            v.clamp_(-self.v_max, self.v_max)
 
     def finish(self) -> None:
-        self.saturated += int(self._over.sum())
+        pass
 
 
 class FixedIFNeuron(Neuron):
@@ -191,7 +236,7 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
     conversion = qnet.conversion
     layers = []
     for la in qnet.layers:
-        syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
+        syn = [Synapse(s.source, s.lag, integer_synapse(s)) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
                                qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
                                du, dv, conversion.layer_v_init(la.is_output))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import ann, ir
+from . import fastops
 from .encoders import Encoder
 from .network import SpikingNetwork
 from .neurons import Neuron, float_neuron
@@ -89,19 +90,24 @@ class Prepared:
         return timesteps + max(self.offset(la) for la in self.layers)
 
 
-def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
+def float_synapse(ops: list[ir.Node], gain: float, device, dtype, spikes: bool = False
+                  ) -> SynapseFn:
     """The linear chain without bias, times ``gain``; parameters cached on the device.
-    The gain is folded into the last weighted op, so it costs nothing per step."""
+    The gain is folded into the last weighted op, so it costs nothing per step. With
+    ``spikes`` (the source is a spiking layer: its values are 0 or 1) a leading average
+    pooling is :func:`fastops.pool_spikes`, which gives the same numbers faster."""
     cached = [copy.copy(op) for op in ops]
     weighted = [op for op in cached if hasattr(op, "weight")]
     for op in weighted:
         scale = gain if op is weighted[-1] else 1.0
         op.weight = torch.as_tensor(op.weight * scale, dtype=dtype, device=device)
     leftover = 1.0 if weighted else gain
+    first = fastops.pool_spikes if spikes and cached and fastops.exact_pool(cached[0]) \
+        else None
 
     def apply(x: torch.Tensor) -> torch.Tensor:
-        for op in cached:
-            x = ann.apply_linear(op, x, with_bias=False)
+        for i, op in enumerate(cached):
+            x = first(op, x) if i == 0 and first else ann.apply_linear(op, x, with_bias=False)
         return x if leftover == 1.0 else x * leftover
 
     return apply
@@ -109,16 +115,18 @@ def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
 
 def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
                         dtype: torch.dtype, source_scales: dict[str, float] | None = None,
-                        reset: str = "zero", conversion: Conversion | None = None
-                        ) -> PreparedLayer:
+                        reset: str = "zero", conversion: Conversion | None = None,
+                        spiking: frozenset[str] = frozenset()) -> PreparedLayer:
     """One float layer, threshold normalised to 1: gains source_scale(source)/scale(layer)
     (``source_scales`` defaults to ``scales``; see :mod:`snn2hw.snn`). With the membrane
-    read-out the output layer never fires (threshold +inf): its v accumulates."""
+    read-out the output layer never fires (threshold +inf): its v accumulates. ``spiking``
+    names the sources whose trains hold only 0 and 1 (the network's spiking layers)."""
     conversion = conversion or Conversion()
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syn = [Synapse(t.source, 1 + t.delay,
-                   float_synapse(t.ops, source_scales[t.source] / scale, device, dtype))
+                   float_synapse(t.ops, source_scales[t.source] / scale, device, dtype,
+                                 spikes=t.source in spiking))
            for t in layer.terms]
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
@@ -143,8 +151,9 @@ def prepare_float(net: SpikingNetwork, scales: dict[str, float], device: str = "
     ``conversion``'s initial potential, read-out and window (default: the paper's)."""
     conversion = conversion or Conversion()
     dev = torch.device(device)
-    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset, conversion)
-              for layer in net.layers]
+    spiking = frozenset(layer.name for layer in net.layers)
+    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset, conversion,
+                                  spiking) for layer in net.layers]
     return Prepared(net.input, net.input_shape, layers, dev, dtype, conversion.window,
                     conversion.readout)
 

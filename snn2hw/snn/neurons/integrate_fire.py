@@ -20,6 +20,10 @@ class ResetToZero(NeuronKind):
               scratch: torch.Tensor) -> None:
         v.masked_fill_(fired, 0)
 
+    def reset_spikes(self, v: torch.Tensor, fired: torch.Tensor, threshold: float) -> None:
+        """v - v * fired: exactly 0 where fired (v > threshold, finite), v elsewhere."""
+        v.addcmul_(v, fired, value=-1)
+
 
 @register("subtract")
 class ResetBySubtraction(NeuronKind):
@@ -28,3 +32,6 @@ class ResetBySubtraction(NeuronKind):
     def reset(self, v: torch.Tensor, fired: torch.Tensor, threshold: float,
               scratch: torch.Tensor) -> None:
         v.sub_(scratch.copy_(fired), alpha=threshold)
+
+    def reset_spikes(self, v: torch.Tensor, fired: torch.Tensor, threshold: float) -> None:
+        v.sub_(fired, alpha=threshold)

@@ -38,6 +38,12 @@ class NeuronKind:
         exact in the arithmetic's integers (the fixed-point run holds integers in float64)."""
         raise NotImplementedError
 
+    def reset_spikes(self, v: torch.Tensor, fired: torch.Tensor, threshold: float) -> None:
+        """:meth:`reset` with ``fired`` as the simulator's spike buffer holds it (1.0 where
+        the neuron fired, 0.0 elsewhere, any float dtype). Kinds override it with one
+        in-place op; this default goes through :meth:`reset`."""
+        self.reset(v, fired.bool(), threshold, v.new_empty(v.shape))
+
 
 _KINDS: dict[str, NeuronKind] = {}
 
