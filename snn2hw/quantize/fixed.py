@@ -105,10 +105,13 @@ class LavaFixedArithmetic:
         self.v_max = float((1 << (state_bits - 1)) - 1)
         self.shift = shift
         self.saturated = 0  # neuron-steps where v hit the clip limit
+        self.input_peak: float | None = None  # largest |a| any step can bring (weight units)
         self._bias_peak = 0.0 if bias_v is None else float(np.abs(bias_v).max(initial=0))
         self._float32 = (self.keep_u == 0 and self.keep_v == DECAY_UNITY
                          and max(self.v_max, self.threshold, self._bias_peak) < _FLOAT32_EXACT)
         self._work = torch.float64   # the step loop's dtype for the current chunk
+        self._clip_free = False      # this chunk provably never reaches the clip
+        self.bounded_reset = False   # the kind's reset keeps v in [min(v, 0), v] (see drive)
 
     def initial(self, shape, device, dtype, v0: float) -> torch.Tensor:
         """(u, v), in float32 where the fast path may hold (its integers are exact there),
@@ -126,14 +129,15 @@ class LavaFixedArithmetic:
         return float(math.floor(v))
 
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
-        """u + bias for every step (u carries over only if du < 4095)."""
+        """u + bias for every step (u carries over only if du < 4095); the fast path
+        computes it in ``current``'s memory."""
         u = state[0]
-        fast = self._fast_drive(current)
-        if fast is not None:
-            if fast.shape[0]:
-                u.copy_(fast[-1])
-            return fast if self.bias is None else fast.add_(self._bias(fast))
-        self._work = torch.float64
+        self._clip_free = False
+        if self._fast(current, state[1]):
+            drive = current.mul_(float(1 << self.shift))   # a power of two: exact
+            if current.shape[0]:
+                u.copy_(drive[-1])
+            return drive if self.bias is None else drive.add_(self._bias(drive))
         a_shifted = current.double() * float(1 << self.shift)
         if self.keep_u == 0:  # du = 4095: u does not depend on its past
             drive = lava_wrap(a_shifted, self.state_bits)
@@ -146,17 +150,39 @@ class LavaFixedArithmetic:
             u.copy_(drive[-1])
         return drive if self.bias is None else drive + self.bias
 
-    def _fast_drive(self, current: torch.Tensor) -> torch.Tensor | None:
-        """``a << shift`` in float32 if the fast path holds for this chunk, else None."""
+    def _fast(self, current: torch.Tensor, state_v: torch.Tensor) -> bool:
+        """True if the fast path holds for this chunk (see the class docstring). The
+        layer's static bound on |a| (``input_peak``) spares measuring the chunk where it
+        proves both that u does not wrap and that v cannot reach the clip."""
+        self._work = torch.float64
         if not (self._float32 and current.dtype == torch.float32 and current.numel()):
-            return None
-        low, high = torch.aminmax(current)
-        peak = max(-float(low), float(high)) * float(1 << self.shift)
-        half = float(1 << (self.state_bits - 1))
-        if not (peak < half and peak + self._bias_peak < _FLOAT32_EXACT):
-            return None
-        self._work = torch.float32
-        return current * float(1 << self.shift)   # a power of two: exact
+            return False
+        scale, half = float(1 << self.shift), float(1 << (self.state_bits - 1))
+        for measure in (False, True):   # the static bound if it suffices, else this chunk's
+            if measure:
+                low, high = torch.aminmax(current)
+                peak = max(-float(low), float(high)) * scale
+            elif self.input_peak is None:
+                continue
+            else:
+                peak = self.input_peak * scale
+            self._peak = peak
+            if peak < half and peak + self._bias_peak < _FLOAT32_EXACT and (
+                    measure or self._no_clip(state_v, current.shape[0])):
+                self._work = torch.float32
+                self._clip_free = not measure or self._no_clip(state_v, current.shape[0])
+                return True
+        return False
+
+    def _no_clip(self, v: torch.Tensor, steps: int) -> bool:
+        """True if v cannot reach the clip during this chunk: with a reset that keeps v in
+        [min(v, 0), v] (to zero, or minus a positive threshold, only where v > threshold),
+        |v| stays below max(|v0|, threshold) + the sum of the steps' |drive|."""
+        if not (self.bounded_reset and self.threshold > 0 and v.numel()):
+            return False
+        low, high = torch.aminmax(v)
+        drive = self._peak + self._bias_peak   # the chunk's largest |a << shift| + |bias|
+        return max(-float(low), float(high), self.threshold) + steps * drive <= self.v_max
 
     def _bias(self, like: torch.Tensor) -> torch.Tensor:
         if self.bias.dtype != like.dtype:
@@ -174,7 +200,7 @@ class LavaFixedArithmetic:
         if self.keep_v != DECAY_UNITY:
             v.copy_(lava_decay(v, self.keep_v))
         v.add_(drive)
-        if not v.numel():
+        if self._clip_free or not v.numel():
             return
         low, high = torch.aminmax(v)
         if float(high) > self.v_max or float(low) < -self.v_max:
@@ -195,27 +221,33 @@ class FixedIFNeuron(Neuron):
         super().__init__(reset, LavaFixedArithmetic(threshold, bias_v, shape, state_bits,
                                                     shift, device, threshold_shift, du, dv),
                          v_init)
+        self.arithmetic.bounded_reset = self.kind.bounded_reset
 
     @property
     def saturated(self) -> int:
         return self.arithmetic.saturated
 
 
-def _needs_float64(qnet: QuantizedNetwork) -> bool:
-    """True if some layer's one-step input can reach 2**24 (float32 would round it); an
+def _input_peaks(qnet: QuantizedNetwork) -> dict[str, float]:
+    """Per layer, the largest |one-step input| any neuron can receive (weight units); an
     input synapse's sums grow with the input's levels (direct coding)."""
     from .budget import layer_input
 
     levels = max(1, int(qnet.input_levels))
+    peaks = {}
     for la in qnet.layers:
         pos, neg = np.zeros(la.size), np.zeros(la.size)
         for syn in la.synapses:
             is_input = syn.source == qnet.input
             p, n = layer_input([syn], [is_input], la.size)
             pos, neg = pos + p * (levels if is_input else 1), neg + n * (levels if is_input else 1)
-        if max(float(pos.max(initial=0)), float(neg.max(initial=0))) >= _FLOAT32_EXACT:
-            return True
-    return False
+        peaks[la.name] = max(float(pos.max(initial=0)), float(neg.max(initial=0)))
+    return peaks
+
+
+def _needs_float64(qnet: QuantizedNetwork) -> bool:
+    """True if some layer's one-step input can reach 2**24 (float32 would round it)."""
+    return any(peak >= _FLOAT32_EXACT for peak in _input_peaks(qnet).values())
 
 
 def input_encoder(qnet: QuantizedNetwork, x, seed: int, stream: int,
@@ -234,17 +266,18 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
     ``dv`` (default: the IF neuron every export uses)."""
     dev = torch.device(device)
     conversion = qnet.conversion
-    layers = []
+    layers, peaks = [], _input_peaks(qnet)
     for la in qnet.layers:
         syn = [Synapse(s.source, s.lag, integer_synapse(s)) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
                                qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
                                du, dv, conversion.layer_v_init(la.is_output))
+        neuron.arithmetic.input_peak = peaks[la.name]
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth))
     # Spike buffers and synapse products in float32 where that is exact (every export that
     # passes `snn2hw verify`: inputs stay below 2**17), else float64; v always in float64.
-    dtype = torch.float64 if _needs_float64(qnet) else torch.float32
+    dtype = torch.float64 if max(peaks.values(), default=0) >= _FLOAT32_EXACT else torch.float32
     return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype, conversion.window,
                     conversion.readout)
 

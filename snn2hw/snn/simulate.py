@@ -170,10 +170,16 @@ def layer_current(layer: PreparedLayer, inputs: list[torch.Tensor]) -> torch.Ten
     for syn, x in zip(layer.synapses, inputs):
         t, b = x.shape[:2]
         out = syn.apply(x.reshape(t * b, *x.shape[2:])).reshape(t, b, *layer.shape)
+        if total is None and _shares_memory(out, x):
+            out = out.clone()   # an identity synapse returns its input: never add into it
         total = out if total is None else total.add_(out)
     if layer.bias is not None:
-        total = total + layer.bias
+        total.add_(layer.bias)
     return total
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def simulate(prep: Prepared, encoder: Encoder, timesteps: int,
@@ -265,10 +271,12 @@ def _run_batch(prep: Prepared, encoder: Encoder, res: SimResult, rows: tuple[int
             if layer is out_layer and res.potentials:
                 trace = torch.zeros(current.shape, dtype=torch.float64,
                                     device=current.device)
+            stats = res.stats[layer.name]
+            if idle < steps:   # before integrating: the neuron may reuse the current's memory
+                stats.max_current = max(stats.max_current, float(current[idle:].max()))
             v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle,
                                                    trace if layer is out_layer else None)
-            _layer_stats(res.stats[layer.name], current, out, idle,
-                         _window_part(prep, layer, t0, steps, timesteps))
+            _spike_stats(stats, out, _window_part(prep, layer, t0, steps, timesteps))
             if layer.name in res.records:
                 _record(res, layer.name, sel, t0, prep.offset(layer), out, timesteps)
         cum = torch.cumsum(bufs.window(out_layer.name, steps).reshape(steps, b, classes),
@@ -295,10 +303,7 @@ def _window_part(prep: Prepared, layer: PreparedLayer, t0: int, steps: int,
     return slice(lo, min(max(layer.depth + timesteps - t0, lo), steps))
 
 
-def _layer_stats(st: LayerStats, current: torch.Tensor, out: torch.Tensor, idle: int,
-                 part: slice) -> None:
-    if idle < current.shape[0]:
-        st.max_current = max(st.max_current, float(current[idle:].max()))
+def _spike_stats(st: LayerStats, out: torch.Tensor, part: slice) -> None:
     counted = out[part]
     st.spikes += float(counted.sum())
     st.neuron_steps += counted.numel()

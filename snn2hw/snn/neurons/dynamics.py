@@ -33,7 +33,8 @@ class Arithmetic(Protocol):
         """The view of ``state`` that is v."""
 
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
-        """(T, B, ...) input current of a chunk -> (T, B, ...) added to v each step."""
+        """(T, B, ...) input current of a chunk -> (T, B, ...) added to v each step; may
+        overwrite ``current`` (its caller's statistics are taken before)."""
 
     def charge(self, v: torch.Tensor, drive: torch.Tensor) -> None:
         """One step's integration, in place."""
@@ -111,7 +112,7 @@ class Neuron:
     def integrate(self, current: torch.Tensor, state: torch.Tensor, out: torch.Tensor,
                   idle: int = 0, trace: torch.Tensor | None = None) -> torch.Tensor:
         """current (T, B, ...) -> spikes written to ``out`` (T, B, ...); ``state`` is updated
-        in place and returned. The first ``idle`` steps are skipped: no integration, no
+        in place and returned; ``current`` may be overwritten (:meth:`Arithmetic.drive`). The first ``idle`` steps are skipped: no integration, no
         spikes. ``trace`` (T, B, ...), if given, receives v after every step."""
         arith, kind = self.arithmetic, self.kind
         drive = arith.drive(current, state, idle)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # torch only for the annotations: the CLI reads the names bef
 class ResetToZero(NeuronKind):
     """v = 0 where the neuron fired (lif/models.py:188-192 in Lava)."""
 
+    bounded_reset = True
+
     def reset(self, v: torch.Tensor, fired: torch.Tensor, threshold: float,
               scratch: torch.Tensor) -> None:
         v.masked_fill_(fired, 0)
@@ -28,6 +30,8 @@ class ResetToZero(NeuronKind):
 @register("subtract")
 class ResetBySubtraction(NeuronKind):
     """v -= threshold where the neuron fired (exact on integers held in float64)."""
+
+    bounded_reset = True
 
     def reset(self, v: torch.Tensor, fired: torch.Tensor, threshold: float,
               scratch: torch.Tensor) -> None:

@@ -26,6 +26,10 @@ class NeuronKind:
     :meth:`reset`; :meth:`initial_potential` is 0 unless they say otherwise."""
 
     name: str = ""
+    # True if the reset only acts where v > threshold > 0 and leaves v in [0, v] there: then
+    # |v| never exceeds max(|v0|, threshold) + the sum of |input| (the fixed-point
+    # simulator then skips the clip test on chunks that cannot reach the clip)
+    bounded_reset: bool = False
 
     def initial_potential(self, threshold: float) -> float:
         """v at the start of every sample (before its first input), for ``threshold``."""
