@@ -1,0 +1,132 @@
+"""The throughput part of ``benchmarks/peers.py``: every simulator on the same images, T,
+batch and torch threads, in interleaved rounds (A, B, C, A, B, C, ...) so that a load that
+comes and goes on a shared machine touches all of them alike; the figures are each
+simulator's best round, and the ratios are taken between those.
+
+Also printed: the load average before and after, and the *dense limit*: image*steps/s of
+the float network's synapse products alone (every layer's convolutions and matrix products
+on dense inputs of the simulation's own batch x time-chunk shapes, nothing else), which
+any simulator that computes every synapse densely stays below; each of ours as a
+percentage of it.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+import peers_ours
+import peers_table as pt
+from snn2hw.snn import simulate
+from snn2hw.snn.encoders import make_encoder
+from snn2hw.steps.settings import EVALUATION_STREAM
+
+WARMUP_STEPS = 8  # one short run per simulator first: kernels chosen, buffers allocated
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def runners(ctx, args, x: np.ndarray, input_scale: float) -> list[tuple[str, object]]:
+    """(label, run(steps) -> seconds) for every simulator that is available."""
+    batch, seed, out = args.speed_batch, args.seed, []
+    ours = [k for k in ctx.converted if k.startswith("ours:")]
+    if ours:
+        name = "ours:best" if "ours:best" in ours else ours[0]
+        cal = ctx.converted[name]
+        for label, prep in (("float", peers_ours.float_prepared(ctx.net, cal)),
+                            ("fixed-point loihi_sim", peers_ours.fixed_prepared(ctx.net, cal))):
+            out.append((f"snn2hw {label} ({name[5:]})", lambda steps, prep=prep, cal=cal:
+                        peers_ours.throughput(prep, ctx.net, cal, x, steps, batch, seed)))
+    if "spikingjelly" in ctx.converted:
+        import peers_spikingjelly as sj
+
+        model = ctx.converted["spikingjelly"]
+        for mode, label in (("s", "single-step"), ("m", "multi-step")):
+            out.append((f"SpikingJelly {label}", lambda steps, mode=mode:
+                        sj.throughput(model, x, steps, batch, mode)))
+    if "sinabs" in ctx.converted:
+        import peers_sinabs
+
+        def sinabs_run(steps: int) -> float:
+            enc = make_encoder("poisson", x, input_scale=input_scale, seed=seed,
+                               stream=EVALUATION_STREAM)
+            return peers_sinabs.throughput(ctx.converted["sinabs"], enc, steps, batch)
+
+        out.append(("sinabs", sinabs_run))
+    return out
+
+
+def dense_limit(prep, batch: int, timesteps: int, repeats: int = 3) -> float:
+    """image*steps/s of ``prep``'s synapse products alone, on dense 0/1 inputs of the
+    simulation's batch x time-chunk shapes (best of ``repeats``)."""
+    import torch
+
+    chunk = simulate.auto_time_chunk(prep, batch, prep.run_steps(timesteps), 256e6)
+    gen = torch.Generator().manual_seed(0)
+    inputs = {name: (torch.rand((chunk, batch, *prep.shape_of(name)), generator=gen) < 0.02)
+              .to(prep.dtype) for name in [prep.input] + [la.name for la in prep.layers]}
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for layer in prep.layers:
+                simulate.layer_current(layer, [inputs[s.source] for s in layer.synapses])
+            best = min(best, time.perf_counter() - start)
+    return chunk * batch / best
+
+
+def speed(ctx, args, input_scale: float) -> list[dict]:
+    """Throughput of every simulator, ``args.speed_rounds`` interleaved rounds; prints each
+    round, then the best figures, the ratios and the dense limit."""
+    t, batch = max(args.timesteps), args.speed_batch
+    x = ctx.x[:args.speed_samples]
+    n, todo = len(x), runners(ctx, args, x, input_scale)
+    print(f"load average before: {load()}", flush=True)
+    for _, run in todo:
+        run(min(WARMUP_STEPS, t))
+    seconds: dict[str, list[float]] = {label: [] for label, _ in todo}
+    for r in range(args.speed_rounds):
+        for label, run in todo:
+            seconds[label].append(run(t))
+            print(f"round {r + 1}: {label}: {n * t / seconds[label][-1]:,.0f} image*steps/s",
+                  flush=True)
+    out = [{"simulator": label, "batch": batch, "images": n, "timesteps": t,
+            "seconds": min(s), "rate": n * t / min(s), "rounds": s}
+           for label, s in seconds.items()]
+    for entry in out:
+        print(pt.speed_line(entry), flush=True)
+    print(f"load average after: {load()}", flush=True)
+    for line in summary(ctx, out, batch, t):
+        print(line, flush=True)
+    return out
+
+
+def summary(ctx, out: list[dict], batch: int, timesteps: int) -> list[str]:
+    """Ratios between the best rounds, and ours against the dense limit."""
+    rate = {e["simulator"]: e["rate"] for e in out}
+    ours = {k.split(" (")[0]: v for k, v in rate.items() if k.startswith("snn2hw")}
+    sj = {k: v for k, v in rate.items() if k.startswith("SpikingJelly")}
+    lines = []
+    if sj and ours:
+        fastest = max(sj, key=sj.get)
+        for label, value in ours.items():
+            lines.append(f"{label} / {fastest} (SpikingJelly's faster mode here): "
+                         f"{value / sj[fastest]:.2f}x")
+    if "sinabs" in rate:
+        lines += [f"{label} / sinabs: {value / rate['sinabs']:.2f}x"
+                  for label, value in ours.items()]
+    if len(ours) == 2:
+        fixed, real = ours["snn2hw fixed-point loihi_sim"], ours["snn2hw float"]
+        lines.append(f"snn2hw fixed-point / float: {fixed / real:.2f}x")
+    cal = next((v for k, v in ctx.converted.items() if k.startswith("ours:")), None)
+    if cal is not None:
+        limit = dense_limit(peers_ours.float_prepared(ctx.net, cal), batch, timesteps)
+        lines.append(f"dense limit (the float network's synapse products alone, same batch "
+                     f"and time chunk): {limit:,.0f} image*steps/s")
+        lines += [f"{label}: {100 * value / limit:.0f} % of the dense limit"
+                  for label, value in ours.items()]
+    return lines
