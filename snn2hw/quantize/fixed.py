@@ -106,6 +106,7 @@ class LavaFixedArithmetic:
         self.shift = shift
         self.saturated = 0  # neuron-steps where v hit the clip limit
         self.input_peak: float | None = None  # largest |a| any step can bring (weight units)
+        self.shifted = False  # the currents arrive as a << shift (the synapses shift them)
         self._bias_peak = 0.0 if bias_v is None else float(np.abs(bias_v).max(initial=0))
         self._float32 = (self.keep_u == 0 and self.keep_v == DECAY_UNITY
                          and max(self.v_max, self.threshold, self._bias_peak) < _FLOAT32_EXACT)
@@ -134,11 +135,11 @@ class LavaFixedArithmetic:
         u = state[0]
         self._clip_free = False
         if self._fast(current, state[1]):
-            drive = current.mul_(float(1 << self.shift))   # a power of two: exact
+            drive = current if self.shifted else current.mul_(float(1 << self.shift))
             if current.shape[0]:
                 u.copy_(drive[-1])
             return drive if self.bias is None else drive.add_(self._bias(drive))
-        a_shifted = current.double() * float(1 << self.shift)
+        a_shifted = current.double() * float(1 if self.shifted else 1 << self.shift)
         if self.keep_u == 0:  # du = 4095: u does not depend on its past
             drive = lava_wrap(a_shifted, self.state_bits)
         else:
@@ -161,7 +162,7 @@ class LavaFixedArithmetic:
         for measure in (False, True):   # the static bound if it suffices, else this chunk's
             if measure:
                 low, high = torch.aminmax(current)
-                peak = max(-float(low), float(high)) * scale
+                peak = max(-float(low), float(high)) * (1.0 if self.shifted else scale)
             elif self.input_peak is None:
                 continue
             else:
@@ -268,13 +269,14 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
     conversion = qnet.conversion
     layers, peaks = [], _input_peaks(qnet)
     for la in qnet.layers:
-        syn = [Synapse(s.source, s.lag, integer_synapse(s)) for s in la.synapses]
+        shift = 1 << qnet.current_shift   # folded into the synapses: a << shift arrives
+        syn = [Synapse(s.source, s.lag, integer_synapse(s, shift)) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
                                qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
                                du, dv, conversion.layer_v_init(la.is_output))
-        neuron.arithmetic.input_peak = peaks[la.name]
+        neuron.arithmetic.input_peak, neuron.arithmetic.shifted = peaks[la.name], True
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
-                                    la.depth))
+                                    la.depth, current_unit=float(shift)))
     # Spike buffers and synapse products in float32 where that is exact (every export that
     # passes `snn2hw verify`: inputs stay below 2**17), else float64; v always in float64.
     dtype = torch.float64 if max(peaks.values(), default=0) >= _FLOAT32_EXACT else torch.float32

@@ -17,7 +17,6 @@ Measured on the VGG-16 (width 1/8) with ``benchmarks/simulate.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -62,25 +61,29 @@ def pool_spikes(op: ir.AvgPool, x: torch.Tensor) -> torch.Tensor:
     return sum_pool(x, op.kernel).div_(op.kernel[0] * op.kernel[1])
 
 
-def integer_synapse(syn: IntSynapse) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``syn.apply`` of a fixed-point synapse, the same integers faster: its sum pooling by
-    :func:`sum_pool`, symmetric padding inside the convolution (no padded copy). A matrix
-    synapse is ``syn.apply`` itself."""
+def integer_synapse(syn: IntSynapse, scale: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``scale`` times ``syn.apply`` of a fixed-point synapse, the same integers faster:
+    ``scale`` (a power of two, Lava's ``a << shift``) folded into a convolution's weights,
+    its sum pooling by :func:`sum_pool`, the padding inside the convolution. Exact where
+    ``syn.apply`` is: its partial sums are integers below 2**24, so times a power of two
+    they are multiples of it with as few significant bits."""
+    if not _power_of_two(scale):
+        raise ValueError(f"scale {scale} is not a power of two")
     if not syn.is_conv:
-        return syn.apply
+        return syn.apply if scale == 1 else lambda x: syn.apply(x).mul_(scale)
     top, left, bottom, right = syn.padding
-    if (top, left) != (bottom, right):
-        return syn.apply if syn.pool == (1, 1) else \
-            lambda x: replace(syn, pool=(1, 1)).apply(sum_pool(x, syn.pool))
+    pad = (top, left) if (top, left) == (bottom, right) else 0
     weights: dict = {}
 
     def apply(x: torch.Tensor) -> torch.Tensor:
         key = (x.dtype, x.device)
         if key not in weights:
-            weights[key] = torch.as_tensor(syn.weight).to(dtype=x.dtype, device=x.device)
+            weights[key] = torch.as_tensor(syn.weight * scale).to(dtype=x.dtype,
+                                                                  device=x.device)
         if syn.pool != (1, 1):
             x = sum_pool(x, syn.pool)
-        return F.conv2d(x, weights[key], None, syn.stride, (top, left), syn.dilation,
-                        syn.groups)
+        if pad == 0:
+            x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, weights[key], None, syn.stride, pad, syn.dilation, syn.groups)
 
     return apply

@@ -48,6 +48,7 @@ class PreparedLayer:
     neuron: Neuron
     is_output: bool = False
     depth: int = 1              # synapse hops from the input; idle for steps t < depth
+    current_unit: float = 1.0   # the synapses give the current times this (a power of two)
 
 
 @dataclass
@@ -273,7 +274,8 @@ def _run_batch(prep: Prepared, encoder: Encoder, res: SimResult, rows: tuple[int
                                     device=current.device)
             stats = res.stats[layer.name]
             if idle < steps:   # before integrating: the neuron may reuse the current's memory
-                stats.max_current = max(stats.max_current, float(current[idle:].max()))
+                top = float(current[idle:].max()) / layer.current_unit   # exact
+                stats.max_current = max(stats.max_current, top)
             v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle,
                                                    trace if layer is out_layer else None)
             _spike_stats(stats, out, _window_part(prep, layer, t0, steps, timesteps))
