@@ -7,7 +7,7 @@ Also printed: the load average before and after, and the *dense limit*: image*st
 the float network's synapse products alone (every layer's convolutions and matrix products
 on dense inputs of the simulation's own batch x time-chunk shapes, nothing else), which
 any simulator that computes every synapse densely stays below; each of ours as a
-percentage of it.
+percentage of it. It is timed in the same rounds, for the same images and steps.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from snn2hw.snn.encoders import make_encoder
 from snn2hw.steps.settings import EVALUATION_STREAM
 
 WARMUP_STEPS = 8  # one short run per simulator first: kernels chosen, buffers allocated
+DENSE = "dense limit: snn2hw float's synapse products alone"
 
 
 def load() -> str:
@@ -37,6 +38,8 @@ def runners(ctx, args, x: np.ndarray, input_scale: float) -> list[tuple[str, obj
     if ours:
         name = "ours:best" if "ours:best" in ours else ours[0]
         cal = ctx.converted[name]
+        out.append((DENSE, dense_limit(peers_ours.float_prepared(ctx.net, cal), len(x), batch,
+                                       max(args.timesteps))))
         for label, prep in (("float", peers_ours.float_prepared(ctx.net, cal)),
                             ("fixed-point loihi_sim", peers_ours.fixed_prepared(ctx.net, cal))):
             out.append((f"snn2hw {label} ({name[5:]})", lambda steps, prep=prep, cal=cal:
@@ -60,23 +63,28 @@ def runners(ctx, args, x: np.ndarray, input_scale: float) -> list[tuple[str, obj
     return out
 
 
-def dense_limit(prep, batch: int, timesteps: int, repeats: int = 3) -> float:
-    """image*steps/s of ``prep``'s synapse products alone, on dense 0/1 inputs of the
-    simulation's batch x time-chunk shapes (best of ``repeats``)."""
+def dense_limit(prep, images: int, batch: int, timesteps: int):
+    """run(steps) -> seconds of ``prep``'s synapse products alone for ``images`` images of
+    ``steps`` (the simulated steps of ``timesteps``' window), on dense 0/1 inputs of the
+    simulation's batch x time-chunk shapes: the same products the simulation computes."""
     import torch
 
+    extra = prep.run_steps(timesteps) - timesteps
     chunk = simulate.auto_time_chunk(prep, batch, prep.run_steps(timesteps), 256e6)
     gen = torch.Generator().manual_seed(0)
     inputs = {name: (torch.rand((chunk, batch, *prep.shape_of(name)), generator=gen) < 0.02)
               .to(prep.dtype) for name in [prep.input] + [la.name for la in prep.layers]}
-    best = float("inf")
-    with torch.no_grad():
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for layer in prep.layers:
-                simulate.layer_current(layer, [inputs[s.source] for s in layer.synapses])
-            best = min(best, time.perf_counter() - start)
-    return chunk * batch / best
+
+    def run(steps: int) -> float:
+        passes = -(-images // batch) * -(-(steps + extra) // chunk)
+        start = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(passes):
+                for layer in prep.layers:
+                    simulate.layer_current(layer, [inputs[s.source] for s in layer.synapses])
+        return time.perf_counter() - start
+
+    return run
 
 
 def speed(ctx, args, input_scale: float) -> list[dict]:
@@ -100,12 +108,12 @@ def speed(ctx, args, input_scale: float) -> list[dict]:
     for entry in out:
         print(pt.speed_line(entry), flush=True)
     print(f"load average after: {load()}", flush=True)
-    for line in summary(ctx, out, batch, t):
+    for line in summary(out):
         print(line, flush=True)
     return out
 
 
-def summary(ctx, out: list[dict], batch: int, timesteps: int) -> list[str]:
+def summary(out: list[dict]) -> list[str]:
     """Ratios between the best rounds, and ours against the dense limit."""
     rate = {e["simulator"]: e["rate"] for e in out}
     ours = {k.split(" (")[0]: v for k, v in rate.items() if k.startswith("snn2hw")}
@@ -122,11 +130,7 @@ def summary(ctx, out: list[dict], batch: int, timesteps: int) -> list[str]:
     if len(ours) == 2:
         fixed, real = ours["snn2hw fixed-point loihi_sim"], ours["snn2hw float"]
         lines.append(f"snn2hw fixed-point / float: {fixed / real:.2f}x")
-    cal = next((v for k, v in ctx.converted.items() if k.startswith("ours:")), None)
-    if cal is not None:
-        limit = dense_limit(peers_ours.float_prepared(ctx.net, cal), batch, timesteps)
-        lines.append(f"dense limit (the float network's synapse products alone, same batch "
-                     f"and time chunk): {limit:,.0f} image*steps/s")
-        lines += [f"{label}: {100 * value / limit:.0f} % of the dense limit"
+    if DENSE in rate:
+        lines += [f"{label}: {100 * value / rate[DENSE]:.0f} % of the dense limit"
                   for label, value in ours.items()]
     return lines
