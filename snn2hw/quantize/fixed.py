@@ -49,6 +49,7 @@ from ..snn.simulate import Prepared, PreparedLayer, Synapse
 REGISTER_BITS = 32   # Lava's CPU LIF keeps a_in, u and v in np.int32
 _REG_HALF = float(1 << (REGISTER_BITS - 1))
 _FLOAT32_EXACT = 1 << 24
+_INF = float("inf")
 
 
 def wrap_register(x: torch.Tensor) -> torch.Tensor:
@@ -112,6 +113,8 @@ class LavaFixedArithmetic:
                          and max(self.v_max, self.threshold, self._bias_peak) < _FLOAT32_EXACT)
         self._work = torch.float64   # the step loop's dtype for the current chunk
         self._clip_free = False      # this chunk provably never reaches the clip
+        self._reach = self._step_peak = _INF  # |v| bound when last measured, |drive| bound
+        self._since = 0              # steps since |v| was last measured
         self.bounded_reset = False   # the kind's reset keeps v in [min(v, 0), v] (see drive)
 
     def initial(self, shape, device, dtype, v0: float) -> torch.Tensor:
@@ -133,7 +136,7 @@ class LavaFixedArithmetic:
         """u + bias for every step (u carries over only if du < 4095); the fast path
         computes it in ``current``'s memory."""
         u = state[0]
-        self._clip_free = False
+        self._clip_free, self._since, self._reach, self._step_peak = False, 0, _INF, _INF
         if self._fast(current, state[1]):
             drive = current if self.shifted else current.mul_(float(1 << self.shift))
             if current.shape[0]:
@@ -183,6 +186,7 @@ class LavaFixedArithmetic:
             return False
         low, high = torch.aminmax(v)
         drive = self._peak + self._bias_peak   # the chunk's largest |a << shift| + |bias|
+        self._reach, self._step_peak = max(-float(low), float(high), self.threshold), drive
         return max(-float(low), float(high), self.threshold) + steps * drive <= self.v_max
 
     def _bias(self, like: torch.Tensor) -> torch.Tensor:
@@ -201,12 +205,17 @@ class LavaFixedArithmetic:
         if self.keep_v != DECAY_UNITY:
             v.copy_(lava_decay(v, self.keep_v))
         v.add_(drive)
-        if self._clip_free or not v.numel():
-            return
+        self._since += 1
+        if self._clip_free or not v.numel() or \
+                self._reach + self._since * self._step_peak <= self.v_max:
+            return   # the bound of _no_clip, from the last step whose |v| was measured
         low, high = torch.aminmax(v)
-        if float(high) > self.v_max or float(low) < -self.v_max:
+        self._since = 0
+        self._reach = max(-float(low), float(high), self.threshold)
+        if self._reach > self.v_max:
             self.saturated += int((v.abs() > self.v_max).sum())  # steps v is clipped
             v.clamp_(-self.v_max, self.v_max)
+            self._reach = max(self.v_max, self.threshold)
 
     def finish(self) -> None:
         pass
