@@ -281,7 +281,8 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
         shift = 1 << qnet.current_shift   # folded into the synapses: a << shift arrives
         syn = [Synapse(s.source, s.lag, integer_synapse(s, shift)) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
-                               qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
+                               qnet.current_shift, dev, qnet.threshold_shift,
+                               conversion.layer_reset(qnet.reset, la.is_output),
                                du, dv, conversion.layer_v_init(la.is_output))
         neuron.arithmetic.input_peak, neuron.arithmetic.shifted = peaks[la.name], True
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
