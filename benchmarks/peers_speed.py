@@ -5,9 +5,11 @@ simulator's best round, and the ratios are taken between those.
 
 Also printed: the load average before and after, and the *dense limit*: image*steps/s of
 the float network's synapse products alone (every layer's convolutions and matrix products
-on dense inputs of the simulation's own batch x time-chunk shapes, nothing else), which
-any simulator that computes every synapse densely stays below; each of ours as a
-percentage of it. It is timed in the same rounds, for the same images and steps.
+on dense inputs of the simulation's own batch x time-chunk shapes, nothing else), the most
+the float simulator can reach without computing fewer or cheaper products; it is timed in
+the same rounds, for the same images and steps, and ours are given as a fraction of it.
+Ratios are taken within each round (the same load moment); their median and range are
+printed.
 """
 from __future__ import annotations
 
@@ -89,7 +91,7 @@ def dense_limit(prep, images: int, batch: int, timesteps: int):
 
 def speed(ctx, args, input_scale: float) -> list[dict]:
     """Throughput of every simulator, ``args.speed_rounds`` interleaved rounds; prints each
-    round, then the best figures, the ratios and the dense limit."""
+    round, then each one's best round and the ratios."""
     t, batch = max(args.timesteps), args.speed_batch
     x = ctx.x[:args.speed_samples]
     n, todo = len(x), runners(ctx, args, x, input_scale)
@@ -114,23 +116,25 @@ def speed(ctx, args, input_scale: float) -> list[dict]:
 
 
 def summary(out: list[dict]) -> list[str]:
-    """Ratios between the best rounds, and ours against the dense limit."""
-    rate = {e["simulator"]: e["rate"] for e in out}
-    ours = {k.split(" (")[0]: v for k, v in rate.items() if k.startswith("snn2hw")}
-    sj = {k: v for k, v in rate.items() if k.startswith("SpikingJelly")}
-    lines = []
-    if sj and ours:
-        fastest = max(sj, key=sj.get)
-        for label, value in ours.items():
-            lines.append(f"{label} / {fastest} (SpikingJelly's faster mode here): "
-                         f"{value / sj[fastest]:.2f}x")
-    if "sinabs" in rate:
-        lines += [f"{label} / sinabs: {value / rate['sinabs']:.2f}x"
-                  for label, value in ours.items()]
+    """Ratios of ours to the others and to the dense limit: in each round (the same load
+    moment), then their median and range over the rounds."""
+    rounds = {e["simulator"].split(" (")[0]: e["rounds"] for e in out}
+    ours = [k for k in rounds if k.startswith("snn2hw")]
+    sj = [k for k in rounds if k.startswith("SpikingJelly")]
+    pairs = []
+    if sj:
+        best = {e["simulator"]: e["rate"] for e in out if e["simulator"].startswith("Spiking")}
+        fastest = max(best, key=best.get)
+        pairs += [(label, fastest, " (SpikingJelly's faster mode here)") for label in ours]
+    if "sinabs" in rounds:
+        pairs += [(label, "sinabs", "") for label in ours]
     if len(ours) == 2:
-        fixed, real = ours["snn2hw fixed-point loihi_sim"], ours["snn2hw float"]
-        lines.append(f"snn2hw fixed-point / float: {fixed / real:.2f}x")
-    if DENSE in rate:
-        lines += [f"{label}: {100 * value / rate[DENSE]:.0f} % of the dense limit"
-                  for label, value in ours.items()]
+        pairs.append((ours[1], ours[0], ""))
+    if DENSE.split(" (")[0] in rounds:
+        pairs += [(label, DENSE.split(" (")[0], "") for label in ours]
+    lines = []
+    for a, b, note in pairs:
+        ratios = [sb / sa for sa, sb in zip(rounds[a], rounds[b])]   # rate a / rate b
+        lines.append(f"{a} / {b}{note}: {np.median(ratios):.2f}x (median of "
+                     f"{len(ratios)} rounds; {min(ratios):.2f}-{max(ratios):.2f})")
     return lines

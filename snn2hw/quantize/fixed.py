@@ -157,26 +157,20 @@ class LavaFixedArithmetic:
     def _fast(self, current: torch.Tensor, state_v: torch.Tensor) -> bool:
         """True if the fast path holds for this chunk (see the class docstring). The
         layer's static bound on |a| (``input_peak``) spares measuring the chunk where it
-        proves both that u does not wrap and that v cannot reach the clip."""
+        proves that u does not wrap; the clip test then works from that bound."""
         self._work = torch.float64
         if not (self._float32 and current.dtype == torch.float32 and current.numel()):
             return False
         scale, half = float(1 << self.shift), float(1 << (self.state_bits - 1))
-        for measure in (False, True):   # the static bound if it suffices, else this chunk's
-            if measure:
-                low, high = torch.aminmax(current)
-                peak = max(-float(low), float(high)) * (1.0 if self.shifted else scale)
-            elif self.input_peak is None:
-                continue
-            else:
-                peak = self.input_peak * scale
-            self._peak = peak
-            if peak < half and peak + self._bias_peak < _FLOAT32_EXACT and (
-                    measure or self._no_clip(state_v, current.shape[0])):
-                self._work = torch.float32
-                self._clip_free = not measure or self._no_clip(state_v, current.shape[0])
-                return True
-        return False
+        peak = _INF if self.input_peak is None else self.input_peak * scale
+        if not (peak < half and peak + self._bias_peak < _FLOAT32_EXACT):
+            low, high = torch.aminmax(current)
+            peak = max(-float(low), float(high)) * (1.0 if self.shifted else scale)
+            if not (peak < half and peak + self._bias_peak < _FLOAT32_EXACT):
+                return False
+        self._work, self._peak = torch.float32, peak
+        self._clip_free = self._no_clip(state_v, current.shape[0])
+        return True
 
     def _no_clip(self, v: torch.Tensor, steps: int) -> bool:
         """True if v cannot reach the clip during this chunk: with a reset that keeps v in
@@ -212,9 +206,13 @@ class LavaFixedArithmetic:
         low, high = torch.aminmax(v)
         self._since = 0
         self._reach = max(-float(low), float(high), self.threshold)
-        if self._reach > self.v_max:
-            self.saturated += int((v.abs() > self.v_max).sum())  # steps v is clipped
-            v.clamp_(-self.v_max, self.v_max)
+        if self._reach > self.v_max:   # count the neuron-steps v is clipped, clip them
+            for beyond, limit in ((float(low) < -self.v_max, -self.v_max),
+                                  (float(high) > self.v_max, self.v_max)):
+                if beyond:
+                    over = torch.lt(v, limit) if limit < 0 else torch.gt(v, limit)
+                    self.saturated += int(over.sum())
+                    v.masked_fill_(over, limit)
             self._reach = max(self.v_max, self.threshold)
 
     def finish(self) -> None:

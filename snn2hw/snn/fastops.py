@@ -70,7 +70,7 @@ def integer_synapse(syn: IntSynapse, scale: int = 1) -> Callable[[torch.Tensor],
     if not _power_of_two(scale):
         raise ValueError(f"scale {scale} is not a power of two")
     if not syn.is_conv:
-        return syn.apply if scale == 1 else lambda x: syn.apply(x).mul_(scale)
+        return _matrix_synapse(syn, scale)
     top, left, bottom, right = syn.padding
     pad = (top, left) if (top, left) == (bottom, right) else 0
     weights: dict = {}
@@ -85,5 +85,26 @@ def integer_synapse(syn: IntSynapse, scale: int = 1) -> Callable[[torch.Tensor],
         if pad == 0:
             x = F.pad(x, (left, right, top, bottom))
         return F.conv2d(x, weights[key], None, syn.stride, pad, syn.dilation, syn.groups)
+
+    return apply
+
+
+def _matrix_synapse(syn: IntSynapse, scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A matrix synapse as ``F.linear`` with ``scale`` folded into its dense weights (the
+    float simulator's own product) where ``syn.apply`` multiplies densely, else
+    ``syn.apply`` times ``scale``."""
+    from ..quantize.qnet import DENSE_LIMIT
+
+    if syn.out_size * syn.in_size > DENSE_LIMIT:
+        return syn.apply if scale == 1 else lambda x: syn.apply(x).mul_(scale)
+    weights: dict = {}
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        key = (x.dtype, x.device)
+        if key not in weights:
+            weights[key] = torch.as_tensor(syn.csr.toarray() * scale).to(dtype=x.dtype,
+                                                                        device=x.device)
+        out = F.linear(x.reshape(x.shape[0], -1), weights[key])
+        return out.reshape(x.shape[0], *syn.out_shape)
 
     return apply
