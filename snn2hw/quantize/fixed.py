@@ -113,8 +113,11 @@ class LavaFixedArithmetic:
                          and max(self.v_max, self.threshold, self._bias_peak) < _FLOAT32_EXACT)
         self._work = torch.float64   # the step loop's dtype for the current chunk
         self._clip_free = False      # this chunk provably never reaches the clip
-        self._reach = self._step_peak = _INF  # |v| bound when last measured, |drive| bound
-        self._since = 0              # steps since |v| was last measured
+        # the clip test's bounds: max v and -min v when last measured (at steps _high_at,
+        # _low_at of the chunk), the largest |drive| of a step; _step: steps done
+        self._high = self._low = self._step_peak = _INF
+        self._step = self._high_at = self._low_at = 0
+        self._clipping_low = False   # the last measurement found v below the clip
         self.bounded_reset = False   # the kind's reset keeps v in [min(v, 0), v] (see drive)
 
     def initial(self, shape, device, dtype, v0: float) -> torch.Tensor:
@@ -136,7 +139,9 @@ class LavaFixedArithmetic:
         """u + bias for every step (u carries over only if du < 4095); the fast path
         computes it in ``current``'s memory."""
         u = state[0]
-        self._clip_free, self._since, self._reach, self._step_peak = False, 0, _INF, _INF
+        self._clip_free, self._step, self._high_at, self._low_at = False, 0, 0, 0
+        self._high = self._low = self._step_peak = _INF
+        self._clipping_low = False
         if self._fast(current, state[1]):
             drive = current if self.shifted else current.mul_(float(1 << self.shift))
             if current.shape[0]:
@@ -180,8 +185,9 @@ class LavaFixedArithmetic:
             return False
         low, high = torch.aminmax(v)
         drive = self._peak + self._bias_peak   # the chunk's largest |a << shift| + |bias|
-        self._reach, self._step_peak = max(-float(low), float(high), self.threshold), drive
-        return max(-float(low), float(high), self.threshold) + steps * drive <= self.v_max
+        self._high, self._low = max(float(high), self.threshold), max(-float(low), 0.0)
+        self._step_peak = drive
+        return max(self._high, self._low) + steps * drive <= self.v_max
 
     def _bias(self, like: torch.Tensor) -> torch.Tensor:
         if self.bias.dtype != like.dtype:
@@ -199,21 +205,40 @@ class LavaFixedArithmetic:
         if self.keep_v != DECAY_UNITY:
             v.copy_(lava_decay(v, self.keep_v))
         v.add_(drive)
-        self._since += 1
-        if self._clip_free or not v.numel() or \
-                self._reach + self._since * self._step_peak <= self.v_max:
-            return   # the bound of _no_clip, from the last step whose |v| was measured
+        self._step += 1
+        if self._clip_free or not v.numel():
+            return
+        # One-sided bounds since each side was last measured (see _no_clip): max v stays
+        # below max(max v, threshold) + steps * peak, -min v below max(-min v, 0) + same.
+        high_ok = self._high + (self._step - self._high_at) * self._step_peak <= self.v_max
+        low_ok = self._low + (self._step - self._low_at) * self._step_peak <= self.v_max
+        if high_ok and low_ok:
+            return
+        if high_ok and self._clipping_low and self._clip(v, -self.v_max):
+            self._low, self._low_at = self.v_max, self._step   # clipped again, as expected
+            return
         low, high = torch.aminmax(v)
-        self._since = 0
-        self._reach = max(-float(low), float(high), self.threshold)
-        if self._reach > self.v_max:   # count the neuron-steps v is clipped, clip them
-            for beyond, limit in ((float(low) < -self.v_max, -self.v_max),
-                                  (float(high) > self.v_max, self.v_max)):
-                if beyond:
-                    over = torch.lt(v, limit) if limit < 0 else torch.gt(v, limit)
-                    self.saturated += int(over.sum())
-                    v.masked_fill_(over, limit)
-            self._reach = max(self.v_max, self.threshold)
+        self._high, self._low = max(float(high), self.threshold), max(-float(low), 0.0)
+        self._high_at = self._low_at = self._step
+        self._clipping_low = float(low) < -self.v_max
+        if self._clipping_low:
+            self._clip(v, -self.v_max)
+            self._low = self.v_max
+        if float(high) > self.v_max:
+            self._clip(v, self.v_max)
+            self._high = self.v_max
+
+    def _clip(self, v: torch.Tensor, limit: float) -> bool:
+        """Clip v beyond ``limit`` (its sign says the side) and count those neuron-steps;
+        True if there were any."""
+        count = int((torch.lt(v, limit) if limit < 0 else torch.gt(v, limit)).sum())
+        if count:
+            self.saturated += count
+            if limit < 0:
+                v.clamp_(min=limit)
+            else:
+                v.clamp_(max=limit)
+        return count > 0
 
     def finish(self) -> None:
         pass
