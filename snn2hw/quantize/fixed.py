@@ -30,8 +30,9 @@ What Lava does (``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed`` and
 
 The 24 of the state and the 6 of the shifts come from the network (its profile); the int32
 registers are Lava's CPU model's NumPy dtype (lif/models.py:78-81, 261). Integers are held
-exactly in float64; synapse products run in float32 when every partial sum stays below
-2**24 (exact), else in float64.
+exactly in float32 or float64: synapse products (with the ``<< shift`` folded into their
+weights) in float32 when every partial sum stays below 2**24 (exact), else in float64; the
+state (u, v) in float32 where :class:`LavaFixedArithmetic` shows that exact, else float64.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ DECAY_UNITY = 4096   # Lava's 12-bit decays: du, dv in 0..4095 (lif/models.py:94
 
 class LavaFixedArithmetic:
     """Lava's bit-accurate LIF arithmetic (see the module docstring) on integer values held
-    exactly in float64; the state is (u, v), and per step
+    exactly in float64 or float32 (below); the state is (u, v), and per step
         u = lava_wrap(decay(u, 4096 - du - 1) + (a << shift));
         v = clip(decay(v, 4096 - dv) + u + bias_v, +-v_max);
     the spike test ``v > thr << shift`` and the reset are the neuron kind's
@@ -311,7 +312,7 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth, current_unit=float(shift)))
     # Spike buffers and synapse products in float32 where that is exact (every export that
-    # passes `snn2hw verify`: inputs stay below 2**17), else float64; v always in float64.
+    # passes `snn2hw verify`: inputs stay below 2**17), else float64.
     dtype = torch.float64 if max(peaks.values(), default=0) >= _FLOAT32_EXACT else torch.float32
     return Prepared(qnet.input, qnet.input_shape, layers, dev, dtype, conversion.window,
                     conversion.readout)

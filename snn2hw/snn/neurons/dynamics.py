@@ -111,9 +111,11 @@ class Neuron:
 
     def integrate(self, current: torch.Tensor, state: torch.Tensor, out: torch.Tensor,
                   idle: int = 0, trace: torch.Tensor | None = None) -> torch.Tensor:
-        """current (T, B, ...) -> spikes written to ``out`` (T, B, ...); ``state`` is updated
-        in place and returned; ``current`` may be overwritten (:meth:`Arithmetic.drive`). The first ``idle`` steps are skipped: no integration, no
-        spikes. ``trace`` (T, B, ...), if given, receives v after every step."""
+        """current (T, B, ...) -> spikes written to ``out`` (T, B, ...; numbers 1/0, or
+        booleans); ``state`` is updated in place and returned; ``current`` may be
+        overwritten (:meth:`Arithmetic.drive`). The first ``idle`` steps are skipped: no
+        integration, no spikes. ``trace`` (T, B, ...), if given, receives v after every
+        step."""
         arith, kind = self.arithmetic, self.kind
         drive = arith.drive(current, state, idle)
         v = arith.potential(state)
