@@ -1,6 +1,7 @@
-"""Calibrations, an evaluation and the sweep's measurements that tests/test_distributed.py runs in one process and as
-the ranks of a gloo process group: ``python tests/distributed_cases.py OUT`` is one rank
-(torchrun's environment variables say which) and pickles its results to ``OUT.RANK``.
+"""Calibrations, an evaluation and the sweep's measurements that tests/test_distributed.py
+runs in one process and as the ranks of a gloo process group: ``python
+tests/distributed_cases.py OUT`` is one rank (torchrun's environment variables say which)
+and pickles its results to ``OUT.RANK``.
 
 The cases cut the samples so that the ranks get unequal shares and several batches each:
 300 samples are 5 shards of 64 for the SNN (ranks 0-2 and 3-4) and 2 of 256 for the ANN

@@ -18,9 +18,10 @@ T, SEED, N = 24, 5, 20
 
 
 def dyadic_chain():
-    """input(6) -> dense+bias -> relu -> dense+bias -> relu -> dense, 8 neurons each. Weights are multiples
-    of 1/8 and biases of 1/16: every current is a short sum of dyadic numbers, exact in
-    float32 in any order, so the reference below can add them its own way."""
+    """input(6) -> dense+bias -> relu -> dense+bias -> relu -> dense, 8 neurons each.
+    Weights are multiples of 1/8 and biases of 1/16: every current is a short sum of dyadic
+    numbers, exact in float32 in any order, so the reference below can add them its own
+    way."""
     rng = np.random.default_rng(11)
     w1 = rng.integers(-4, 9, (8, 6)) / 8
     w2 = rng.integers(-3, 9, (8, 8)) / 8

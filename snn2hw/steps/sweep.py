@@ -73,7 +73,8 @@ def _run(net, x_cal, x, y, opts: CalibrationOptions, device: str, options: Sweep
          energy, progress: ProgressFactory) -> dict:
     cal = run_calibration(net, x_cal, opts, device, progress)
     conversion = conversion_of(opts)
-    act = measure(calibrated_network(net, cal), cal.scales, x, y, list(options.timesteps), opts.seed, device=device,
+    act = measure(calibrated_network(net, cal), cal.scales, x, y, list(options.timesteps),
+                  opts.seed, device=device,
                   source_scales=cal.source_scales, reset=cal.reset, conversion=conversion,
                   progress=progress, label=f"simulate {opts.preset} {opts.method}")
     per_t = {}
