@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("max-act", "spike-norm")
 
 
-def timed_command(args: list[str], out: Path, threads: int, pythonpath: str | None) -> float:
-    env = os.environ | {"OMP_NUM_THREADS": str(threads)}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
+def timed_command(args: list[str], out: Path, threads: int, code: str) -> float:
+    """Seconds of ``snn2hw ARGS -o OUT`` with the package of the checkout ``code`` (run from
+    there: ``python -m`` puts the working directory first on the path)."""
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": code}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "snn2hw", *args, "-o", str(out)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "snn2hw", *args, "-o", str(out)], cwd=code,
                           env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
@@ -100,11 +100,17 @@ def main(argv: list[str] | None = None) -> int:
               str(args.timesteps), *extra]
     if args.eval_samples:
         common += ["--eval-samples", str(args.eval_samples)]
+    args.model = str(Path(args.model).resolve())
     codes = [("this checkout", str(ROOT))]
     if args.baseline:
         codes.append(("baseline", str(Path(args.baseline).resolve())))
     print(f"snn2hw calibrate {args.model} {' '.join(common)}; {args.threads} thread(s); "
           f"load average {os.getloadavg()[0]:.1f}")
+    for label, path in codes:
+        where = subprocess.run([sys.executable, "-c", "import snn2hw; print(snn2hw.__file__)"],
+                               cwd=path, env=os.environ | {"PYTHONPATH": path},
+                               capture_output=True, text=True).stdout.strip()
+        print(f"  {label}: {where}")
     times: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):

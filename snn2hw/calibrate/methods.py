@@ -112,8 +112,13 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     (the largest or ``percentile`` current of each channel) and folded into the weights
     before the layer runs, so later layers see the folded network.
 
-    Memory: the spikes of the layers still to be read, bit-packed, and blocks of at most
-    ``spikestore.BLOCK_BYTES`` per float tensor (README, "Calibration")."""
+    Each layer's currents are computed once: the blocks of its maximum's pass are kept
+    for its spikes' pass (:mod:`snn2hw.calibrate.currentcache`), except where folded
+    per-channel factors changed its weights in between.
+
+    Memory: the spikes of the layers still to be read, bit-packed, blocks of at most
+    ``spikestore.block_bytes`` per float tensor, and the kept currents of one layer, at most
+    ``currentcache.CACHE_BYTES`` (README, "Calibration")."""
     per_channel = conversion is not None and conversion.per_channel
     scales = {net.input: input_scale(x)}
     sources = dict(scales)  # source scales: what one spike per step stands for
