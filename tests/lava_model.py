@@ -159,6 +159,14 @@ def _v_init(qnet, la) -> int:
     return (int(conv.v_init * 2) * (int(la.threshold) << SHIFT)) // 2   # v_init is 0 or 1/2
 
 
+def _subtracts(qnet, la) -> bool:
+    """Reset by subtraction: the network's choice, and always for the membrane read-out's
+    output layer (its read-out is count * (vth << 6) + v)."""
+    conv = getattr(qnet, "conversion", None)
+    membrane_out = conv is not None and la.is_output and conv.readout == "membrane"
+    return qnet.reset == "subtract" or membrane_out
+
+
 def run_model(qnet, spikes: np.ndarray, du: int = 4095, dv: int = 0,
               hidden_graded: bool = True, potentials: dict | None = None
               ) -> dict[str, np.ndarray]:
@@ -177,7 +185,7 @@ def run_model(qnet, spikes: np.ndarray, du: int = 4095, dv: int = 0,
                                    np.zeros(la.size) if la.bias_mant is None
                                    else np.asarray(la.bias_mant).reshape(-1),
                                    int(la.bias_exp), t, int(la.depth) + 1,
-                                   qnet.reset == "subtract", _v_init(qnet, la))
+                                   _subtracts(qnet, la), _v_init(qnet, la))
             for la in qnet.layers}
     chains = []   # (source, target, [Sparse, relay, ...])
     for la in qnet.layers:

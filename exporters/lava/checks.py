@@ -72,19 +72,27 @@ def check_network(qnet, tag: str | None = None, record: list[str] | None = None,
     profile = resolve_profile(tag, profile, limits)
     _check_structure(qnet, record)
     check_profile(profile)
-    if qnet.reset not in NEURON_KINDS:
-        raise HardwareLimitError(f"the Lava backend builds no neuron with reset "
-                                 f"{qnet.reset!r}; it builds: {', '.join(NEURON_KINDS)}",
-                                 field="neuron.reset")
-    if qnet.reset not in profile.resets:
-        raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
-                                 f"{qnet.reset!r}; it supports: {', '.join(profile.resets)}",
-                                 field="neuron.reset")
+    for reset in sorted({qnet.conversion.layer_reset(qnet.reset, la.is_output)
+                         for la in qnet.layers}):
+        _check_reset(reset, profile)
     check_conversion(qnet, profile)
     if profile.fixed is not None:
         _check_numbers(qnet, profile)
         _check_fixed(qnet, profile.fixed)
     return profile
+
+
+def _check_reset(reset: str, profile: Profile) -> None:
+    """A layer's reset (the network's, or the membrane read-out's output's subtraction)
+    must be one the backend builds and the profile has."""
+    if reset not in NEURON_KINDS:
+        raise HardwareLimitError(f"the Lava backend builds no neuron with reset "
+                                 f"{reset!r}; it builds: {', '.join(NEURON_KINDS)}",
+                                 field="neuron.reset")
+    if reset not in profile.resets:
+        raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
+                                 f"{reset!r}; it supports: {', '.join(profile.resets)}",
+                                 field="neuron.reset")
 
 
 def _check_structure(qnet, record: list[str] | None) -> None:

@@ -11,9 +11,10 @@ the Lava graph. No Lava import.
   reference does (:meth:`Conversion.layer_v_init`: 0 for a membrane read-out's output).
 - ``readout = "membrane"``: a ``Monitor`` probes the output layer's ``v`` after every step
   (proc/monitor/models.py:34-47: read in the post-management phase, after the step's
-  spike and reset), as a host reads a neuron's state on the chip; the class is the argmax
-  of v at the end of the output's window. The quantiser gives that layer the largest
-  threshold, so it does not fire while v stays below it.
+  spike and reset), as a host reads a neuron's state on the chip. That layer resets by
+  subtraction (``LIFResetSubtract``, whatever the network's reset), its spikes are read as
+  any layer's, and the class is the argmax of count * (vth << 6) + v at the end of the
+  output's window (:mod:`snn2hw.quantize.readout`: the accumulated potential).
 - ``window = "pipelined"``: the graph is the same (each layer is reset when a sample's
   first input reaches it, ``reset_offset = depth + 1``); a layer ``depth`` hops deep then
   integrates Lava columns k*T + depth .. k*T + depth + T - 1 for sample k, all of them that

@@ -112,14 +112,23 @@ def _connection(weights: sp.csr_matrix, lag: int, message_bits: int, profile: Pr
     return chain
 
 
-def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
-    """One LIFReset (or LIFResetSubtract) per layer, in depth order, with the profile's
-    decays; each reset when the next sample's first spikes reach it."""
+def _lif_class(reset: str):
+    """Lava's ``LIFReset``, or ``LIFResetSubtract`` for reset by subtraction (the kinds of
+    checks.NEURON_KINDS, checked before)."""
+    if reset == "subtract":
+        from .procs.subtract_lif import LIFResetSubtract
+
+        return LIFResetSubtract
     from lava.proc.lif.process import LIFReset
 
-    if qnet.reset == "subtract":  # the kinds of checks.NEURON_KINDS, checked before
-        from .procs.subtract_lif import LIFResetSubtract as LIFReset
+    return LIFReset
 
+
+def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
+    """One LIFReset (or LIFResetSubtract) per layer, in depth order, with the profile's
+    decays; each reset when the next sample's first spikes reach it. A layer's reset is
+    the network's, but by subtraction for the membrane read-out's output layer
+    (:meth:`Conversion.layer_reset`)."""
     fixed = profile.settings.tag == "fixed_pt"
     v_init = {la.name: initial_potential(qnet, la, fixed) for la in qnet.layers}
     if any(v_init.values()):
@@ -127,6 +136,7 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
     number = int if fixed else float
     neurons: dict[str, Any] = {}
     for layer in sorted(qnet.layers, key=lambda la: la.depth):
+        reset = qnet.conversion.layer_reset(qnet.reset, layer.is_output)
         if layer.bias_mant is None:
             bias = np.zeros(layer.size, np.int32 if fixed else np.float64)
         else:
@@ -139,9 +149,9 @@ def _neurons(qnet, profile: Profile, t: int) -> dict[str, Any]:
                       name=f"lif:{layer.name}")
         if v_init[layer.name]:
             neurons[layer.name] = LIFResetInit(v_init=v_init[layer.name],
-                                               subtract=qnet.reset == "subtract", **kwargs)
+                                               subtract=reset == "subtract", **kwargs)
         else:
-            neurons[layer.name] = LIFReset(**kwargs)
+            neurons[layer.name] = _lif_class(reset)(**kwargs)
     return neurons
 
 

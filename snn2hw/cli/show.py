@@ -104,4 +104,9 @@ def verify_command(args) -> int:
     if not args.json and ver.fixed:
         print("every guarantee holds: u cannot wrap, and no neuron at or below its threshold "
               "can reach the clip of v in one step")
+        if ver.readout is not None:
+            r = ver.readout
+            print(f"membrane read-out of {r['layer']}: one step adds at most {r['rise']} to v "
+                  f"<= threshold {r['threshold']}, so count * threshold + v is the "
+                  f"accumulated potential unless that falls below {r['lower_clip']}")
     return 0

@@ -22,7 +22,9 @@ never on the float weights they came from.
 Not covered (and said so in the README): v driven down over many steps by negative input
 can reach the lower clip, and with reset by subtraction a neuron whose input exceeds one
 threshold per step can climb to the upper clip; both are simulated bit-exactly and counted
-as clipped neuron-steps.
+as clipped neuron-steps. The membrane read-out's output layer is covered separately: its
+threshold is at least one step's largest rise (:mod:`snn2hw.quantize.readout`), so it
+cannot climb.
 """
 from __future__ import annotations
 

@@ -193,7 +193,8 @@ def prepare_fixed(qnet: QuantizedNetwork, device: str = "cpu", du: int = 4095,
     for la in qnet.layers:
         syn = [Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
-                               qnet.current_shift, dev, qnet.threshold_shift, qnet.reset,
+                               qnet.current_shift, dev, qnet.threshold_shift,
+                               conversion.layer_reset(qnet.reset, la.is_output),
                                du, dv, conversion.layer_v_init(la.is_output))
         layers.append(PreparedLayer(la.name, la.shape, syn, None, neuron, la.is_output,
                                     la.depth))

@@ -8,6 +8,7 @@ All quantities are integers in *weight units*; the hardware view of a layer is:
     v[t]  = clip(v[t-1] + u[t] + (bias_mant << bias_exp), +-(2**23 - 1))   (dv = 0: no leak)
     s[t]  = v[t] > (threshold << 6);   v[t] = 0 where s[t]        (reset="zero")
                                    or v[t] -= threshold << 6      (reset="subtract")
+            (the membrane read-out's output layer always subtracts: quantize/readout.py)
 
 with the loihi_sim profile's numbers (24 = ``state_bits``, 6 = ``current_shift`` and
 ``threshold_shift``; another profile's are stored in the network), which is Lava's

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from . import budget, chain
+from . import budget, chain, readout
 from ..errors import HardwareLimitError
 from ..hardware.profiles import FixedPoint, Profile
 from ..snn.neurons import check_reset
@@ -118,10 +118,13 @@ def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: F
 
 
 def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray | None,
-                  signed: list[bool], fp: FixedPoint, du: float):
-    """theta from the float estimate, lowered until the state budget holds for the rounded
-    integers (rounding many equal weights up can push their sum past the estimate)."""
+                  signed: list[bool], fp: FixedPoint, du: float, theta_cap: int | None = None):
+    """theta from the float estimate (at most ``theta_cap``), lowered until the state budget
+    holds for the rounded integers (rounding many equal weights up can push their sum past
+    the estimate)."""
     theta, limit = _choose_scale(fp, syns, bias, signed, du)
+    if theta_cap is not None and theta > theta_cap:
+        theta, limit = theta_cap, "membrane read-out"
     estimate = theta
     while True:
         ints = _integers(syns, bias, theta, fp, layer.name)
@@ -143,9 +146,11 @@ def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray 
 def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
                    fp: FixedPoint, input_name: str,
                    source_scales: dict[str, float] | None = None,
-                   du: float = 4095, input_levels: int = 1) -> QuantLayer:
+                   du: float = 4095, input_levels: int = 1,
+                   theta_cap: int | None = None) -> QuantLayer:
     """``input_levels``: the largest input magnitude (1 for +-1 spikes; an analog
-    input's integer levels), for the budget of the synapses it feeds."""
+    input's integer levels), for the budget of the synapses it feeds; ``theta_cap``: the
+    largest scale allowed (the membrane read-out's output layer, :mod:`.readout`)."""
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
@@ -153,7 +158,7 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
     signed = [(input_levels if input_levels > 1 else True) if t.source == input_name
               else False for t in layer.terms]
-    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du)
+    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du, theta_cap)
     int_syns, clipped, bias_mant, bias_exp = ints
     n_weights = int(sum(s.values().size for s in int_syns))
     report = {"scale": theta, "limited_by": limit, "clipped_weights": clipped,
@@ -167,20 +172,22 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
                       bias_exp, layer.is_output, float(theta), report)
 
 
-def _membrane_threshold(out: QuantLayer, fp: FixedPoint, input_name: str, levels: int,
-                        du: float) -> None:
-    """The membrane read-out's output layer integrates without firing: its threshold is
-    the largest the profile allows below which one more step cannot clip v (the one-step
-    budget still holds, so ``verify`` certifies it); it fires only once its potential
-    nears the state range."""
-    signed = [levels if s.source == input_name else False for s in out.synapses]
-    b = budget.layer_budget(out.name, out.synapses, signed, out.size, out.bias_v(),
-                            out.threshold, fp.state_bits, fp.current_shift,
-                            fp.threshold_shift, du)
-    one_step = b.worst - b.threshold
-    out.threshold = max(out.threshold,
-                        min(fp.threshold_max, (b.v_max - one_step) >> fp.threshold_shift))
-    out.report["readout_threshold"] = out.threshold
+def _membrane_output(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
+                     profile: Profile, input_name: str, sources: dict[str, float],
+                     levels: int) -> QuantLayer:
+    """The membrane read-out's output layer: it fires and resets by subtraction with the
+    largest threshold that keeps its budget, and its scale is lowered if needed so that
+    one step cannot add more than that threshold (:mod:`.readout`: the read-out
+    count * threshold + v is then exact while v stays above its lower clip)."""
+    if readout.READOUT_RESET not in profile.resets:
+        raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
+                                 f"{readout.READOUT_RESET!r}, which the membrane read-out's "
+                                 "output layer needs", field="neuron.reset")
+    signed = [levels if t.source == input_name else False for t in layer.terms]
+    return readout.fit_output(
+        lambda cap: quantize_layer(layer, scales, shapes, profile.fixed, input_name, sources,
+                                   profile.neuron_du, levels, cap),
+        signed, profile.fixed, profile.neuron_du)
 
 
 def input_levels(conversion: Conversion, quantized: bool) -> int:
@@ -196,9 +203,8 @@ def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
              reset: str = "zero", conversion: Conversion | None = None) -> QuantizedNetwork:
     """Integer network for a fixed-point profile; the float SNN is left unchanged.
     ``conversion``: direct input coding quantises the input to ``direct.LEVELS`` integer
-    levels (one level stands for input_scale / LEVELS); the membrane read-out raises the
-    output layer's threshold (:func:`_membrane_threshold`) so that it integrates without
-    firing."""
+    levels (one level stands for input_scale / LEVELS); the membrane read-out's output layer
+    is made by :func:`_membrane_output`."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
     conversion = conversion or Conversion()
@@ -207,11 +213,11 @@ def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
     sources = dict(scales if source_scales is None else source_scales)
     sources[net.input] = sources[net.input] / levels
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
-    layers = [quantize_layer(la, scales, shapes, fp, net.input, sources,
+    membrane = conversion.readout == "membrane"
+    layers = [_membrane_output(la, scales, shapes, profile, net.input, sources, levels)
+              if membrane and la.is_output else
+              quantize_layer(la, scales, shapes, fp, net.input, sources,
                              profile.neuron_du, levels) for la in net.layers]
-    if conversion.readout == "membrane":
-        _membrane_threshold(next(la for la in layers if la.is_output), fp, net.input,
-                            levels, profile.neuron_du)
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
                             check_reset(reset), conversion, levels)

@@ -10,7 +10,10 @@ For a fixed-point export every layer is checked against the profile stored in th
   exponent lies in [bias.exp_min, bias.exp_max];
 - the state budget of :mod:`snn2hw.quantize.budget` holds: the worst one-step input plus bias plus
   threshold stays inside the state range, so u cannot wrap and a neuron at or below its
-  threshold cannot reach the clip of v in one step.
+  threshold cannot reach the clip of v in one step;
+- with the membrane read-out, the output layer's threshold is at least the most one step
+  can add to its v (:mod:`snn2hw.quantize.readout`), so its read-out count * threshold + v
+  is the accumulated potential unless that falls below the lower clip of v.
 
 Nothing is taken from the quantisation report or the float scales: a hand-edited file is
 judged by what it would run. ``snn2hw export`` runs the same check before it writes a file.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import readout
 from .budget import LayerBudget, network_budgets
 from ..errors import ArtifactError, HardwareLimitError
 from ..hardware.profiles import FixedPoint, parse
@@ -37,16 +41,18 @@ class Verification:
     current_shift: int = 0
     budgets: list[LayerBudget] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    readout: dict | None = None   # membrane read-out: :func:`readout.guarantee`'s result
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def as_dict(self) -> dict:
-        return {"profile": self.profile, "fixed_point": self.fixed,
-                "state_bits": self.state_bits, "current_shift": self.current_shift,
-                "layers": [b.as_dict() for b in self.budgets], "problems": self.problems,
-                "ok": self.ok}
+        out = {"profile": self.profile, "fixed_point": self.fixed,
+               "state_bits": self.state_bits, "current_shift": self.current_shift,
+               "layers": [b.as_dict() for b in self.budgets], "problems": self.problems,
+               "ok": self.ok}
+        return out if self.readout is None else out | {"membrane_readout": self.readout}
 
 
 def _integral(values: np.ndarray) -> bool:
@@ -105,6 +111,14 @@ def verify_network(qnet, fp: FixedPoint, profile: str, du: float = 4095) -> Veri
         return ver
     ver.budgets = network_budgets(qnet, du)
     ver.problems.extend(p for p in map(_budget_problem, ver.budgets) if p)
+    if qnet.conversion.readout == "membrane":
+        out = qnet.output
+        levels = max(1, int(qnet.input_levels))
+        signed = [levels if s.source == qnet.input else False for s in out.synapses]
+        ver.readout = readout.guarantee(out, signed, qnet.state_bits, qnet.current_shift,
+                                        qnet.threshold_shift, du)
+        if readout.problem(ver.readout):
+            ver.problems.append(readout.problem(ver.readout))
     return ver
 
 

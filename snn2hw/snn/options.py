@@ -83,6 +83,12 @@ class Conversion:
         is the read-out (an offset there would only bring v nearer its clip)."""
         return 0.0 if is_output and self.readout == "membrane" else self.v_init
 
+    def layer_reset(self, reset: str, is_output: bool) -> str:
+        """A layer's reset: the network's ``reset``, but by subtraction for the output
+        layer of the membrane read-out, whose read-out is its spike count times the
+        threshold plus v (:mod:`snn2hw.quantize.readout`; a float output never fires)."""
+        return "subtract" if is_output and self.readout == "membrane" else reset
+
     def window_offset(self, depth: int) -> int:
         """The step (0-based, from the sample's first input step) at which a layer
         ``depth`` hops deep starts its window of T steps: 0 for ``fill``, ``depth`` for

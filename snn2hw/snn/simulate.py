@@ -26,6 +26,7 @@ from .network import SpikingNetwork
 from .neurons import Neuron, float_neuron
 from .options import Conversion
 from .results import LayerStats, SimResult, decode  # noqa: F401  (their historical home)
+from .results import readout_step
 from .timechunks import CPU_CHUNK_BYTES, Buffers, auto_time_chunk, chunks  # noqa: F401
 
 SynapseFn = Callable[[torch.Tensor], torch.Tensor]
@@ -187,7 +188,7 @@ def simulate(prep: Prepared, encoder: Encoder, timesteps: int,
                     {name: np.zeros((n, timesteps, int(np.prod(prep.shape_of(name)))),
                                     dtype=_record_dtype(prep, name, encoder))
                      for name in set(record)},
-                    potentials, prep.readout)
+                    potentials, prep.readout, readout_step(prep.output.neuron))
     steps = prep.run_steps(timesteps)
     with torch.no_grad():
         for start, stop in chunks(n, batch_size):

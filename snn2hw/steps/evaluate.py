@@ -121,7 +121,9 @@ def prepare_network(qnet: QuantizedNetwork, device: str = "cpu") -> simulate.Pre
             device=dev)
         syn = [simulate.Synapse(s.source, s.lag, s.apply) for s in la.synapses]
         layers.append(simulate.PreparedLayer(la.name, la.shape, syn, bias,
-                                             float_neuron(float(la.threshold), qnet.reset,
+                                             float_neuron(float(la.threshold),
+                                                          conv.layer_reset(qnet.reset,
+                                                                           la.is_output),
                                                           conv.layer_v_init(la.is_output)),
                                              la.is_output, la.depth))
     return simulate.Prepared(qnet.input, qnet.input_shape, layers, dev, torch.float64,

@@ -12,6 +12,7 @@ from ..artifacts.export import ExportArtifact, load_export
 from ..errors import InputError
 from ..hardware import profiles
 from ..snn import simulate
+from ..snn.results import membrane_readout
 from ..quantize.fixed import input_encoder
 from .evaluate import accuracy, prepare_network
 from .options import RunOptions
@@ -87,9 +88,11 @@ def run_export(path: str | Path | ExportArtifact,
     lava = backend.run(qnet, spikes, timesteps, timeout=options.timeout, profile=profile)
     out = qnet.output.name
     same = np.ones(len(x), dtype=bool)
-    if qnet.conversion.readout == "membrane":   # the output's v at the window's end
-        lava_pred, _ = simulate.decode(lava.potentials[out][:, -1])
-        same &= (lava.potentials[out][:, -1] == ref.potentials[timesteps]).all(axis=1)
+    if qnet.conversion.readout == "membrane":   # count * threshold + v at the window's end
+        lava_scores = membrane_readout(lava.spikes[out].sum(axis=1),
+                                       lava.potentials[out][:, -1], ref.readout_step)
+        lava_pred, _ = simulate.decode(lava_scores)
+        same &= (lava_scores == ref.scores(timesteps)).all(axis=1)
     else:
         lava_pred, _ = simulate.decode(lava.spikes[out].sum(axis=1))
     ref_acc, _ = accuracy(ref, y, timesteps)
