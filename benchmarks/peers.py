@@ -5,7 +5,8 @@ against T under both time conventions, and simulation throughput.
         [--timesteps 16,32,64,128,256] [--samples N] [--seed 0]
         [--configs paper,best,fast|none] [--peers spikingjelly,sinabs|none]
         [--calib-samples 256] [--calib-timesteps 256] [--speed-samples 120]
-        [--speed-batch 60] [--no-speed | --speed-only] [--threads 2] [--json out.json]
+        [--speed-batch 60] [--speed-rounds 2] [--no-speed | --speed-only] [--threads 2]
+        [--json out.json]
 
 The ANN is trained by its example's own code and seed and cached where the example keeps
 it (``benchmarks/peers_models.py``: ``deep-digits`` = VGG-16 of examples/deep_digits.py,
@@ -37,9 +38,11 @@ gives both rows.
 Throughput: image*steps/s of each simulator on the same network, the same
 ``--speed-samples`` test images, the same T (the largest) and batch, with
 ``torch.set_num_threads(--threads)``: ours float and fixed-point (``loihi_sim``, the
-bit-accurate reference), SpikingJelly single-step and multi-step, sinabs. Ours and sinabs
-draw their Poisson spikes inside the timing; SpikingJelly's input is analog. Wall-clock on
-whatever else the machine runs: state the load with the figures.
+bit-accurate reference), SpikingJelly single-step and multi-step, sinabs, in
+``--speed-rounds`` interleaved rounds (each simulator's best round is its figure), then the
+ratios, the load average before and after, and ours as a percentage of the dense limit
+(``benchmarks/peers_speed.py``). Ours and sinabs draw their Poisson spikes inside the
+timing; SpikingJelly's input is analog. Wall-clock on whatever else the machine runs.
 
 A peer that is not installed is skipped with the command that installs it (``make
 peers``). Errors: one ``error:`` line and a non-zero exit (2 for input errors).
@@ -102,6 +105,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="Spike-Norm's calibration window (default 256)")
     p.add_argument("--speed-samples", type=int, default=120)
     p.add_argument("--speed-batch", type=int, default=60)
+    p.add_argument("--speed-rounds", type=int, default=2,
+                   help="interleaved timing rounds; each simulator's best counts (default 2)")
     p.add_argument("--no-speed", action="store_true", help="accuracy only")
     p.add_argument("--speed-only", action="store_true",
                    help="throughput only (convert, but no accuracy runs)")
@@ -111,7 +116,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = p.parse_args(argv)
     for name in ("calib_samples", "calib_timesteps", "speed_samples", "speed_batch",
-                 "threads"):
+                 "speed_rounds", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if args.no_speed and args.speed_only:

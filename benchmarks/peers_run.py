@@ -158,48 +158,10 @@ def accuracy(ctx: Context, args: argparse.Namespace, simulate: bool = True) -> p
     return report
 
 
-WARMUP_STEPS = 8  # one short run per simulator first: kernels chosen, buffers allocated
-
-
-def _timed(label: str, run, images: int, timesteps: int, batch: int) -> dict:
-    """Warm up with ``run(WARMUP_STEPS)``, then time ``run(timesteps)`` (seconds)."""
-    run(min(WARMUP_STEPS, timesteps))
-    seconds = run(timesteps)
-    entry = {"simulator": label, "batch": batch, "images": images, "timesteps": timesteps,
-             "seconds": seconds, "rate": images * timesteps / seconds}
-    print(pt.speed_line(entry), flush=True)
-    return entry
-
-
 def speed(ctx: Context, args: argparse.Namespace) -> list[dict]:
     """Throughput of every simulator on the same images, T and batch (ours with the
-    calibration of the ``best`` configuration, else of the first one run)."""
-    t, batch, seed = max(args.timesteps), args.speed_batch, args.seed
-    x = ctx.x[:args.speed_samples]
-    n, out = len(x), []
-    ours = [k for k in ctx.converted if k.startswith("ours:")]
-    if ours:
-        name = "ours:best" if "ours:best" in ours else ours[0]
-        cal = ctx.converted[name]
-        for label, prep in (("float", peers_ours.float_prepared(ctx.net, cal)),
-                            ("fixed-point loihi_sim", peers_ours.fixed_prepared(ctx.net, cal))):
-            out.append(_timed(f"snn2hw {label} ({name[5:]})", lambda steps, prep=prep:
-                              peers_ours.throughput(prep, ctx.net, cal, x, steps, batch, seed),
-                              n, t, batch))
-    if "spikingjelly" in ctx.converted:
-        import peers_spikingjelly as sj
+    calibration of the ``best`` configuration, else of the first one run):
+    ``benchmarks/peers_speed.py``."""
+    import peers_speed
 
-        model = ctx.converted["spikingjelly"]
-        for mode, label in (("s", "single-step"), ("m", "multi-step")):
-            out.append(_timed(f"SpikingJelly {label}", lambda steps, mode=mode:
-                              sj.throughput(model, x, steps, batch, mode), n, t, batch))
-    if "sinabs" in ctx.converted:
-        import peers_sinabs
-
-        def sinabs_run(steps: int) -> float:
-            enc = make_encoder("poisson", x, input_scale=_input_scale(ctx), seed=seed,
-                               stream=EVALUATION_STREAM)
-            return peers_sinabs.throughput(ctx.converted["sinabs"], enc, steps, batch)
-
-        out.append(_timed("sinabs", sinabs_run, n, t, batch))
-    return out
+    return peers_speed.speed(ctx, args, _input_scale(ctx))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import ann, ir
+from . import fastops
 from .encoders import Encoder
 from .network import SpikingNetwork
 from .neurons import Neuron, float_neuron
@@ -48,6 +49,7 @@ class PreparedLayer:
     neuron: Neuron
     is_output: bool = False
     depth: int = 1              # synapse hops from the input; idle for steps t < depth
+    current_unit: float = 1.0   # the synapses give the current times this (a power of two)
 
 
 @dataclass
@@ -90,19 +92,24 @@ class Prepared:
         return timesteps + max(self.offset(la) for la in self.layers)
 
 
-def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
+def float_synapse(ops: list[ir.Node], gain: float, device, dtype, spikes: bool = False
+                  ) -> SynapseFn:
     """The linear chain without bias, times ``gain``; parameters cached on the device.
-    The gain is folded into the last weighted op, so it costs nothing per step."""
+    The gain is folded into the last weighted op, so it costs nothing per step. With
+    ``spikes`` (the source is a spiking layer: its values are 0 or 1) a leading average
+    pooling is :func:`fastops.pool_spikes`, which gives the same numbers faster."""
     cached = [copy.copy(op) for op in ops]
     weighted = [op for op in cached if hasattr(op, "weight")]
     for op in weighted:
         scale = gain if op is weighted[-1] else 1.0
         op.weight = torch.as_tensor(op.weight * scale, dtype=dtype, device=device)
     leftover = 1.0 if weighted else gain
+    first = fastops.pool_spikes if spikes and cached and fastops.exact_pool(cached[0]) \
+        else None
 
     def apply(x: torch.Tensor) -> torch.Tensor:
-        for op in cached:
-            x = ann.apply_linear(op, x, with_bias=False)
+        for i, op in enumerate(cached):
+            x = first(op, x) if i == 0 and first else ann.apply_linear(op, x, with_bias=False)
         return x if leftover == 1.0 else x * leftover
 
     return apply
@@ -110,16 +117,18 @@ def float_synapse(ops: list[ir.Node], gain: float, device, dtype) -> SynapseFn:
 
 def prepare_float_layer(layer, scales: dict[str, float], device: torch.device,
                         dtype: torch.dtype, source_scales: dict[str, float] | None = None,
-                        reset: str = "zero", conversion: Conversion | None = None
-                        ) -> PreparedLayer:
+                        reset: str = "zero", conversion: Conversion | None = None,
+                        spiking: frozenset[str] = frozenset()) -> PreparedLayer:
     """One float layer, threshold normalised to 1: gains source_scale(source)/scale(layer)
     (``source_scales`` defaults to ``scales``; see :mod:`snn2hw.snn`). With the membrane
-    read-out the output layer never fires (threshold +inf): its v accumulates."""
+    read-out the output layer never fires (threshold +inf): its v accumulates. ``spiking``
+    names the sources whose trains hold only 0 and 1 (the network's spiking layers)."""
     conversion = conversion or Conversion()
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syn = [Synapse(t.source, 1 + t.delay,
-                   float_synapse(t.ops, source_scales[t.source] / scale, device, dtype))
+                   float_synapse(t.ops, source_scales[t.source] / scale, device, dtype,
+                                 spikes=t.source in spiking))
            for t in layer.terms]
     bias = None if layer.bias is None else torch.as_tensor(layer.bias / scale, dtype=dtype,
                                                           device=device)
@@ -144,8 +153,9 @@ def prepare_float(net: SpikingNetwork, scales: dict[str, float], device: str = "
     ``conversion``'s initial potential, read-out and window (default: the paper's)."""
     conversion = conversion or Conversion()
     dev = torch.device(device)
-    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset, conversion)
-              for layer in net.layers]
+    spiking = frozenset(layer.name for layer in net.layers)
+    layers = [prepare_float_layer(layer, scales, dev, dtype, source_scales, reset, conversion,
+                                  spiking) for layer in net.layers]
     return Prepared(net.input, net.input_shape, layers, dev, dtype, conversion.window,
                     conversion.readout)
 
@@ -162,10 +172,16 @@ def layer_current(layer: PreparedLayer, inputs: list[torch.Tensor]) -> torch.Ten
     for syn, x in zip(layer.synapses, inputs):
         t, b = x.shape[:2]
         out = syn.apply(x.reshape(t * b, *x.shape[2:])).reshape(t, b, *layer.shape)
+        if total is None and _shares_memory(out, x):
+            out = out.clone()   # an identity synapse returns its input: never add into it
         total = out if total is None else total.add_(out)
     if layer.bias is not None:
-        total = total + layer.bias
+        total.add_(layer.bias)
     return total
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def simulate(prep: Prepared, encoder: Encoder, timesteps: int,
@@ -257,10 +273,13 @@ def _run_batch(prep: Prepared, encoder: Encoder, res: SimResult, rows: tuple[int
             if layer is out_layer and res.potentials:
                 trace = torch.zeros(current.shape, dtype=torch.float64,
                                     device=current.device)
+            stats = res.stats[layer.name]
+            if idle < steps:   # before integrating: the neuron may reuse the current's memory
+                top = float(current[idle:].max()) / layer.current_unit   # exact
+                stats.max_current = max(stats.max_current, top)
             v[layer.name] = layer.neuron.integrate(current, v[layer.name], out, idle,
                                                    trace if layer is out_layer else None)
-            _layer_stats(res.stats[layer.name], current, out, idle,
-                         _window_part(prep, layer, t0, steps, timesteps))
+            _spike_stats(stats, out, _window_part(prep, layer, t0, steps, timesteps))
             if layer.name in res.records:
                 _record(res, layer.name, sel, t0, prep.offset(layer), out, timesteps)
         cum = torch.cumsum(bufs.window(out_layer.name, steps).reshape(steps, b, classes),
@@ -287,10 +306,7 @@ def _window_part(prep: Prepared, layer: PreparedLayer, t0: int, steps: int,
     return slice(lo, min(max(layer.depth + timesteps - t0, lo), steps))
 
 
-def _layer_stats(st: LayerStats, current: torch.Tensor, out: torch.Tensor, idle: int,
-                 part: slice) -> None:
-    if idle < current.shape[0]:
-        st.max_current = max(st.max_current, float(current[idle:].max()))
+def _spike_stats(st: LayerStats, out: torch.Tensor, part: slice) -> None:
     counted = out[part]
     st.spikes += float(counted.sum())
     st.neuron_steps += counted.numel()

@@ -47,5 +47,7 @@ class Buffers:
         return self.buf[name][self.lag - lag:self.lag - lag + steps]
 
     def advance(self, steps: int) -> None:
+        """The last ``lag`` steps of the chunk become the next chunk's history."""
         for b in self.buf.values():
-            b[:self.lag] = b[steps:steps + self.lag].clone()
+            history = b[steps:steps + self.lag]
+            b[:self.lag] = history if steps >= self.lag else history.clone()  # no overlap

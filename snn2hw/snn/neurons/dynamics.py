@@ -4,7 +4,7 @@ the simulators run, per time step ``t``:
 
     v = arithmetic.charge(v, drive[t])     integrate (float: v + I; fixed: decay, add, clip)
     fired = v > arithmetic.threshold       fire (strict, as Lava's spike test)
-    kind.reset(v, fired, threshold)        reset
+    kind.reset_spikes(v, fired, threshold) reset (fired: 1.0 or 0.0 in the spike buffer)
 
 where ``drive = arithmetic.drive(current, state, idle)`` turns the synaptic current of a
 whole chunk of steps into what is added to v each step (float: the current itself; Lava's
@@ -33,13 +33,21 @@ class Arithmetic(Protocol):
         """The view of ``state`` that is v."""
 
     def drive(self, current: torch.Tensor, state: torch.Tensor, idle: int) -> torch.Tensor:
-        """(T, B, ...) input current of a chunk -> (T, B, ...) added to v each step."""
+        """(T, B, ...) input current of a chunk -> (T, B, ...) added to v each step; may
+        overwrite ``current`` (its caller's statistics are taken before)."""
 
     def charge(self, v: torch.Tensor, drive: torch.Tensor) -> None:
         """One step's integration, in place."""
 
     def finish(self) -> None:
         """End of a chunk (statistics)."""
+
+    def working(self, v: torch.Tensor) -> torch.Tensor:
+        """The tensor the step loop updates for ``v`` (``v`` itself, or an exact copy in a
+        faster dtype that :meth:`release` writes back)."""
+
+    def release(self, v: torch.Tensor, work: torch.Tensor) -> None:
+        """End of the step loop: ``work`` back into ``v`` (if it is a copy)."""
 
 
 class FloatArithmetic:
@@ -65,6 +73,12 @@ class FloatArithmetic:
         v.add_(drive)
 
     def finish(self) -> None:
+        pass
+
+    def working(self, v: torch.Tensor) -> torch.Tensor:
+        return v
+
+    def release(self, v: torch.Tensor, work: torch.Tensor) -> None:
         pass
 
 
@@ -97,21 +111,33 @@ class Neuron:
 
     def integrate(self, current: torch.Tensor, state: torch.Tensor, out: torch.Tensor,
                   idle: int = 0, trace: torch.Tensor | None = None) -> torch.Tensor:
-        """current (T, B, ...) -> spikes written to ``out`` (T, B, ...); ``state`` is updated
-        in place and returned. The first ``idle`` steps are skipped: no integration, no
-        spikes. ``trace`` (T, B, ...), if given, receives v after every step."""
+        """current (T, B, ...) -> spikes written to ``out`` (T, B, ...; numbers 1/0, or
+        booleans); ``state`` is updated in place and returned; ``current`` may be
+        overwritten (:meth:`Arithmetic.drive`). The first ``idle`` steps are skipped: no
+        integration, no spikes. ``trace`` (T, B, ...), if given, receives v after every
+        step."""
         arith, kind = self.arithmetic, self.kind
         drive = arith.drive(current, state, idle)
         v = arith.potential(state)
-        fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
-        scratch = torch.empty_like(v)
+        work = arith.working(v)
+        threshold = arith.threshold
+        reset = _resetter(kind, threshold, work, out.dtype)
         out[:idle] = 0
         for t in range(idle, current.shape[0]):
-            arith.charge(v, drive[t])
-            torch.gt(v, arith.threshold, out=fired)
-            kind.reset(v, fired, arith.threshold, scratch)
-            out[t] = fired
+            arith.charge(work, drive[t])
+            fired = out[t]                       # spikes written in place: 1/0 or True/False
+            torch.gt(work, threshold, out=fired)
+            reset(work, fired)
             if trace is not None:
-                trace[t] = v
+                trace[t] = work
+        arith.release(v, work)
         arith.finish()
         return state
+
+
+def _resetter(kind: NeuronKind, threshold: float, v: torch.Tensor, spike_dtype: torch.dtype):
+    """The kind's reset for spikes held as ``spike_dtype`` (numbers: one in-place op)."""
+    if spike_dtype == torch.bool:
+        scratch = torch.empty_like(v)
+        return lambda work, fired: kind.reset(work, fired, threshold, scratch)
+    return lambda work, fired: kind.reset_spikes(work, fired, threshold)

@@ -16,15 +16,26 @@ if TYPE_CHECKING:  # torch only for the annotations: the CLI reads the names bef
 class ResetToZero(NeuronKind):
     """v = 0 where the neuron fired (lif/models.py:188-192 in Lava)."""
 
+    bounded_reset = True
+
     def reset(self, v: torch.Tensor, fired: torch.Tensor, threshold: float,
               scratch: torch.Tensor) -> None:
         v.masked_fill_(fired, 0)
+
+    def reset_spikes(self, v: torch.Tensor, fired: torch.Tensor, threshold: float) -> None:
+        """v - v * fired: exactly 0 where fired (v > threshold, finite), v elsewhere."""
+        v.addcmul_(v, fired, value=-1)
 
 
 @register("subtract")
 class ResetBySubtraction(NeuronKind):
     """v -= threshold where the neuron fired (exact on integers held in float64)."""
 
+    bounded_reset = True
+
     def reset(self, v: torch.Tensor, fired: torch.Tensor, threshold: float,
               scratch: torch.Tensor) -> None:
         v.sub_(scratch.copy_(fired), alpha=threshold)
+
+    def reset_spikes(self, v: torch.Tensor, fired: torch.Tensor, threshold: float) -> None:
+        v.sub_(fired, alpha=threshold)

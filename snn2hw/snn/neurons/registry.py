@@ -26,6 +26,10 @@ class NeuronKind:
     :meth:`reset`; :meth:`initial_potential` is 0 unless they say otherwise."""
 
     name: str = ""
+    # True if the reset only acts where v > threshold > 0 and leaves v in [0, v] there: then
+    # |v| never exceeds max(|v0|, threshold) + the sum of |input| (the fixed-point
+    # simulator then skips the clip test on chunks that cannot reach the clip)
+    bounded_reset: bool = False
 
     def initial_potential(self, threshold: float) -> float:
         """v at the start of every sample (before its first input), for ``threshold``."""
@@ -37,6 +41,12 @@ class NeuronKind:
         ``scratch`` is a tensor of v's shape and dtype the kind may overwrite. Must be
         exact in the arithmetic's integers (the fixed-point run holds integers in float64)."""
         raise NotImplementedError
+
+    def reset_spikes(self, v: torch.Tensor, fired: torch.Tensor, threshold: float) -> None:
+        """:meth:`reset` with ``fired`` as the simulator's spike buffer holds it (1.0 where
+        the neuron fired, 0.0 elsewhere, any float dtype). Kinds override it with one
+        in-place op; this default goes through :meth:`reset`."""
+        self.reset(v, fired.bool(), threshold, v.new_empty(v.shape))
 
 
 _KINDS: dict[str, NeuronKind] = {}
