@@ -183,9 +183,11 @@ def _balance(run: LayerwiseRun, net: SpikingNetwork, index: int, sources: dict[s
 
 
 def _ann_units(layer, run: LayerwiseRun, sources: dict[str, float]) -> PreparedLayer:
-    """The layer with threshold 1: its currents come out in ANN units."""
+    """The layer with threshold 1: its currents come out in ANN units (with the
+    simulator's exact fast forms of synapses from spiking layers)."""
+    spiking = frozenset(la.name for la in run.net.layers)
     return prepare_float_layer(layer, {layer.name: 1.0}, run.dev, precision.snn_dtype(),
-                               sources)
+                               sources, spiking=spiking)
 
 
 def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timesteps: int,
