@@ -1,6 +1,7 @@
-"""Calibrations and an evaluation that tests/test_distributed.py runs in one process and as
-the ranks of a gloo process group: ``python tests/distributed_cases.py OUT`` is one rank
-(torchrun's environment variables say which) and pickles its results to ``OUT.RANK``.
+"""Calibrations, an evaluation and the sweep's measurements that tests/test_distributed.py
+runs in one process and as the ranks of a gloo process group: ``python
+tests/distributed_cases.py OUT`` is one rank (torchrun's environment variables say which)
+and pickles its results to ``OUT.RANK``.
 
 The cases cut the samples so that the ranks get unequal shares and several batches each:
 300 samples are 5 shards of 64 for the SNN (ranks 0-2 and 3-4) and 2 of 256 for the ANN
@@ -15,9 +16,11 @@ import sys
 import numpy as np
 
 from snn2hw import calibrate, distributed, ir, snn
-from snn2hw.calibrate import spikestore
+from snn2hw.calibrate import currentcache, spikestore
 from snn2hw.calibrate.annstats import ann_statistics
 from snn2hw.importer import graph_from_nodes as build
+from snn2hw.snn.options import Conversion
+from snn2hw.steps.activity import measure
 from snn2hw.steps.evaluate import evaluate
 
 SAMPLES, TIMESTEPS, SEED = 300, 16, 3
@@ -85,18 +88,41 @@ def run_cases() -> dict[str, dict]:
     out["evaluation"] = {"ann": ev.ann_accuracy, "snn": ev.snn_accuracy, "ties": ev.ties,
                          "rates": ev.rates, "max_current": ev.max_current,
                          "samples": ev.samples}
+    out.update(_sweep_cases(cn, out["spike-norm max"], xc, yc))
     # Memory caps that cut the layers into blocks of one step and 3 samples: batches that
     # do not divide the shard of 7 samples (batch_size) must stay inside their shards,
     # where one process has blocks of a single sample (a matrix-vector product, rounded
     # differently from a product of 3 rows).
-    caps = spikestore.BATCH_BYTES, spikestore.BLOCK_BYTES
+    # The currents kept between Spike-Norm's two passes: room for 5 one-step blocks of a
+    # layer, so most blocks are computed twice.
+    caps = spikestore.BATCH_BYTES, spikestore.BLOCK_BYTES, currentcache.CACHE_BYTES
     spikestore.BATCH_BYTES, spikestore.BLOCK_BYTES = 4 * TIMESTEPS * 256 * 3, 1
+    currentcache.CACHE_BYTES = 5 * 4 * 3 * 256
     try:
         out["spike-norm capped batches"] = _calibration(calibrate.calibrate(
             "spike-norm", cn, xc[:60], timesteps=TIMESTEPS, seed=SEED, batch_size=7,
             percentile=100.0))
     finally:
-        spikestore.BATCH_BYTES, spikestore.BLOCK_BYTES = caps
+        spikestore.BATCH_BYTES, spikestore.BLOCK_BYTES, currentcache.CACHE_BYTES = caps
+    return out
+
+
+def _sweep_cases(net, cal: dict, x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
+    """The sweep's measurements (one run at the largest T, counted at every T), in chunks
+    of 40 samples (a record budget of 40 samples' trains): 8 chunks, 4 per rank; with the
+    paper's conversion and with the low-latency one (direct input, pipelined window,
+    membrane read-out)."""
+    sizes = int(np.prod(net.input_shape)) + sum(la.size for la in net.layers)
+    out = {}
+    for name, conversion in (("sweep activity", Conversion()),
+                             ("sweep activity, fast", Conversion(
+                                 coding="direct", v_init=0.5, readout="membrane",
+                                 window="pipelined"))):
+        act = measure(net, cal["scales"], x, y, [4, 8, TIMESTEPS], SEED,
+                      source_scales=cal["source_scales"], conversion=conversion,
+                      record_budget=40 * TIMESTEPS * sizes)
+        out[name] = {"samples": act.samples, "correct": act.correct, "sops": act.sops,
+                     "spikes": act.spikes, "neuron_steps": act.neuron_steps}
     return out
 
 

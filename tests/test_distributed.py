@@ -67,7 +67,8 @@ def test_the_ranks_formed_one_group(two_ranks):
 
 
 CASES = ["spike-norm max", "spike-norm percentile, subtract", "spike-norm capped batches",
-         "max-act percentile", "max-act shared junction", "ann statistics", "evaluation"]
+         "max-act percentile", "max-act shared junction", "ann statistics", "evaluation",
+         "sweep activity", "sweep activity, fast"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -83,6 +84,11 @@ def test_cases_are_not_trivial(one_process):
     assert len(set(one_process["spike-norm max"]["scales"].values())) > 2
     assert one_process["spike-norm max"]["scales"] != \
         one_process["spike-norm capped batches"]["scales"]
+    for case in ("sweep activity", "sweep activity, fast"):
+        act = one_process[case]
+        assert 0 < act["correct"][4] and act["correct"][16] <= act["samples"]
+        assert 0 < act["sops"][4] < act["sops"][16] and 0 < act["spikes"][4] < act["spikes"][16]
+    assert one_process["sweep activity"]["sops"] != one_process["sweep activity, fast"]["sops"]
 
 
 # --------------------------------------------------------------------------- sharding
@@ -151,6 +157,30 @@ def test_torchrun_calibrate_writes_the_single_process_files_once(tmp_path, capsy
     two = json.loads((tmp_path / "two.json").read_text())
     assert two == one
     assert (tmp_path / "two.h5").read_bytes() == (tmp_path / "one.h5").read_bytes()
+
+
+def test_torchrun_sweep_writes_the_single_process_report_once(tmp_path, capsys):
+    """Both presets (per-channel scales and bias calibration in ``fast``) and both methods;
+    200 calibration samples are 4 shards of 64 (2 per rank), the ANN's 300 test samples
+    2 batches of 256 (one per rank)."""
+    model = tiny_model(tmp_path / "tiny.onnx")
+    args = ["sweep", str(model), "--presets", "paper,fast", "--methods",
+            "spike-norm,max-act", "--timesteps", "4,8", "--samples", "200",
+            "--eval-samples", "300"]
+    assert main(args + ["-o", str(tmp_path / "one.json")]) == 0
+    capsys.readouterr()
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(RANKS),
+         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "snn2hw",
+         *args, "-o", str(tmp_path / "two.json"), "--plot", str(tmp_path / "two.png")],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("wrote ") == 2  # rank 0 alone prints: the JSON and the plot
+    assert (tmp_path / "two.json").read_text() == (tmp_path / "one.json").read_text()
+    assert (tmp_path / "two.png").stat().st_size > 0
+    report = json.loads((tmp_path / "one.json").read_text())
+    assert len(report["runs"]) == 4 and report["eval_samples"] == 300
 
 
 def test_other_commands_are_refused_under_torchrun(monkeypatch, capsys, tmp_path):

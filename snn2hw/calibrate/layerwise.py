@@ -27,7 +27,8 @@ from ..snn.encoders import make_encoder
 from ..snn.neurons import float_neuron
 from ..snn.options import Conversion
 from ..snn.simulate import idle_steps, layer_current
-from .spikestore import SpikeStore, block_steps, layer_batch
+from .currentcache import CurrentCache
+from .spikestore import SpikeStore, block_bytes, block_steps, layer_batch
 from .streaming import ChannelHistogram, CurrentHistogram
 
 CHANNEL_AXIS = 2
@@ -43,7 +44,8 @@ class LayerwiseRun:
 
     def __init__(self, net: SpikingNetwork, x: np.ndarray, input_scale: float,
                  timesteps: int, seed: int, batch_size: int, device: str,
-                 conversion: Conversion | None = None) -> None:
+                 conversion: Conversion | None = None, cache_bytes: int | None = None) -> None:
+        self.cache = CurrentCache(cache_bytes)  # currents kept from the maximum to the spikes
         self.conversion = conversion = conversion or Conversion()
         self.net, self.n, self.timesteps = net, len(x), timesteps
         self.batch_size, self.dev = batch_size, torch.device(device)
@@ -62,7 +64,7 @@ class LayerwiseRun:
         """(first sample, end sample, first step, end step) of the blocks of a layer's run."""
         neurons = max([layer.size] + [self.sizes[s] for s in layer.sources])
         batch = layer_batch(self.batch_size, self.timesteps, neurons)
-        steps = block_steps(self.timesteps, batch, neurons)
+        steps = block_steps(self.timesteps, batch, neurons, block_bytes(self.dev))
         return [(start, stop, t0, min(self.timesteps, t0 + steps)) for start, stop
                 in distributed.shard_batches(self.local, self.batch_size, batch)
                 for t0 in range(0, self.timesteps, steps)]
@@ -96,12 +98,13 @@ class LayerwiseRun:
         """The layer's largest input current over the run, or the ``percentile`` of its
         positive currents where that is lower; per channel with ``per_channel``."""
         blocks = self.blocks(layer)
+        self.cache.start(prepared)
         if per_channel:
             return self._largest_per_channel(prepared, layer, blocks, percentile)
         top = float("-inf")
         hist = CurrentHistogram() if percentile < 100 else None
         for block in blocks:
-            current = self.current(prepared, block)
+            current = self._computed(prepared, block)
             top = max(top, float(current.max()))
             if hist is not None:
                 hist.add(current)
@@ -116,7 +119,7 @@ class LayerwiseRun:
         top = torch.full((int(layer.shape[0]),), float("-inf"), dtype=torch.float64)
         hist = ChannelHistogram(int(layer.shape[0]), CHANNEL_AXIS) if percentile < 100 else None
         for block in blocks:
-            current = self.current(prepared, block)
+            current = self._computed(prepared, block)
             top = torch.maximum(top, current.amax(dim=other_axes(current)).double().cpu())
             if hist is not None:
                 hist.add(current)
@@ -127,11 +130,19 @@ class LayerwiseRun:
             top = np.where(top > 0, np.minimum(top, hist.quantiles(percentile / 100)), top)
         return top
 
+    def _computed(self, prepared, block) -> torch.Tensor:
+        """The current of ``block``, kept for :meth:`spike` where the cache has room."""
+        current = self.current(prepared, block)
+        self.cache.keep(prepared, block, current)
+        return current
+
     def spike(self, layer: SpikingLayer, prepared, top: float, reset: str,
               progress: Callable[[float], None] | None = None,
               keep: bool = True) -> np.ndarray:
         """Run the layer's IF neurons (threshold ``top`` on ``prepared``'s currents), store
-        its spikes if ``keep``; returns how many each channel fired from its first step."""
+        its spikes if ``keep``; returns how many each channel fired from its first step.
+        The currents that :meth:`largest_current` kept for ``prepared`` are not computed
+        again (:mod:`snn2hw.calibrate.currentcache`)."""
         if keep:
             self.store.new_binary(layer.name, self.timesteps, self.local, layer.shape)
         neuron = float_neuron(1.0, reset, self.conversion.layer_v_init(layer.is_output))
@@ -140,7 +151,10 @@ class LayerwiseRun:
         v = None
         for block in self.blocks(layer):
             start, stop, t0, t1 = block
-            current = self.current(prepared, block).div_(top)
+            current = self.cache.take(prepared, block)
+            if current is None:
+                current = self.current(prepared, block)
+            current.div_(top)
             if t0 == 0:
                 v = neuron.initial((stop - start, *layer.shape), self.dev, current.dtype)
             out = torch.empty_like(current)
@@ -151,6 +165,7 @@ class LayerwiseRun:
             fired += counted.sum(dim=other_axes(counted), dtype=torch.float64).cpu()
             if progress:
                 progress((stop - start) * (t1 - t0))
+        self.cache.clear()
         # float64 integers: exact in any order
         return np.array(distributed.all_sum(fired.tolist()), dtype=np.float64)
 

@@ -47,7 +47,7 @@ from .layerwise import LayerwiseRun
 from .perchannel import ann_channel_statistics, folded_means, hidden_layers, max_act_channels
 from ..snn.options import Conversion
 from ..snn.neurons import check_reset
-from ..snn.simulate import prepare_float_layer
+from ..snn.simulate import PreparedLayer, prepare_float_layer
 from ..snn import SpikingNetwork
 from .spikestore import BATCH_BYTES  # noqa: F401
 
@@ -112,8 +112,13 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     (the largest or ``percentile`` current of each channel) and folded into the weights
     before the layer runs, so later layers see the folded network.
 
-    Memory: the spikes of the layers still to be read, bit-packed, and blocks of at most
-    ``spikestore.BLOCK_BYTES`` per float tensor (README, "Calibration")."""
+    Each layer's currents are computed once: the blocks of its maximum's pass are kept
+    for its spikes' pass (:mod:`snn2hw.calibrate.currentcache`), except where folded
+    per-channel factors changed its weights in between.
+
+    Memory: the spikes of the layers still to be read, bit-packed, blocks of at most
+    ``spikestore.block_bytes`` per float tensor, and the kept currents of one layer, at most
+    ``currentcache.CACHE_BYTES`` (README, "Calibration")."""
     per_channel = conversion is not None and conversion.per_channel
     scales = {net.input: input_scale(x)}
     sources = dict(scales)  # source scales: what one spike per step stands for
@@ -130,16 +135,14 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
     factors: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for index in range(len(net.layers)):
-            top, net = _balance(run, net, index, sources, percentile,
-                                per_channel and not net.layers[index].is_output, factors)
+            top, net, ann_units = _balance(run, net, index, sources, percentile,
+                                           per_channel and not net.layers[index].is_output,
+                                           factors)
             layer = net.layers[index]
             if top <= 0:
                 top = _silent_layer_scale(layer, stats[layer.name]["max"], sources,
                                           timesteps, warnings)
             scales[layer.name] = sources[layer.name] = top
-            # Provisional threshold 1: the currents come out in ANN units.
-            ann_units = prepare_float_layer(layer, {layer.name: 1.0}, run.dev,
-                                            precision.snn_dtype(), sources)
             fired = float(run.spike(layer, ann_units, top, reset, progress).sum())
             mean = stats[layer.name]["mean"]
             if layer.name in factors:
@@ -161,20 +164,30 @@ def spike_norm(net: SpikingNetwork, x: np.ndarray, *, timesteps: int, seed: int,
 
 def _balance(run: LayerwiseRun, net: SpikingNetwork, index: int, sources: dict[str, float],
              percentile: float, per_channel: bool, factors: dict[str, np.ndarray]
-             ) -> tuple[float, SpikingNetwork]:
-    """Layer ``index``'s largest (or ``percentile``) input current in ANN units, and the
-    network; per channel, the channels' factors folded into it (recorded in ``factors``)."""
+             ) -> tuple[float, SpikingNetwork, PreparedLayer]:
+    """Layer ``index``'s largest (or ``percentile``) input current in ANN units, the
+    network, and the layer prepared with threshold 1 (its currents in ANN units) for its
+    spikes; per channel, the channels' factors folded into the network (recorded in
+    ``factors``), and then the layer is prepared again from its folded weights."""
     layer = net.layers[index]
-    ann_units = prepare_float_layer(layer, {layer.name: 1.0}, run.dev, precision.snn_dtype(),
-                                    sources)
+    ann_units = _ann_units(layer, run, sources)
     top = run.largest_current(ann_units, layer, percentile, per_channel)
     if not per_channel:
-        return top, net
+        return top, net, ann_units
     k, top = factors_from_scales(top)
     if top > 0 and np.any(k != 1.0):
         factors[layer.name] = k
         net = fold_channels(net, layer.name, k)
-    return top, net
+        ann_units = _ann_units(net.layers[index], run, sources)
+    return top, net, ann_units
+
+
+def _ann_units(layer, run: LayerwiseRun, sources: dict[str, float]) -> PreparedLayer:
+    """The layer with threshold 1: its currents come out in ANN units (with the
+    simulator's exact fast forms of synapses from spiking layers)."""
+    spiking = frozenset(la.name for la in run.net.layers)
+    return prepare_float_layer(layer, {layer.name: 1.0}, run.dev, precision.snn_dtype(),
+                               sources, spiking=spiking)
 
 
 def _silent_layer_scale(layer, ann_max: float, sources: dict[str, float], timesteps: int,

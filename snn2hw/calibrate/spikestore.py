@@ -7,7 +7,8 @@ fixed for a sample (a pixel's spikes carry the sign of its value,
 :meth:`snn2hw.snn.encoders.Encoder.signs`). An analog input (direct coding) is the same at
 every step: one step of its values is kept.
 A layer's current is computed block by block, ``(steps, batch, neurons)`` at a time, so
-that no float tensor exceeds ``BLOCK_BYTES`` (one step of one batch where that is larger).
+that no float tensor exceeds ``BLOCK_BYTES`` (one step of one batch where that is larger;
+``CPU_BLOCK_BYTES`` on a CPU).
 """
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ from ..snn.encoders import Encoder
 
 BATCH_BYTES = 1 << 30   # a (T, batch, neurons) float32 tensor: caps the samples per batch
 BLOCK_BYTES = 64 << 20  # a (steps, batch, neurons) float32 block: caps the steps per block
+# On a CPU a block is kept near the size of the caches: a 64 MiB block made Spike-Norm's
+# convolutions and IF loop memory-bound (about 2x slower on the digits VGG-16,
+# benchmarks/spike_norm_time.py); a GPU takes fewer, larger blocks.
+CPU_BLOCK_BYTES = 1 << 20
+
+
+def block_bytes(device) -> int:
+    """The cap on a block's float32 bytes on ``device`` (``BLOCK_BYTES``, smaller on a CPU)."""
+    if torch.device(device).type == "cpu":
+        return min(BLOCK_BYTES, CPU_BLOCK_BYTES)
+    return BLOCK_BYTES
 
 
 def layer_batch(batch_size: int, timesteps: int, neurons: int) -> int:
@@ -26,10 +38,11 @@ def layer_batch(batch_size: int, timesteps: int, neurons: int) -> int:
     return max(1, min(batch_size, BATCH_BYTES // max(1, 4 * timesteps * neurons)))
 
 
-def block_steps(timesteps: int, batch: int, neurons: int) -> int:
-    """Time steps per block: a (steps, batch, neurons) float32 block stays within
-    ``BLOCK_BYTES``, or is one step."""
-    return max(1, min(timesteps, BLOCK_BYTES // max(1, 4 * batch * neurons)))
+def block_steps(timesteps: int, batch: int, neurons: int, cap: int | None = None) -> int:
+    """Time steps per block: a (steps, batch, neurons) float32 block stays within ``cap``
+    bytes (default ``BLOCK_BYTES``), or is one step."""
+    cap = BLOCK_BYTES if cap is None else cap
+    return max(1, min(timesteps, cap // max(1, 4 * batch * neurons)))
 
 
 class SpikeStore:

@@ -1,11 +1,11 @@
 """How a command runs: one process, or one rank of several under ``torchrun``.
 
-``torchrun --nproc-per-node N -m snn2hw calibrate ...`` starts N processes; each joins the
-process group (:mod:`snn2hw.distributed`: gloo on CPU, nccl on CUDA), computes its share of
-the calibration and evaluation samples, and the ranks combine their statistics. Rank 0
-prints and writes the files; the other ranks print nothing (user errors included, which
-every rank meets alike; crashes still show their traceback). Commands other than
-``calibrate`` run in one process and are refused under torchrun.
+``torchrun --nproc-per-node N -m snn2hw calibrate ...`` (or ``sweep``) starts N processes;
+each joins the process group (:mod:`snn2hw.distributed`: gloo on CPU, nccl on CUDA),
+computes its share of the calibration and evaluation samples, and the ranks combine their
+statistics. Rank 0 prints and writes the files; the other ranks print nothing (user errors
+included, which every rank meets alike; crashes still show their traceback). Commands
+other than ``calibrate`` and ``sweep`` run in one process and are refused under torchrun.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from .. import distributed
 from ..errors import BackendError, InputError
 
-DISTRIBUTED_COMMANDS = ("calibrate",)
+DISTRIBUTED_COMMANDS = ("calibrate", "sweep")
 
 
 def check_device(device: str) -> None:

@@ -162,10 +162,16 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 
 def _write_json_and_plot(rep: dict, output: str, plot: str | None, draw) -> int:
-    """The report as JSON at ``output``, and drawn by ``draw`` at ``plot`` if given."""
-    write_text(output, json_dump(rep) + "\n")
+    """The report as JSON at ``output``, and drawn by ``draw`` at ``plot`` if given (under
+    torchrun by rank 0 alone)."""
+    from .. import distributed
+
+    main = distributed.is_main()
+    if main:
+        write_text(output, json_dump(rep) + "\n")
     print(f"wrote {output}")
     if plot:
-        draw(rep, plot)
+        if main:
+            draw(rep, plot)
         print(f"wrote {plot}")
     return 0

@@ -13,6 +13,9 @@ Counting conventions (as :mod:`snn2hw.analysis.sparsity`, per window of T steps)
   every step, idle or not).
 Input spikes are those of :func:`snn2hw.steps.evaluate.evaluate` (same seed and stream, per
 sample), so the accuracy at T is the one a separate evaluation at T gives.
+
+Under ``torch.distributed`` each rank runs its own whole chunks of samples (the chunks one
+process runs, so every batch is the same) and the counts are summed across ranks.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import snn
+from .. import distributed, snn
 from ..analysis.fanout import fan_out
 from ..snn import simulate
 from ..snn.encoders import make_encoder
@@ -67,9 +70,10 @@ def measure(net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray, y:
     act = Activity(len(x), {t: 0 for t in ts}, {t: 0.0 for t in ts}, {t: 0 for t in ts},
                    {t: neurons * t * len(x) for t in ts})
     chunk = _record_samples([int(np.prod(s)) for s in shapes.values()], top, record_budget)
+    lo, hi = distributed.owned(len(x), chunk)  # this rank's chunks (all in one process)
     with progress(len(x) * top, label) as bar:
-        for start in range(0, len(x), chunk):
-            stop = min(len(x), start + chunk)
+        for start in range(lo, hi, chunk):
+            stop = min(hi, start + chunk)
             enc = make_encoder(conversion.coding, x[start:stop],
                                input_scale=scales[net.input], seed=seed,
                                stream=EVALUATION_STREAM, indices=np.arange(start, stop))
@@ -77,7 +81,20 @@ def measure(net: snn.SpikingNetwork, scales: dict[str, float], x: np.ndarray, y:
                                     progress=bar)
             _count(act, res, terms, [la.name for la in net.layers], ts, y[start:stop],
                    conversion.window == "pipelined")
+    _sum_over_ranks(act, ts)
     return act
+
+
+def _sum_over_ranks(act: Activity, ts: list[int]) -> None:
+    """The counts of all ranks (:mod:`snn2hw.distributed`), in place: correct predictions,
+    spikes and synaptic operations are integers (SOPs: float64 sums of integer fan-outs,
+    exact below 2^53), so their sum does not depend on the order."""
+    total = distributed.all_sum([act.correct[t] for t in ts] + [act.spikes[t] for t in ts]
+                                + [act.sops[t] for t in ts])
+    k = len(ts)
+    act.correct = dict(zip(ts, total[:k]))
+    act.spikes = dict(zip(ts, total[k:2 * k]))
+    act.sops = dict(zip(ts, total[2 * k:]))
 
 
 def _count(act: Activity, res: simulate.SimResult, terms, layers: list[str], ts: list[int],

@@ -1,7 +1,9 @@
 """The sweep step: every combination of presets and calibration methods, calibrated once and
 run once at the largest T; accuracy, synaptic operations and estimated energy per inference
 at every smaller T come from the same causal run (:mod:`.activity`). The CLI's
-``snn2hw sweep``."""
+``snn2hw sweep``. Under ``torchrun`` the ranks split the calibration and test samples and
+sum their counts (:mod:`snn2hw.distributed`): the report is the one process's, bit for
+bit."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ann, data, snn
+from .. import ann, data, distributed, snn
 from ..calibrate.channels import calibrated_network
 from ..hardware.energy import energy_model
 from ..formats import import_model
@@ -22,6 +24,7 @@ from .progress import ProgressFactory, silent
 from .settings import conversion_of, percentile_of, preprocess_for, reset_of
 
 PJ_PER_UJ = 1e6
+ANN_BATCH = 256  # the ANN's batch: the unit of the ranks' shares of the test samples
 
 
 def sweep(model: str | Path, *, data_options: DataOptions = DataOptions(),
@@ -40,7 +43,7 @@ def sweep(model: str | Path, *, data_options: DataOptions = DataOptions(),
     net = snn.lower(graph)
     x_cal = data.calibration_set(dataset, calibration.samples)
     x, y = data.take(dataset.x_test, dataset.y_test, options.eval_samples, "evaluation")
-    ann_acc = float((ann.predict(graph, x, device=data_options.device).argmax(1) == y).mean())
+    ann_acc = _ann_accuracy(graph, x, y, data_options.device)
     runs = []
     for name in options.presets:
         for method in options.methods:
@@ -57,11 +60,21 @@ def sweep(model: str | Path, *, data_options: DataOptions = DataOptions(),
                                       "left out"}}
 
 
+def _ann_accuracy(graph, x: np.ndarray, y: np.ndarray, device: str) -> float:
+    """The ANN's accuracy on ``x``; under ``torch.distributed`` each rank predicts its own
+    256-sample batches (those of one process) and the correct counts are summed."""
+    lo, hi = distributed.owned(len(x), ANN_BATCH)
+    correct = (int((ann.predict(graph, x[lo:hi], ANN_BATCH, device).argmax(1)
+                    == y[lo:hi]).sum()) if hi > lo else 0)
+    return distributed.all_sum([correct])[0] / max(len(x), 1)
+
+
 def _run(net, x_cal, x, y, opts: CalibrationOptions, device: str, options: SweepOptions,
          energy, progress: ProgressFactory) -> dict:
     cal = run_calibration(net, x_cal, opts, device, progress)
     conversion = conversion_of(opts)
-    act = measure(calibrated_network(net, cal), cal.scales, x, y, list(options.timesteps), opts.seed, device=device,
+    act = measure(calibrated_network(net, cal), cal.scales, x, y, list(options.timesteps),
+                  opts.seed, device=device,
                   source_scales=cal.source_scales, reset=cal.reset, conversion=conversion,
                   progress=progress, label=f"simulate {opts.preset} {opts.method}")
     per_t = {}
