@@ -137,6 +137,16 @@ def tiny_model(path: Path) -> Path:
     return export_torch(net, path)
 
 
+def torchrun_snn2hw(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node RANKS -m snn2hw ARGS`` on 127.0.0.1, outside any rank's
+    environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(RANKS),
+         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "snn2hw",
+         *args], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
 def test_torchrun_calibrate_writes_the_single_process_files_once(tmp_path, capsys):
     model = tiny_model(tmp_path / "tiny.onnx")
     args = ["calibrate", str(model), "--samples", "300", "--timesteps", "16",
@@ -144,12 +154,8 @@ def test_torchrun_calibrate_writes_the_single_process_files_once(tmp_path, capsy
     assert main(args + ["-o", str(tmp_path / "one.h5"), "--report",
                         str(tmp_path / "one.json")]) == 0
     capsys.readouterr()
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(RANKS),
-         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "snn2hw",
-         *args, "-o", str(tmp_path / "two.h5"), "--report", str(tmp_path / "two.json")],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    run = torchrun_snn2hw(*args, "-o", str(tmp_path / "two.h5"), "--report",
+                          str(tmp_path / "two.json"))
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("wrote ") == 1  # rank 0 alone prints
     assert run.stdout.count("SNN accuracy at T = 16") == 1
@@ -169,12 +175,8 @@ def test_torchrun_sweep_writes_the_single_process_report_once(tmp_path, capsys):
             "--eval-samples", "300"]
     assert main(args + ["-o", str(tmp_path / "one.json")]) == 0
     capsys.readouterr()
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(RANKS),
-         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "snn2hw",
-         *args, "-o", str(tmp_path / "two.json"), "--plot", str(tmp_path / "two.png")],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    run = torchrun_snn2hw(*args, "-o", str(tmp_path / "two.json"), "--plot",
+                          str(tmp_path / "two.png"))
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("wrote ") == 2  # rank 0 alone prints: the JSON and the plot
     assert (tmp_path / "two.json").read_text() == (tmp_path / "one.json").read_text()
