@@ -46,7 +46,12 @@ Usage::
         [--eval-samples N] [--nets vgg16,resnet20] [--vgg16-width 0.125]
         [--resnet20-width 0.25] [--epochs N] [--device cpu] [--threads 2]
         [--methods spike-norm,max-act] [--reset subtract] [--percentile 99.9]
-        [--junction per-source|shared]
+        [--junction per-source|shared] [--train-samples N] [--train-only]
+
+``--train-samples N`` trains on the first N training images only, so that the rest are a
+validation split the network has never seen (``benchmarks/low_latency.py --parts choose``
+scores conversion settings on the last ``--val-samples`` training images); the
+mean-subtraction then uses those N images' mean. ``--train-only`` stops after training.
 
 This file also holds the conversion and table helpers that ``examples/cifar10.py`` and
 ``examples/imagenet.py`` reuse.
@@ -221,6 +226,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2,
                    help="CPU threads for training and simulation (default 2; the trained "
                         "weights depend on it in their last bits)")
+    p.add_argument("--train-samples", type=int, default=None,
+                   help="train on the first N training images only (default: all 1,347); "
+                        "the rest are then a held-out validation split")
+    p.add_argument("--train-only", action="store_true",
+                   help="stop after training (write the models, convert nothing)")
     args = p.parse_args(argv)
     unknown = [n for n in args.nets if n not in NETS]
     if unknown or not args.nets:
@@ -235,6 +245,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("widths must be positive")
     if args.threads < 1:
         p.error("--threads must be at least 1")
+    if args.train_samples is not None and args.train_samples < 1:
+        p.error("--train-samples must be positive")
     return args
 
 
@@ -301,11 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dv.THREADS = args.threads  # digits_vgg.train sets this thread count
     torch.set_num_threads(args.threads)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data, pre = dv.prepare_data(SIZE)
+    data, pre = dv.prepare_data(SIZE, args.train_samples)
     print(f"== 1. train or reuse: digits at {SIZE}x{SIZE}, {len(data.x_train)} train / "
           f"{len(data.x_test)} test images, mean {pre.mean[0]:.4f}, seed {args.seed}")
     paths = {net: train_or_reuse(net, args, data, pre, dv) for net in args.nets}
     trained = time.monotonic()
+    if args.train_only:
+        return 0
 
     print(f"\n== 2. convert to spiking networks ({', '.join(args.methods)})")
     rows = []

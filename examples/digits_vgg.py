@@ -78,13 +78,16 @@ def build_model(size: int = DEFAULT_SIZE, widths: Sequence[int] = DEFAULT_WIDTHS
         return make()
 
 
-def prepare_data(size: int = DEFAULT_SIZE) -> tuple[Dataset, Preprocess]:
-    """The digits split at ``size`` x ``size``, mean-subtracted with the training-set mean."""
+def prepare_data(size: int = DEFAULT_SIZE,
+                 train_samples: int | None = None) -> tuple[Dataset, Preprocess]:
+    """The digits split at ``size`` x ``size``, mean-subtracted with the training-set mean;
+    with ``train_samples``, only the first that many training images (and their mean)."""
     raw = digits((1, size, size))
+    x_train, y_train = raw.x_train[:train_samples], raw.y_train[:train_samples]
     # float64 sum so the mean (and thus the metadata and ONNX bytes) is the same every run.
-    mean = float(np.mean(raw.x_train, dtype=np.float64))
+    mean = float(np.mean(x_train, dtype=np.float64))
     pre = Preprocess(mean=(mean,), std=(1.0,))
-    data = Dataset(raw.name, pre.apply(raw.x_train), raw.y_train, pre.apply(raw.x_test),
+    data = Dataset(raw.name, pre.apply(x_train), y_train, pre.apply(raw.x_test),
                    raw.y_test)
     return data, pre
 

@@ -36,7 +36,7 @@ Fashion-MNIST".
 Usage::
 
     .venv/bin/python examples/fashion.py [--workdir build/fashion] [--seed 0] [--force]
-        [--nets vgg,resnet] [--epochs N] [--train-samples N] [--threads 2]
+        [--nets vgg,resnet] [--epochs N] [--train-samples N] [--train-only] [--threads 2]
         [--timesteps 32,64,128,256,512,1024] [--eval-samples 2000]
         [--calib-samples 256] [--calib-timesteps 256] [--configs paper,best]
         [--methods spike-norm,max-act] [--fixed-samples 500] [--fixed-timesteps 256]
@@ -85,7 +85,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: "
                    + ", ".join(f"{k} {v['epochs']}" for k, v in NETS.items()) + ")")
     p.add_argument("--train-samples", type=int, default=None,
-                   help="train on the first N training images (default: all 60,000)")
+                   help="train on the first N training images (default: all 60,000); "
+                        "the rest are then a held-out validation split")
+    p.add_argument("--train-only", action="store_true",
+                   help="stop after training (write the models, convert nothing)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--timesteps", type=dd.timesteps_list, default=[32, 64, 128, 256, 512, 1024])
     p.add_argument("--eval-samples", type=int, default=2000)
@@ -216,6 +219,8 @@ def _run(args: argparse.Namespace) -> int:
           flush=True)
     paths = {net: train_or_reuse(net, args, data, pre, dv) for net in args.nets}
     trained = time.monotonic()
+    if args.train_only:
+        return 0
     rows, fixed = [], []
     for config in args.configs:
         reset, percentile = CONFIGS[config]

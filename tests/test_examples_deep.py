@@ -203,3 +203,25 @@ def test_deep_digits_tiny(tmp_path, capsys):
         _run("deep_digits", [*argv, "--resnet20-width", "0.125", *quick])
     assert exc.value.code == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_deep_digits_train_samples_holds_out_the_rest(tmp_path, capsys):
+    """--train-samples N trains on the first N training images only (their mean is the
+    model's mean subtraction); --train-only writes the model and converts nothing."""
+    work = tmp_path / "held"
+    argv = ["--workdir", str(work), "--nets", "resnet20", "--resnet20-width", "0.0625",
+            "--epochs", "1", "--threads", "1", "--train-samples", "40", "--train-only"]
+    assert _run("deep_digits", argv) == 0
+    out = capsys.readouterr().out
+    assert "40 train / 450 test images" in out and "== 2." not in out
+    assert sorted(p.name for p in work.iterdir()) == ["resnet20.onnx"]
+    from snn2hw.data import digits
+
+    full = digits((1, 32, 32)).x_train
+    raw = full[:40].astype(np.float64)
+    mean = json.loads(_metadata(work / "resnet20.onnx")["snn2hw.preprocess"])["mean"][0]
+    assert mean == pytest.approx(raw.mean(), rel=1e-12)
+    assert mean != pytest.approx(full.mean(), rel=1e-6)
+    with pytest.raises(SystemExit) as exc:
+        _run("deep_digits", [*argv[:-3], "--train-samples", "0"])
+    assert exc.value.code == 2

@@ -90,7 +90,8 @@ def _add_conversion_options(p: argparse.ArgumentParser) -> None:
                    "layer's potential (membrane)")
     p.add_argument("--window", choices=WINDOWS, default=None,
                    help="meaning of T: fill (counts the pipeline fill, the paper's) or "
-                   "pipelined (every layer integrates T steps; latency T + depth - 1)")
+                   "pipelined (every layer integrates T steps; the result is there after "
+                   "T + depth steps, at step index T + depth - 1)")
 
 
 def _add_maxpool_option(p: argparse.ArgumentParser) -> None:
