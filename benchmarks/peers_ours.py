@@ -38,7 +38,7 @@ CONFIGS: dict[str, dict] = {
     "best": {"method": "max-act", "reset": "subtract", "percentile": 99.9},
     "best-spike-norm": {"method": "spike-norm", "reset": "subtract", "percentile": 99.9},
     # issue 12's low-latency preset (direct input, theta/2, per-channel scales, bias
-    # calibration, membrane read-out, pipelined window, reset subtract, p99.9:
+    # calibration, membrane read-out, pipelined window, reset subtract, p99.5:
     # snn2hw/steps/presets.py)
     "fast": {"method": "max-act", "preset": "fast"},
     "fast-spike-norm": {"method": "spike-norm", "preset": "fast"},

@@ -63,9 +63,10 @@ def test_candidates_are_fast_the_ablation_and_alternatives():
     cands = plan.candidates(FAST)
     assert cands[0] == ("fast", FAST)
     # fast's own percentile (99.9) is not repeated among the alternatives
-    assert len(cands) == 1 + 8 + 2
-    assert cands[-2:] == [("fast, percentile 99.99", dict(FAST, percentile=99.99)),
-                          ("fast, percentile 99.999", dict(FAST, percentile=99.999))]
+    assert len(cands) == 1 + 8 + 3
+    assert cands[-3:] == [("fast, percentile 99", dict(FAST, percentile=99.0)),
+                          ("fast, percentile 99.5", dict(FAST, percentile=99.5)),
+                          ("fast, percentile 99.99", dict(FAST, percentile=99.99))]
 
 
 def test_choice_takes_the_best_mean_then_next_t_then_the_incumbent():

@@ -40,7 +40,7 @@ def test_without_a_preset_every_setting_is_the_papers():
 def test_the_fast_preset_and_explicit_flags_override_it():
     fast = _options("--preset", "fast")
     assert settings.requested_conversion(fast) == Conversion(**FAST)
-    assert (settings.reset_of(fast), settings.percentile_of(fast)) == ("subtract", 99.9)
+    assert (settings.reset_of(fast), settings.percentile_of(fast)) == ("subtract", 99.5)
     mixed = _options("--preset", "fast", "--coding", "poisson", "--no-per-channel",
                      "--reset", "zero", "--percentile", "99")
     assert settings.requested_conversion(mixed) == Conversion(**(FAST | {"coding": "poisson",
