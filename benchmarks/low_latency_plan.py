@@ -4,6 +4,7 @@ split, the ablation rows (``fast`` with one option back at the paper's value), t
 that picks the ``fast`` settings, and the time convention of a row."""
 from __future__ import annotations
 
+from math import comb
 from typing import Mapping, Sequence
 
 # The paper's value of every setting a preset sets (snn2hw.snn.options.Conversion defaults,
@@ -93,3 +94,13 @@ def setting(text: str) -> tuple[str, object]:
             raise ValueError(f"{key} takes true or false, got {value!r}")
         return key, value.lower() == "true"
     return key, kind(value)
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value for paired decisions: ``only_a`` images that one
+    side alone gets right, ``only_b`` the other alone; under "no difference" each of the
+    n = only_a + only_b discordant images goes either way with probability 1/2."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)

@@ -200,11 +200,13 @@ def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> l
             entry.update({"float": cmp["float_accuracy"], "fixed": cmp["exported_accuracy"],
                           "samples": cmp["samples"],
                           **_decisions(net, cal, qnet, ctx.x, ctx.y, t, args.seed)})
+            entry["mcnemar_p"] = plan.mcnemar_p(entry["differ_float_right"],
+                                                entry["differ_fixed_right"])
             print(f"  fixed-point loihi_sim vs float, fast {method}, T={t}: "
                   f"{100 * entry['fixed']:.2f} % vs {100 * entry['float']:.2f} %; decisions "
                   f"differ on {entry['decisions_differ']} images (float right on "
-                  f"{entry['differ_float_right']}, fixed on {entry['differ_fixed_right']})",
-                  flush=True)
+                  f"{entry['differ_float_right']}, fixed on {entry['differ_fixed_right']}; "
+                  f"exact McNemar p = {entry['mcnemar_p']:.3f})", flush=True)
         if lava:
             entry["lava"] = _lava(ctx, args, qnet, cal, profile, conv)
         out.append(entry)

@@ -105,3 +105,14 @@ def test_a_setting_takes_the_type_of_the_papers_value():
     for bad in ("per_channel=no", "threshold=3", "percentile"):
         with pytest.raises(ValueError):
             plan.setting(bad)
+
+
+def test_mcnemar_exact_two_sided():
+    # 5 vs 1 of 6 discordant: 2 * (C(6,0) + C(6,1)) / 2^6 = 14 / 64
+    assert plan.mcnemar_p(5, 1) == pytest.approx(14 / 64)
+    assert plan.mcnemar_p(1, 5) == plan.mcnemar_p(5, 1)
+    # 2 vs 6 of 8: 2 * (1 + 8 + 28) / 256
+    assert plan.mcnemar_p(2, 6) == pytest.approx(74 / 256)
+    assert plan.mcnemar_p(0, 0) == 1.0 and plan.mcnemar_p(3, 3) == 1.0
+    # 0 vs 10: 2 / 1024
+    assert plan.mcnemar_p(0, 10) == pytest.approx(2 / 1024)
