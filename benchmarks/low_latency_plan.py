@@ -12,6 +12,11 @@ from typing import Mapping, Sequence
 PAPER: dict[str, object] = {"coding": "poisson", "v_init": 0.0, "per_channel": False,
                             "bias_calibration": False, "readout": "spikes",
                             "window": "fill", "reset": "zero", "percentile": 100.0}
+# The low-latency value of every option (snn2hw/snn/options.py): an option ``fast`` leaves
+# at the paper's value is "added" by setting it to this value.
+LOW_LATENCY: dict[str, object] = {"coding": "direct", "v_init": 0.5, "per_channel": True,
+                                  "bias_calibration": True, "readout": "membrane",
+                                  "window": "pipelined", "reset": "subtract"}
 # Alternatives tried on the validation split besides removing an option.
 ALTERNATIVES: dict[str, tuple[object, ...]] = {"percentile": (99.0, 99.5, 99.9, 99.99)}
 
@@ -35,8 +40,12 @@ def removable(fast: Mapping[str, object]) -> list[str]:
 
 
 def ablation(fast: Mapping[str, object]) -> list[tuple[str, dict[str, object]]]:
-    """``fast`` with one option at a time back at the paper's value."""
-    return [(f"fast - {key}", {**fast, key: PAPER[key]}) for key in removable(fast)]
+    """``fast`` with one option at a time back at the paper's value, then with each
+    low-latency option it leaves at the paper's value added (``fast + readout``)."""
+    on = removable(fast)
+    return ([(f"fast - {key}", {**fast, key: PAPER[key]}) for key in on]
+            + [(f"fast + {key}", {**fast, key: value}) for key, value in LOW_LATENCY.items()
+               if key not in on and fast.get(key, PAPER[key]) != value])
 
 
 def candidates(fast: Mapping[str, object], only: Sequence[str] | None = None
@@ -104,3 +113,50 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     if n == 0:
         return 1.0
     return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def scores_across(runs: Sequence[tuple[str, Sequence[Mapping]]], timesteps: Sequence[int]
+                  ) -> dict[tuple, dict[str, dict[int, float]]]:
+    """settings -> network -> T -> the mean over the methods of the validation accuracy,
+    from ``runs`` (network name, the ``choice.candidates`` rows of a choose run). Only
+    settings measured on every network with every method are kept; the same settings
+    measured twice on one network must give the same accuracy."""
+    seen: dict[tuple, dict[str, dict[str, dict[int, float]]]] = {}
+    methods = set()
+    for net, rows in runs:
+        for row in rows:
+            key = tuple(sorted(row["settings"].items()))
+            acc = {int(t): float(v) for t, v in row["accuracy"].items() if int(t) in timesteps}
+            old = seen.setdefault(key, {}).setdefault(net, {}).get(row["method"])
+            if old is not None and old != acc:
+                raise ValueError(f"{net}: two runs of the same settings disagree ({old} vs {acc})")
+            seen[key][net][row["method"]] = acc
+            methods.add(row["method"])
+    nets = {net for net, _ in runs}
+    out = {}
+    for key, per in seen.items():
+        if set(per) == nets and all(set(m) == methods for m in per.values()):
+            out[key] = {net: {t: sum(m[t] for m in per[net].values()) / len(methods)
+                              for t in timesteps} for net in nets}
+    return out
+
+
+def rank_across(scores: Mapping[tuple, Mapping[str, Mapping[int, float]]],
+                timesteps: Sequence[int], incumbent: Mapping[str, object]
+                ) -> list[tuple[tuple, tuple[float, ...]]]:
+    """The candidates of ``scores_across``, best first: the mean over the networks at the
+    first T, ties (to 1e-9) by the next T, then the incumbent first."""
+    inc = tuple(sorted(incumbent.items()))
+
+    def means(key):
+        per = scores[key]
+        return tuple(sum(n[t] for n in per.values()) / len(per) for t in timesteps)
+    return sorted(((k, means(k)) for k in scores),
+                  key=lambda kv: tuple(-round(m, 9) for m in kv[1]) + (kv[0] != inc,))
+
+
+def describe(settings: Mapping[str, object], base: Mapping[str, object]) -> str:
+    """``settings`` as its changes from ``base`` ("the preset" when none)."""
+    diff = changed(settings, base)
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in diff.items()) or "the preset"

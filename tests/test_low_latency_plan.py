@@ -56,7 +56,13 @@ def test_ablation_skips_options_fast_does_not_use():
     fast = dict(FAST, per_channel=False, bias_calibration=False)
     labels = [label for label, _ in plan.ablation(fast)]
     assert labels == ["fast - coding", "fast - v_init", "fast - readout", "fast - window",
-                      "fast - reset", "fast - percentile"]
+                      "fast - reset", "fast - percentile", "fast + per_channel",
+                      "fast + bias_calibration"]
+    rows = dict(plan.ablation(fast))
+    assert rows["fast + per_channel"] == dict(fast, per_channel=True)
+    assert rows["fast + bias_calibration"] == dict(fast, bias_calibration=True)
+    spikes = dict(FAST, readout="spikes")
+    assert dict(plan.ablation(spikes))["fast + readout"] == FAST
 
 
 def test_candidates_are_fast_the_ablation_and_alternatives():
@@ -116,3 +122,31 @@ def test_mcnemar_exact_two_sided():
     assert plan.mcnemar_p(0, 0) == 1.0 and plan.mcnemar_p(3, 3) == 1.0
     # 0 vs 10: 2 / 1024
     assert plan.mcnemar_p(0, 10) == pytest.approx(2 / 1024)
+
+
+def _row(settings, method, a32, a64):
+    return {"settings": settings, "method": method, "accuracy": {"32": a32, "64": a64}}
+
+
+def test_choice_across_networks_is_the_mean_of_per_network_means():
+    a, b = dict(FAST), dict(FAST, readout="spikes")
+    runs = [("vgg", [_row(a, "max-act", 0.9, 0.9), _row(a, "spike-norm", 0.8, 0.9),
+                     _row(b, "max-act", 0.9, 0.9), _row(b, "spike-norm", 0.7, 0.9)]),
+            ("res", [_row(a, "max-act", 0.5, 0.5), _row(a, "spike-norm", 0.5, 0.5),
+                     _row(b, "max-act", 0.6, 0.5), _row(b, "spike-norm", 0.6, 0.5)]),
+            # a second run of the same settings on one network, and one seen nowhere else
+            ("res", [_row(b, "max-act", 0.6, 0.5), _row(dict(FAST, v_init=0.0), "max-act",
+                                                         1.0, 1.0)])]
+    scores = plan.scores_across(runs, [32, 64])
+    assert len(scores) == 2   # v_init 0 was not measured on every network and method
+    ranked = plan.rank_across(scores, [32, 64], a)
+    # a: (0.85 + 0.5) / 2 = 0.675; b: (0.8 + 0.6) / 2 = 0.7
+    assert [plan.describe(dict(k), a) for k, _ in ranked] == ["readout spikes", "the preset"]
+    assert ranked[0][1][0] == pytest.approx(0.7) and ranked[1][1][0] == pytest.approx(0.675)
+    # a tie at both T goes to the incumbent
+    tie = [("vgg", [_row(a, "max-act", 0.9, 0.9), _row(b, "max-act", 0.9, 0.9)])]
+    assert plan.rank_across(plan.scores_across(tie, [32, 64]), [32, 64], b)[0][0] == \
+        tuple(sorted(b.items()))
+    with pytest.raises(ValueError, match="disagree"):
+        plan.scores_across([("vgg", [_row(a, "max-act", 0.9, 0.9)]),
+                            ("vgg", [_row(a, "max-act", 0.8, 0.9)])], [32, 64])
