@@ -9,8 +9,8 @@ reference run once at the largest T on the same test images and input; every sma
 is read from the same run. Printed per T, accuracy (%) of:
 
 - ``float``: the float SNN (output threshold +inf: the exact potential);
-- ``fixed, v only``: the read-out before this release: the output layer resets to the
-  network's reset and the class is the argmax of its 24-bit v alone (v clips);
+- ``fixed, v only``: a diagnostic: the same output layer (the read-out's threshold) with
+  the network's reset, the class the argmax of its 24-bit v alone (v clips);
 - ``fixed``: the read-out now: the output layer resets by subtraction, count * thr + v;
 - ``fixed, no clip``: the same network with an output v that cannot clip (the exact
   accumulated potential of the same output input, which no 24-bit v holds);
@@ -41,8 +41,8 @@ from snn2hw.steps.settings import EVALUATION_STREAM
 
 
 def old_readout(prep: simulate.Prepared, qnet) -> simulate.Prepared:
-    """The output layer as before: the network's reset, read-out v alone (readout_step 0
-    is set on the result)."""
+    """The same output layer with the network's reset, read-out v alone (readout_step 0
+    is set on the result): a diagnostic of what v alone holds."""
     out, la = prep.output, qnet.output
     out.neuron = FixedIFNeuron(int(la.threshold), la.bias_v(), la.shape, qnet.state_bits,
                                qnet.current_shift, prep.device, qnet.threshold_shift,
