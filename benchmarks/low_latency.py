@@ -11,16 +11,19 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
         [--seed 0] [-o out.json]
 
 (a) ``choose``: the candidates of ``low_latency_plan.candidates`` (``fast``, ``fast`` with
-    one option removed, ``fast`` at each percentile of ``--percentiles``; ``--candidates``
-    keeps only the labels given) are calibrated on the first ``--samples``
-    training images and scored on the LAST ``--val-samples`` training images (disjoint;
-    never the test split) at ``--choose-timesteps``; the best mean over the methods at the
-    first of them wins (ties: the next T, then the current preset).
+    one option removed or one it leaves out added, ``fast`` at each percentile of
+    ``--percentiles``; ``--candidates`` keeps only the labels given) are calibrated on the
+    first ``--samples`` training images and scored on the LAST ``--val-samples`` training
+    images (disjoint; never the test split; use a model trained without them, e.g.
+    ``examples/deep_digits.py --train-samples``) at ``--choose-timesteps``; the best mean
+    over the methods at the first of them wins (ties: the next T, then the current
+    preset). ``benchmarks/choose_across.py`` applies the rule across networks.
 (b) ``table`` and ``ablation``: on the test split (``--eval-samples``, default the whole
     split), accuracy at every T for the paper's configuration (``--preset paper``,
     unchanged) and ``fast`` (``table``), and the ablation (``ablation``: ``fast``, or the
-    validation's choice when ``choose`` ran, with one option back at the paper's value,
-    after a ``fast`` row of its own when ``table`` does not run), each with every method;
+    validation's choice when ``choose`` ran, with one option back at the paper's value or
+    one it leaves out added, after a ``fast`` row of its own when ``table`` does not run),
+    each with every method;
     one calibration and one causal run at the largest T per row.
 (c) ``fixed``: ``fast`` quantised for ``loihi_sim`` against the float SNN at T = 32 on the
     same input (the export step's comparison).
