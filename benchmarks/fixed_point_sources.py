@@ -30,14 +30,13 @@ Per layer it also prints the weight rounding: theta, the error's RMS over the RM
 weights, and the smallest over output channels of the channel's largest |integer| (few
 levels mean a coarse channel).
 
-Measured (VGG-16, ``--data digits``, 450 test images, T = 32, the ``fast`` preset, with
-``--calibration-floor 0``: the calibration before per-channel factors had a floor): max-act float SNN 98.22 %, fixed point 97.33 % (4 decisions differ, all float
+Measured (VGG-16, ``--data digits``, 450 test images, T = 32, the ``fast`` preset): max-act float SNN 98.22 %, fixed point 97.33 % (4 decisions differ, all float
 right); weights 98.22 (2 differ), input 98.44 (1), bias 98.44 (1), weights + input 97.33
 (4), all 97.33 (4, the fixed point's); weights of the two dense hidden layers alone (theta
 9 and 12: one neuron with a factor of 1/267 takes the whole weight range) 97.78 (4), all
 but those 98.22 (0). ``--factor-floor 0.0625`` gives thetas 147 and 134 and fixed = float
-(0 differ); on the 1219 train-rest images 7 -> 2 differences. That floor is now
-:data:`snn2hw.calibrate.channels.FACTOR_FLOOR`. Spike-Norm (no factor below 0.121, so the
+(0 differ); on the 1219 train-rest images 7 -> 2 differences (the floor is an experiment
+here: the calibration does not apply one). Spike-Norm (no factor below 0.121, so the
 floor changes nothing): float 98.67 %, fixed 97.78 % (6 differ, 5 float right); weights 4
 (3 float right), input 4 (3), bias 1 (0), weights + input 5, all 6 (= fixed): the 9-bit
 weights and 127 input levels of every layer together, no single cause. ResNet-20 max-act
@@ -79,10 +78,6 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--factor-floor", type=float, action="append", default=[],
                    help="also run float and fixed with every per-channel factor raised to "
                         "at least this (an experiment, repeatable)")
-    p.add_argument("--calibration-floor", type=float, default=None,
-                   help="the per-channel factor floor the calibration applies (default: "
-                        "snn2hw.calibrate.channels.FACTOR_FLOOR; 0: the calibration "
-                        "before the floor)")
     p.add_argument("--floors-only", action="store_true",
                    help="of the source rows, only the fixed point's")
     p.add_argument("--seed", type=int, default=0)
@@ -266,10 +261,6 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.calibration_floor is not None:
-        from snn2hw.calibrate import channels
-
-        channels.FACTOR_FLOOR = args.calibration_floor
     methods = [m.strip() for m in args.methods.split(",")]
     largs = ll.parse([str(args.model), "--data", args.data, "--samples", str(args.samples),
                       "--calib-timesteps", str(args.calib_timesteps),
