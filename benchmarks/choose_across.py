@@ -1,6 +1,7 @@
 """The ``fast`` settings chosen across networks: reads the JSON files that
 ``benchmarks/low_latency.py --parts choose -o F`` wrote (one or more runs per network,
-held-out validation splits) and applies the rule of ``low_latency_plan.choose_across``.
+held-out validation splits) and applies the rule of ``low_latency_plan.scores_across`` and
+``rank_across``.
 
     .venv/bin/python benchmarks/choose_across.py build/ll/choose_vgg16.json \\
         build/ll/choose_fashion.json build/ll/choose_resnet20.json [more runs ...] \\

@@ -1,7 +1,8 @@
 """The pure logic of ``benchmarks/low_latency.py`` (no torch, no data): which training
 samples calibrate and which validate, the candidate settings compared on the validation
 split, the ablation rows (``fast`` with one option back at the paper's value), the rule
-that picks the ``fast`` settings, and the time convention of a row."""
+that picks the ``fast`` settings (on one network and across several), the time convention
+of a row, and the exact McNemar test of paired decisions."""
 from __future__ import annotations
 
 from math import comb
