@@ -40,7 +40,7 @@ from snn2hw.steps.options import CalibrationOptions, DataOptions
 from snn2hw.steps.settings import EVALUATION_STREAM
 
 
-def old_readout(prep: simulate.Prepared, qnet) -> simulate.Prepared:
+def v_only_readout(prep: simulate.Prepared, qnet) -> simulate.Prepared:
     """The same output layer with the network's reset, read-out v alone (readout_step 0
     is set on the result): a diagnostic of what v alone holds."""
     out, la = prep.output, qnet.output
@@ -56,9 +56,9 @@ def unclipped(prep: simulate.Prepared) -> simulate.Prepared:
     return prep
 
 
-def run(prep, encoder, timesteps: list[int], old: bool = False) -> simulate.SimResult:
+def run(prep, encoder, timesteps: list[int], v_only: bool = False) -> simulate.SimResult:
     res = simulate.simulate(prep, encoder, max(timesteps), checkpoints=timesteps)
-    if old:
+    if v_only:
         res.readout_step = 0.0
     return res
 
@@ -92,7 +92,7 @@ def main() -> None:
         "float": run(float_prep, make_encoder(conv.coding, x, input_scale=cal.scales[net.input],
                                               seed=args.seed, stream=EVALUATION_STREAM),
                      steps),
-        "fixed, v only": run(old_readout(prepare_fixed(qnet), qnet),
+        "fixed, v only": run(v_only_readout(prepare_fixed(qnet), qnet),
                              input_encoder(qnet, x, args.seed, EVALUATION_STREAM), steps, True),
     }
     fixed_prep = prepare_fixed(qnet)
