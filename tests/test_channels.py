@@ -109,6 +109,39 @@ def test_factors_are_scale_over_the_largest_and_dead_channels_keep_one():
     np.testing.assert_array_equal(k, [0.5, 1.0, 1.0, 0.25])
 
 
+def test_factors_have_a_floor_of_one_sixteenth():
+    k, top = factors_from_scales(np.array([100.0, 1.0, 6.25, 0.0, 50.0]))
+    assert top == 100.0
+    np.testing.assert_array_equal(k, [1.0, 0.0625, 0.0625, 1.0, 0.5])
+
+
+def test_a_nearly_silent_neuron_is_floored_and_the_fixed_point_keeps_its_resolution():
+    """Hidden neuron 0 barely activates: its factor is floored at 1/16 (by hand), so the
+    hidden layer's joint integer scale is set by a weight at most 16 times the others'
+    largest, not ~1000 times."""
+    from snn2hw.hardware import profiles
+    from snn2hw.quantize import quantize
+
+    g = mlp_graph(bias=False)
+    g.nodes["d1"].weight[0] *= 1e-3
+    x = np.random.default_rng(5).normal(size=(64, 3)).astype(np.float32)
+    net = snn.lower(g)
+    cal = calibrate("max-act", net, x, conversion=Conversion(per_channel=True))
+    act = np.maximum(x.astype(np.float64) @ g.nodes["d1"].weight.T, 0)
+    channel = act.max(axis=0)
+    assert channel[0] < channel.max() / 500
+    expect = np.maximum(channel / channel.max(), 0.0625)
+    np.testing.assert_allclose(cal.channel_factors["h"], expect, rtol=1e-6)
+    folded = g.nodes["d1"].weight * np.abs(x).max() / (expect * channel.max())[:, None]
+    q = quantize(calibrated_network(net, cal), cal.scales, profiles.load("loihi_sim"),
+                 cal.source_scales)
+    hidden = q.layers[0]
+    assert hidden.report["limited_by"] == "weight range"
+    # the weight range -256..255: the largest positive weight -> 255, the most negative -> -256
+    assert hidden.threshold == int(min(255 / folded.max(), 256 / -folded.min()))
+    assert hidden.threshold > 100
+
+
 def test_per_channel_max_act_scales_and_folded_weights_by_hand():
     g = mlp_graph()
     x = np.random.default_rng(5).normal(size=(64, 3)).astype(np.float32)

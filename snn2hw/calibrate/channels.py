@@ -43,14 +43,24 @@ def per_channel(values: np.ndarray, shape) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape((-1,) + (1,) * (len(shape) - 1))
 
 
+# The smallest per-channel factor. A channel's incoming weights are divided by its factor,
+# and a fixed-point export rounds every weight into a layer with one joint scale set by the
+# largest: a channel with a tiny scale (a dense layer's neuron active on one or two of the
+# calibration images) would inflate its weights hundreds of times and leave the others a
+# few integer levels. The floor bounds that spread to 16 (4 of the weight bits); such a
+# channel fires at scale[c] / (FACTOR_FLOOR * max(scale)) < 1 of full rate at its scale.
+FACTOR_FLOOR = 1.0 / 16
+
+
 def factors_from_scales(scales: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per-channel factors ``scale[c] / max(scale)`` and the layer's one scale ``max(scale)``.
-    A channel without a positive scale (it never activates) keeps factor 1."""
+    """Per-channel factors ``max(scale[c] / max(scale), FACTOR_FLOOR)`` and the layer's one
+    scale ``max(scale)``. A channel without a positive scale (it never activates) keeps
+    factor 1."""
     scales = np.asarray(scales, dtype=np.float64)
     top = float(scales.max(initial=0.0))
     if top <= 0:
         return np.ones_like(scales), top
-    return np.where(scales > 0, scales / top, 1.0), top
+    return np.where(scales > 0, np.maximum(scales / top, FACTOR_FLOOR), 1.0), top
 
 
 def _diagonal(name: str, source: str, shape, diag: np.ndarray) -> ir.Node:
