@@ -183,7 +183,8 @@ def _floor_rows(ctx, args, cal, conv, profile, ref, x, y) -> None:
     for floor in args.factor_floor:
         c2 = _floored(cal, floor)
         net = runs.network(ctx, c2)
-        qi = quantize(net, c2.scales, profile, c2.source_scales, c2.reset, conversion=conv)
+        qi = quantize(net, c2.scales, profile, c2.source_scales, c2.reset, conversion=conv,
+                      rates=c2.source_rates)
         thetas = " ".join(str(la.threshold) for la in qi.layers)
         print(f"  factor floor {floor:g}: thetas {thetas}", flush=True)
         fl = _predict(simulate.prepare_float(net, c2.scales, "cpu", reset=qi.reset,
@@ -215,7 +216,8 @@ def run_method(ctx, args, method: str) -> None:
     cal = runs.calibrated(ctx, ctx.fast, method, args.seed)
     conv = conversion_of(opts)
     net = runs.network(ctx, cal)
-    qi = quantize(net, cal.scales, profile, cal.source_scales, cal.reset, conversion=conv)
+    qi = quantize(net, cal.scales, profile, cal.source_scales, cal.reset, conversion=conv,
+                  rates=cal.source_rates)
     qf = float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset, conv)
     x, y, t = _images(ctx, args)
     ref = _predict(simulate.prepare_float(net, cal.scales, "cpu", source_scales=cal.source_scales,

@@ -192,7 +192,7 @@ def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> l
         conv = conversion_of(opts)
         net = network(ctx, cal)
         qnet = quantize(net, cal.scales, profile, cal.source_scales, cal.reset,
-                        conversion=conv)
+                        conversion=conv, rates=cal.source_rates)
         entry = {"method": method, "timesteps": t, "convention": plan.convention(fast)}
         if fixed:
             cmp = compare_float_fixed(net, cal.scales, qnet, ctx.x, ctx.y, t, args.seed,

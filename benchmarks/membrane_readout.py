@@ -83,7 +83,7 @@ def main() -> None:
     if conversion.readout != "membrane":
         raise SystemExit("error: the calibration's read-out is not membrane")
     qnet = quantize(net, cal.scales, profiles.load(args.profile), cal.source_scales,
-                    cal.reset, conversion)
+                    cal.reset, conversion, rates=cal.source_rates)
     x, y = data.take(dataset.x_test, dataset.y_test, args.eval_samples, "evaluation")
     conv = qnet.conversion
     float_prep = simulate.prepare_float(net, cal.scales, source_scales=cal.source_scales,

@@ -21,6 +21,11 @@ FORMAT_VERSION = 1
 # byte; a reader of version 1 only refuses a version 2 file instead of ignoring its groups.
 CHANNELS_VERSION = 2
 CHANNEL_GROUPS = ("channel_factors", "bias_offsets")
+# Version 3: a file with source rates (group "source_rates", one value per neuron of the
+# input and of every layer that feeds another: Conversion.rounding_bias). Files without
+# them keep versions 1 and 2; readers of those refuse a version 3 file.
+RATES_VERSION = 3
+RATES_GROUP = "source_rates"
 
 
 @dataclass
@@ -33,7 +38,8 @@ class CalibrationArtifact:
 
 
 def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
-    version = CHANNELS_VERSION if _channel_data(art.calibration) else FORMAT_VERSION
+    version = (RATES_VERSION if art.calibration.source_rates else
+               CHANNELS_VERSION if _channel_data(art.calibration) else FORMAT_VERSION)
     with write_artifact(path, CALIBRATION_FORMAT, version) as f:
         f.attrs["onnx_sha256"] = art.onnx_sha256
         f.attrs["preprocess"] = art.preprocess
@@ -49,7 +55,10 @@ def save_calibration(path: str | Path, art: CalibrationArtifact) -> None:
         if art.calibration.rate_scales is not None:
             dataset(scales, "source_values",
                     [art.calibration.rate_scales[n] for n in names])
-        for key, per_layer in _channel_data(art.calibration).items():
+        groups = _channel_data(art.calibration)
+        if art.calibration.source_rates:
+            groups[RATES_GROUP] = art.calibration.source_rates
+        for key, per_layer in groups.items():
             group = f.create_group(key, track_order=True)
             group.attrs["names"] = json.dumps(list(per_layer))
             for index, values in enumerate(per_layer.values()):
@@ -81,9 +90,27 @@ def _read_channel_data(f, graph: ir.Graph) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+def _read_rates(f, graph: ir.Graph) -> dict[str, np.ndarray]:
+    """The source rates of a version 3 file: finite, one value per neuron of a node."""
+    if RATES_GROUP not in f:
+        return {}
+    names = json.loads(f[RATES_GROUP].attrs["names"])
+    rates = {n: np.asarray(f[RATES_GROUP][f"{i:04d}"][()], dtype=np.float64)
+             for i, n in enumerate(names)}
+    for name, values in rates.items():
+        node = graph.nodes.get(name)
+        if node is None or values.shape != (int(np.prod(node.shape)),):
+            raise ArtifactError(f"source_rates of {name!r}: not one value per neuron of a "
+                                "node of the graph")
+        if not np.all(np.isfinite(values)):
+            raise ArtifactError(f"source_rates of {name!r}: values must be finite")
+    return {"source_rates": rates}
+
+
 def load_calibration(path: str | Path, expected_sha256: str | None = None
                      ) -> CalibrationArtifact:
-    f = open_artifact(path, CALIBRATION_FORMAT, (FORMAT_VERSION, CHANNELS_VERSION))
+    f = open_artifact(path, CALIBRATION_FORMAT, (FORMAT_VERSION, CHANNELS_VERSION,
+                                                 RATES_VERSION))
     with f:
         require(f, path, ("graph", "graph/nodes", "scales", "scales/values"), "calibration")
         try:
@@ -93,8 +120,10 @@ def load_calibration(path: str | Path, expected_sha256: str | None = None
             rate = None
             if "source_values" in f["scales"]:
                 rate = dict(zip(names, map(float, f["scales"]["source_values"][()])))
-            channel_data = (_read_channel_data(f, graph)
-                            if f.attrs["format_version"] == CHANNELS_VERSION else {})
+            version = int(f.attrs["format_version"])
+            channel_data = _read_channel_data(f, graph) if version >= CHANNELS_VERSION else {}
+            if version >= RATES_VERSION:
+                channel_data |= _read_rates(f, graph)
             cal = Calibration(str(f.attrs["method"]), dict(zip(names, map(float, values))),
                               json.loads(f.attrs["params"]), json.loads(f.attrs["warnings"]),
                               rate, **channel_data)

@@ -39,12 +39,13 @@ import torch
 from .. import precision
 from .annstats import ann_statistics
 from .biascal import bias_offsets
-from .channels import factors_from_scales, fold_channels
+from .channels import calibrated_network, factors_from_scales, fold_channels
 from .result import Calibration, input_scale, record_params, thresholds  # noqa: F401
 from ..errors import InputError
 from .junction import DEFAULT_JUNCTION, check_junction, fan_in_groups, group_of
 from .layerwise import LayerwiseRun
 from .perchannel import ann_channel_statistics, folded_means, hidden_layers, max_act_channels
+from .rates import source_rates
 from ..snn.options import Conversion
 from ..snn.neurons import check_reset
 from ..snn.simulate import PreparedLayer, prepare_float_layer
@@ -222,14 +223,21 @@ def calibrate(method: str, net: SpikingNetwork, x: np.ndarray,
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; known: "
                          f"{', '.join(METHODS)}")
-    if conversion.bias_calibration and not {"timesteps", "seed"} <= set(options):
-        raise InputError("bias calibration runs the SNN on the calibration set: it needs "
-                         "timesteps and seed")
+    for flag, what in (("bias_calibration", "bias calibration"),
+                       ("rounding_bias", "the rounding-bias correction")):
+        if getattr(conversion, flag) and not {"timesteps", "seed"} <= set(options):
+            raise InputError(f"{what} runs the SNN on the calibration set: it needs "
+                             "timesteps and seed")
     cal = METHODS[method](net, x, conversion=conversion, **options)
     if conversion.bias_calibration:
         cal.bias_offsets = bias_offsets(
             net, cal, x, timesteps=options["timesteps"], seed=options["seed"],
             batch_size=options.get("batch_size", 64), device=options.get("device", "cpu"),
             conversion=conversion, progress=options.get("progress"))
+    if conversion.rounding_bias:
+        cal.source_rates = source_rates(calibrated_network(net, cal), cal, x,
+                                        timesteps=options["timesteps"], seed=options["seed"],
+                                        conversion=conversion,
+                                        device=options.get("device", "cpu"))
     cal.params.update(conversion.to_params())
     return cal

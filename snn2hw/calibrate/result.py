@@ -23,6 +23,9 @@ class Calibration:
     # the factor folded into the weights, and the bias offset in ANN units.
     channel_factors: dict[str, np.ndarray] | None = None
     bias_offsets: dict[str, np.ndarray] | None = None
+    # Per source (the input and every layer that feeds another), per neuron: its mean value
+    # per step on the calibration images (Conversion.rounding_bias; snn2hw.calibrate.rates).
+    source_rates: dict[str, np.ndarray] | None = None
 
     @property
     def reset(self) -> str:

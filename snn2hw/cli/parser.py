@@ -85,6 +85,10 @@ def _add_conversion_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bias-calibration", action=argparse.BooleanOptionalAction,
                    default=None, help="correct each channel's bias layer by layer (SNN "
                    "Calibration light, Li et al. 2021)")
+    p.add_argument("--rounding-bias", dest="rounding_bias",
+                   action=argparse.BooleanOptionalAction, default=None,
+                   help="fixed-point export: move each neuron's mean weight-rounding error "
+                   "(at the calibration images' rates) into its bias current")
     p.add_argument("--readout", choices=READOUTS, default=None,
                    help="class = argmax of output spike counts (spikes) or of the output "
                    "layer's potential (membrane)")

@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 
-from . import budget, chain, readout
-from ..errors import HardwareLimitError
+from . import budget, chain, readout, roundingbias
+from ..errors import HardwareLimitError, InputError
 from ..hardware.profiles import FixedPoint, Profile
 from ..snn.neurons import check_reset
 from .qnet import IntSynapse, QuantizedNetwork, QuantLayer
@@ -104,13 +104,18 @@ def _to_int(syn: IntSynapse, fp: FixedPoint) -> tuple[IntSynapse, int]:
 
 
 def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: FixedPoint,
-              layer: str) -> tuple[list[IntSynapse], int, np.ndarray | None, int]:
-    """The layer's rounded, clipped integer synapses, clip count, bias mantissa and exp."""
+              layer: str, correct=None) -> tuple[list[IntSynapse], int, np.ndarray | None, int]:
+    """The layer's rounded, clipped integer synapses, clip count, bias mantissa and exp;
+    ``correct(int_syns, theta)``: the rounding-bias offsets added to the bias (threshold
+    units, :mod:`.roundingbias`)."""
     int_syns, clipped = [], 0
     for syn in syns:
         q, c = _to_int(_scaled(syn, theta), fp)
         int_syns.append(q)
         clipped += c
+    if correct is not None:
+        offset = correct(int_syns, theta)
+        bias = offset if bias is None else bias + offset
     bias_mant, bias_exp = None, fp.current_shift
     if bias is not None:
         bias_mant, bias_exp = _bias_fixed(fp, bias * theta * (1 << fp.current_shift), layer)
@@ -118,7 +123,8 @@ def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: F
 
 
 def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray | None,
-                  signed: list[bool], fp: FixedPoint, du: float, theta_cap: int | None = None):
+                  signed: list[bool], fp: FixedPoint, du: float, theta_cap: int | None = None,
+                  correct=None):
     """theta from the float estimate (at most ``theta_cap``), lowered until the state budget
     holds for the rounded integers (rounding many equal weights up can push their sum past
     the estimate)."""
@@ -127,7 +133,7 @@ def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray 
         theta, limit = theta_cap, "membrane read-out"
     estimate = theta
     while True:
-        ints = _integers(syns, bias, theta, fp, layer.name)
+        ints = _integers(syns, bias, theta, fp, layer.name, correct)
         bias_v = None if ints[2] is None else ints[2].astype(np.int64) << ints[3]
         worst = budget.layer_budget(layer.name, ints[0], signed, layer.size, bias_v, theta,
                                     fp.state_bits, fp.current_shift, fp.threshold_shift, du)
@@ -147,10 +153,12 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
                    fp: FixedPoint, input_name: str,
                    source_scales: dict[str, float] | None = None,
                    du: float = 4095, input_levels: int = 1,
-                   theta_cap: int | None = None) -> QuantLayer:
+                   theta_cap: int | None = None,
+                   rates: dict[str, np.ndarray] | None = None) -> QuantLayer:
     """``input_levels``: the largest input magnitude (1 for +-1 spikes; an analog
     input's integer levels), for the budget of the synapses it feeds; ``theta_cap``: the
-    largest scale allowed (the membrane read-out's output layer, :mod:`.readout`)."""
+    largest scale allowed (the membrane read-out's output layer, :mod:`.readout`);
+    ``rates``: the sources' mean rates, for the rounding-bias correction (None: none)."""
     source_scales = scales if source_scales is None else source_scales
     scale = scales[layer.name]
     syns = [_scaled(fold_term(t, shapes[t.source], layer.shape),
@@ -158,7 +166,11 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
     signed = [(input_levels if input_levels > 1 else True) if t.source == input_name
               else False for t in layer.terms]
-    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du, theta_cap)
+    correct = None if rates is None else (
+        lambda ints, theta: roundingbias.offsets(syns, ints, theta, rates,
+                                                 {input_name: float(input_levels)}))
+    theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du, theta_cap,
+                                                 correct)
     int_syns, clipped, bias_mant, bias_exp = ints
     n_weights = int(sum(s.values().size for s in int_syns))
     report = {"scale": theta, "limited_by": limit, "clipped_weights": clipped,
@@ -168,13 +180,16 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
               "synapses": [s.kind for s in int_syns], "bias_exp": bias_exp}
     if theta != estimate:  # only then, so that other exports stay byte-identical
         report["scale_before_rounding_check"] = estimate
+    if correct is not None:
+        shift = theta * (1 << fp.current_shift)
+        report["rounding_bias_max_v"] = float(np.max(np.abs(correct(int_syns, theta)))) * shift
     return QuantLayer(layer.name, layer.shape, layer.depth, int_syns, theta, bias_mant,
                       bias_exp, layer.is_output, float(theta), report)
 
 
 def _membrane_output(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
                      profile: Profile, input_name: str, sources: dict[str, float],
-                     levels: int) -> QuantLayer:
+                     levels: int, rates: dict[str, np.ndarray] | None = None) -> QuantLayer:
     """The membrane read-out's output layer: it fires and resets by subtraction with the
     largest threshold that keeps its budget, and its scale is lowered if needed so that
     one step cannot add more than that threshold (:mod:`.readout`: the read-out
@@ -186,7 +201,7 @@ def _membrane_output(layer: SpikingLayer, scales: dict[str, float], shapes: dict
     signed = [levels if t.source == input_name else False for t in layer.terms]
     return readout.fit_output(
         lambda cap: quantize_layer(layer, scales, shapes, profile.fixed, input_name, sources,
-                                   profile.neuron_du, levels, cap),
+                                   profile.neuron_du, levels, cap, rates),
         signed, profile.fixed, profile.neuron_du)
 
 
@@ -200,24 +215,36 @@ def input_levels(conversion: Conversion, quantized: bool) -> int:
 
 def quantize(net: SpikingNetwork, scales: dict[str, float], profile: Profile,
              source_scales: dict[str, float] | None = None,
-             reset: str = "zero", conversion: Conversion | None = None) -> QuantizedNetwork:
+             reset: str = "zero", conversion: Conversion | None = None,
+             rates: dict[str, np.ndarray] | None = None) -> QuantizedNetwork:
     """Integer network for a fixed-point profile; the float SNN is left unchanged.
     ``conversion``: direct input coding quantises the input to ``direct.LEVELS`` integer
     levels (one level stands for input_scale / LEVELS); the membrane read-out's output layer
-    is made by :func:`_membrane_output`."""
+    is made by :func:`_membrane_output`; with ``rounding_bias``, ``rates`` (the
+    calibration's source rates) correct every layer's bias (:mod:`.roundingbias`)."""
     if profile.fixed is None:
         raise HardwareLimitError(f"profile {profile.name} has no fixed-point rules")
     conversion = conversion or Conversion()
     fp = profile.fixed
     levels = input_levels(conversion, quantized=True)
+    if conversion.rounding_bias:
+        if not rates:
+            raise InputError("the rounding-bias correction needs the calibration's source "
+                             "rates: calibrate again with --rounding-bias",
+                             options=("rounding_bias",))
+        roundingbias.check_rates(rates, {net.input: int(np.prod(net.input_shape))} | {
+            la.name: la.size for la in net.layers
+            if any(t.source == la.name for other in net.layers for t in other.terms)})
+    else:
+        rates = None
     sources = dict(scales if source_scales is None else source_scales)
     sources[net.input] = sources[net.input] / levels
     shapes = {net.input: net.input_shape} | {la.name: la.shape for la in net.layers}
     membrane = conversion.readout == "membrane"
-    layers = [_membrane_output(la, scales, shapes, profile, net.input, sources, levels)
+    layers = [_membrane_output(la, scales, shapes, profile, net.input, sources, levels, rates)
               if membrane and la.is_output else
               quantize_layer(la, scales, shapes, fp, net.input, sources,
-                             profile.neuron_du, levels) for la in net.layers]
+                             profile.neuron_du, levels, rates=rates) for la in net.layers]
     return QuantizedNetwork(net.input, net.input_shape, scales[net.input], layers,
                             profile.name, fp.state_bits, fp.threshold_shift, fp.current_shift,
                             check_reset(reset), conversion, levels)

@@ -24,6 +24,11 @@ files read as the defaults they were made with) and carried into exports and ont
   as on Loihi with samples streamed back to back: a layer ``depth`` hops deep integrates
   steps depth .. T + depth - 1 (0-based) of a sample, so its result is there after
   T + depth steps (:meth:`Conversion.latency`; the last step's index is T + depth - 1).
+- ``rounding_bias``: a fixed-point export moves each neuron's mean weight-rounding error
+  into its bias current: the calibration records every source's mean rate on the
+  calibration images (:mod:`snn2hw.calibrate.rates`) and the quantiser subtracts the rounded
+  weights' error times those rates from the bias (:mod:`snn2hw.quantize.roundingbias`).
+  Float networks are unchanged.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ class Conversion:
     bias_calibration: bool = False
     readout: str = "spikes"
     window: str = "fill"
+    rounding_bias: bool = False
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("coding", self.coding, CODINGS),
@@ -69,7 +75,7 @@ class Conversion:
         before the option existed were made with the default)."""
         names = {f.name for f in fields(cls)}
         found = {k: params[k] for k in names if k in params}
-        for key in ("per_channel", "bias_calibration"):
+        for key in ("per_channel", "bias_calibration", "rounding_bias"):
             if key in found:
                 found[key] = bool(found[key])
         return cls(**found)

@@ -80,7 +80,8 @@ def export_model(model: str | Path, profile_name: str, *,
         raise HardwareLimitError(f"profile {profile.name} has no neuron with reset "
                                  f"{cal.reset!r}; it supports: {', '.join(profile.resets)}")
     conversion = Conversion.from_params(cal.params)   # recorded by the calibration
-    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset, conversion)
+    qnet = (quantize(net, cal.scales, profile, cal.source_scales, cal.reset, conversion,
+                     rates=cal.source_rates)
             if profile.quantize
             else float_network(net, cal.scales, profile.name, cal.source_scales, cal.reset,
                                conversion))
