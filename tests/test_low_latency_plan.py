@@ -108,7 +108,8 @@ def test_a_setting_takes_the_type_of_the_papers_value():
     assert plan.setting("bias_calibration=True") == ("bias_calibration", True)
     assert plan.setting("percentile=99.5") == ("percentile", 99.5)
     assert plan.setting(" coding = poisson ") == ("coding", "poisson")
-    for bad in ("per_channel=no", "threshold=3", "percentile"):
+    assert plan.setting("rounding_bias=true") == ("rounding_bias", True)  # export only
+    for bad in ("per_channel=no", "threshold=3", "percentile", "rounding_bias=1"):
         with pytest.raises(ValueError):
             plan.setting(bad)
 

@@ -162,3 +162,42 @@ def test_corrected_conv_export_holds_its_guarantees_and_matches_the_model(conv_q
 @pytest.mark.lava
 def test_corrected_export_lava_reference_and_model_agree(conv_qnet):
     three_way(conv_qnet, calibration_input()[:3], 20)
+
+
+def test_cli_calibrate_and_export_carry_the_correction(tmp_path, capsys):
+    """``calibrate --preset fast --rounding-bias`` writes the rates; ``export`` of that file
+    corrects the biases (its report names the largest correction per layer), lowering
+    theta where the corrected bias would leave its range, and an export
+    asking for the correction of a calibration made without it is refused in one line."""
+    from snn2hw.artifacts.export import load_export
+    from snn2hw.cli import main
+    from test_export_cli import tiny
+    from onnx_builders import export_torch
+
+    model = str(export_torch(tiny(0), tmp_path / "m.onnx", {"snn2hw.dataset": "digits"}))
+    common = ["--method", "max-act", "--preset", "fast", "--samples", "20", "--timesteps", "16"]
+    with_rb, without = tmp_path / "rb.calib.h5", tmp_path / "plain.calib.h5"
+    assert main(["calibrate", model, *common, "--rounding-bias", "--eval-samples", "10",
+                 "-o", str(with_rb)]) == 0
+    assert main(["calibrate", model, *common, "--eval-samples", "10", "-o", str(without)]) == 0
+    assert load_calibration(with_rb).calibration.source_rates
+    assert load_calibration(without).calibration.source_rates is None
+    out = tmp_path / "e.h5"
+    assert main(["export", model, "--calibration", str(with_rb), "--eval-samples", "10",
+                 "-o", str(out)]) == 0
+    art = load_export(out)
+    assert art.params["rounding_bias"] is True
+    assert all(la.report["rounding_bias_max_v"] > 0 for la in art.qnet.layers)
+    # this untrained model's first layer has its bias at the edge of its range: the
+    # correction would take it past, so the quantiser lowered theta until it fits
+    first = art.qnet.layers[0].report
+    assert first["limited_by"] == "bias range after the rounding-bias correction"
+    assert first["scale"] < first["scale_before_rounding_check"]
+    ver = verify_network(art.qnet, profiles.load("loihi_sim").fixed, "loihi_sim")
+    assert ver.ok, ver.problems
+    capsys.readouterr()
+    bad = tmp_path / "bad.h5"
+    assert main(["export", model, "--calibration", str(without), "--rounding-bias",
+                 "-o", str(bad)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "rounding_bias" in err[0] and not bad.exists()

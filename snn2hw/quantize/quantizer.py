@@ -116,10 +116,22 @@ def _integers(syns: list[IntSynapse], bias: np.ndarray | None, theta: int, fp: F
     if correct is not None:
         offset = correct(int_syns, theta)
         bias = offset if bias is None else bias + offset
+        top = float(np.max(np.abs(bias))) * theta * (1 << fp.current_shift)
+        if top > fp.bias_mant_max * 2.0 ** fp.bias_exp_max:
+            raise _CorrectedBiasOverflow(top / (fp.bias_mant_max * 2.0 ** fp.bias_exp_max))
     bias_mant, bias_exp = None, fp.current_shift
     if bias is not None:
         bias_mant, bias_exp = _bias_fixed(fp, bias * theta * (1 << fp.current_shift), layer)
     return int_syns, clipped, bias_mant, bias_exp
+
+
+class _CorrectedBiasOverflow(Exception):
+    """The rounding-bias correction took a bias past its range at this theta (``ratio``:
+    how far); theta's estimate only covered the uncorrected bias."""
+
+    def __init__(self, ratio: float) -> None:
+        super().__init__(ratio)
+        self.ratio = ratio
 
 
 def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray | None,
@@ -127,13 +139,23 @@ def _fit_integers(layer: SpikingLayer, syns: list[IntSynapse], bias: np.ndarray 
                   correct=None):
     """theta from the float estimate (at most ``theta_cap``), lowered until the state budget
     holds for the rounded integers (rounding many equal weights up can push their sum past
-    the estimate)."""
+    the estimate), or until the bias the rounding-bias correction makes fits its range."""
     theta, limit = _choose_scale(fp, syns, bias, signed, du)
     if theta_cap is not None and theta > theta_cap:
         theta, limit = theta_cap, "membrane read-out"
     estimate = theta
     while True:
-        ints = _integers(syns, bias, theta, fp, layer.name, correct)
+        try:
+            ints = _integers(syns, bias, theta, fp, layer.name, correct)
+        except _CorrectedBiasOverflow as over:
+            smaller = min(theta - 1, math.floor(theta / over.ratio))
+            limit = "bias range after the rounding-bias correction"
+            if smaller < 1:
+                raise HardwareLimitError(f"layer {layer.name}: cannot fit: the corrected "
+                                         "bias exceeds its range even at a threshold of 1",
+                                         layer=layer.name, limit=limit) from None
+            theta = smaller
+            continue
         bias_v = None if ints[2] is None else ints[2].astype(np.int64) << ints[3]
         worst = budget.layer_budget(layer.name, ints[0], signed, layer.size, bias_v, theta,
                                     fp.state_bits, fp.current_shift, fp.threshold_shift, du)
