@@ -26,7 +26,8 @@ float, Lava against the reference, and SpikingJelly on the same ANN in the same 
     each with every method;
     one calibration and one causal run at the largest T per row.
 (c) ``fixed``: ``fast`` quantised for ``loihi_sim`` against the float SNN at T = 32 on the
-    same input (the export step's comparison).
+    same input (the export step's comparison), on the test split or, with ``--fixed-on
+    validation``, on the validation images.
 (d) ``lava``: each method's export run on Lava and on the reference simulator,
     ``--lava-samples`` test images at T = 32, compared spike for spike (the run step).
 (e) ``peers``: SpikingJelly ann2snn (``benchmarks/peers_spikingjelly.py``, 99.9 %, analog
@@ -111,6 +112,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, default=None)
     p.add_argument("--lava-samples", type=int, default=5)
     p.add_argument("--fixed-timesteps", type=int, default=32)
+    p.add_argument("--fixed-on", choices=("test", "validation"), default="test",
+                   help="the images of the fixed part: the test split, or the validation "
+                   "images of --val-samples (to judge an export option without the test "
+                   "split)")
     p.add_argument("--parts", type=_names(PARTS), default=list(PARTS))
     p.add_argument("--set", dest="overrides", type=_setting, action="append", default=[],
                    metavar="KEY=VALUE", help="change a setting of fast for every part "
