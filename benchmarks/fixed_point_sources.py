@@ -92,7 +92,7 @@ def _dequantised(qf, qi, weights=False, bias=False, levels=False, only: set[str]
     n_levels = int(qi.input_levels)
     layers = []
     for lf, li in zip(qf.layers, qi.layers):
-        theta = float(li.threshold)
+        theta = float(li.scale)  # the weights' scale (the membrane output's threshold is larger)
         syns = []
         for sf, si in zip(lf.synapses, li.synapses):
             is_input = sf.source == qf.input
@@ -113,7 +113,7 @@ def _rounding(qf, qi) -> list[str]:
     """Per layer: theta, relative RMS weight error, fewest levels any output channel uses."""
     lines = []
     for lf, li in zip(qf.layers, qi.layers):
-        theta, errs, refs, low, tops = float(li.threshold), [], [], np.inf, 0.0
+        theta, errs, refs, low, tops = float(li.scale), [], [], np.inf, 0.0
         for sf, si in zip(lf.synapses, li.synapses):
             per = qi.input_levels if sf.source == qf.input else 1
             if sf.is_conv:  # same kernel layout (a conv is never pruned)
