@@ -30,20 +30,16 @@ Per layer it also prints the weight rounding: theta, the error's RMS over the RM
 weights, and the smallest over output channels of the channel's largest |integer| (few
 levels mean a coarse channel).
 
-Measured (VGG-16, ``--data digits``, 450 test images, T = 32, the ``fast`` preset): max-act
-float SNN 98.22 %, fixed point 97.33 % (4 decisions differ, all float right); weights 98.22
-(2 differ), input 98.44 (1), bias 98.44 (1), weights + input 97.33 (4), all 97.33 (4, the
-fixed point's); weights of the two dense hidden layers alone (theta 9 and 12: one neuron
-with a factor of 1/267 takes the whole weight range) 97.78 (4), all but those 98.22 (0).
-``--factor-floor 0.0625`` gives thetas 147 and 134 and fixed = float (0 differ); on the 1219
-train-rest images 7 -> 2 differences (the floor is an experiment here: the calibration does
-not apply one). Spike-Norm (no factor below 0.121, so the floor changes nothing): float
-98.67 %, fixed 97.78 % (6 differ, 5 float right); weights 4 (3 float right), input 4 (3),
-bias 1 (0), weights + input 5, all 6 (= fixed): the 9-bit weights and 127 input levels of
-every layer together, no single cause. ResNet-20 max-act with ``--factor-floor 0.0625`` (4
-channels below it): float 97.78 -> 98.22 %, fixed 97.11 -> 97.56 % (5 -> 3 differ); its
-junctions' identity weights k_source / k_junction (up to 1 / floor) still give two layers
-theta 19 and 50.
+Measured (VGG-16, ``--data digits``, 450 test images, T = 32, the ``fast`` preset with
+spike counts, before the calibration floored per-channel factors): max-act float 98.22 %,
+fixed 97.33 % (4 decisions differ, all float right); the weights of the two dense hidden
+layers alone (theta 9 and 12: one neuron with a factor of 1/267 takes the whole weight
+range) 97.78 (4), all but those 98.22 (0); ``--factor-floor 0.0625`` gave thetas 147 and
+134 and fixed = float. That floor is now :data:`snn2hw.calibrate.channels.FACTOR_FLOOR`;
+with it and the membrane read-out (README, "Fixed point and Lava"): max-act 0 decisions
+differ in every row; Spike-Norm float 98.67 %, weights 5 differ (4 float right), input 4
+(3), bias 2 (1), all 5 (= fixed, 98.00 %). On the Fashion VGG (10,000 test images,
+Spike-Norm) the input's 127 levels alone move 65 decisions, 41 of them to the right class.
 """
 from __future__ import annotations
 
