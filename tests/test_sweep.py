@@ -22,7 +22,7 @@ from snn2hw.steps.presets import PRESETS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"coding": "direct", "v_init": 0.5, "per_channel": True, "bias_calibration": True,
-        "readout": "membrane", "window": "pipelined"}
+        "readout": "membrane", "window": "pipelined", "rounding_bias": True}
 
 
 def _options(*flags: str):
@@ -52,7 +52,8 @@ def test_the_fast_preset_and_explicit_flags_override_it():
 
 def test_every_conversion_field_has_a_flag_and_presets_live_in_one_module():
     given = _options("--coding", "direct", "--v-init", "0.5", "--per-channel",
-                     "--bias-calibration", "--readout", "membrane", "--window", "pipelined")
+                     "--bias-calibration", "--readout", "membrane", "--window", "pipelined",
+                     "--rounding-bias")
     assert given.conversion == FAST
     parser = build_parser()
     for command in ("calibrate", "export"):
