@@ -188,9 +188,7 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
     bias = None if layer.bias is None else layer.bias.reshape(-1) / scale
     signed = [(input_levels if input_levels > 1 else True) if t.source == input_name
               else False for t in layer.terms]
-    correct = None if rates is None else (
-        lambda ints, theta: roundingbias.offsets(syns, ints, theta, rates,
-                                                 {input_name: float(input_levels)}))
+    correct = None if rates is None else _corrections(syns, rates, input_name, input_levels)
     theta, limit, estimate, ints = _fit_integers(layer, syns, bias, signed, fp, du, theta_cap,
                                                  correct)
     int_syns, clipped, bias_mant, bias_exp = ints
@@ -207,6 +205,21 @@ def quantize_layer(layer: SpikingLayer, scales: dict[str, float], shapes: dict[s
         report["rounding_bias_max_v"] = float(np.max(np.abs(correct(int_syns, theta)))) * shift
     return QuantLayer(layer.name, layer.shape, layer.depth, int_syns, theta, bias_mant,
                       bias_exp, layer.is_output, float(theta), report)
+
+
+def _corrections(syns: list[IntSynapse], rates: dict[str, np.ndarray], input_name: str,
+                 input_levels: int):
+    """``correct(int_syns, theta)`` of :func:`_integers` for these float synapses, computed
+    once per theta (the integers are a function of theta; the report asks again)."""
+    last: dict[int, np.ndarray] = {}
+
+    def correct(int_syns: list[IntSynapse], theta: int) -> np.ndarray:
+        if theta not in last:
+            last.clear()
+            last[theta] = roundingbias.offsets(syns, int_syns, theta, rates,
+                                               {input_name: float(input_levels)})
+        return last[theta]
+    return correct
 
 
 def _membrane_output(layer: SpikingLayer, scales: dict[str, float], shapes: dict[str, tuple],
