@@ -195,12 +195,12 @@ def fixed_and_lava(ctx: Context, args, fast: dict, fixed: bool, lava: bool) -> l
                         conversion=conv, rates=cal.source_rates)
         entry = {"method": method, "timesteps": t, "convention": plan.convention(fast)}
         if fixed:
-            x, y = ((ctx.x_val, ctx.y_val) if getattr(args, "fixed_on", "test") == "validation"
-                    else (ctx.x, ctx.y))
+            on = args.fixed_on
+            x, y = (ctx.x_val, ctx.y_val) if on == "validation" else (ctx.x, ctx.y)
             cmp = compare_float_fixed(net, cal.scales, qnet, x, y, t, args.seed,
                                       "cpu", cal.source_scales)
             entry.update({"float": cmp["float_accuracy"], "fixed": cmp["exported_accuracy"],
-                          "samples": cmp["samples"], "images": getattr(args, "fixed_on", "test"),
+                          "samples": cmp["samples"], "images": on,
                           **_decisions(net, cal, qnet, x, y, t, args.seed)})
             entry["mcnemar_p"] = plan.mcnemar_p(entry["differ_float_right"],
                                                 entry["differ_fixed_right"])

@@ -69,15 +69,20 @@ def _channel_data(cal: Calibration) -> dict[str, dict[str, np.ndarray]]:
     return {key: getattr(cal, key) for key in CHANNEL_GROUPS if getattr(cal, key)}
 
 
+def _read_group(f, key: str) -> dict[str, np.ndarray]:
+    """A group of per-node arrays as ``save_calibration`` writes it: names, then 0000...."""
+    names = json.loads(f[key].attrs["names"])
+    return {n: np.asarray(f[key][f"{i:04d}"][()], dtype=np.float64)
+            for i, n in enumerate(names)}
+
+
 def _read_channel_data(f, graph: ir.Graph) -> dict[str, dict[str, np.ndarray]]:
     """The per-channel groups of a version 2 file, checked against the graph's layers."""
     out = {}
     for key in CHANNEL_GROUPS:
         if key not in f:
             continue
-        names = json.loads(f[key].attrs["names"])
-        out[key] = {n: np.asarray(f[key][f"{i:04d}"][()], dtype=np.float64)
-                    for i, n in enumerate(names)}
+        out[key] = _read_group(f, key)
         for name, values in out[key].items():
             node = graph.nodes.get(name)
             if node is None or values.shape != (int(node.shape[0]),):
@@ -94,9 +99,7 @@ def _read_rates(f, graph: ir.Graph) -> dict[str, np.ndarray]:
     """The source rates of a version 3 file: finite, one value per neuron of a node."""
     if RATES_GROUP not in f:
         return {}
-    names = json.loads(f[RATES_GROUP].attrs["names"])
-    rates = {n: np.asarray(f[RATES_GROUP][f"{i:04d}"][()], dtype=np.float64)
-             for i, n in enumerate(names)}
+    rates = _read_group(f, RATES_GROUP)
     for name, values in rates.items():
         node = graph.nodes.get(name)
         if node is None or values.shape != (int(np.prod(node.shape)),):
